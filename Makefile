@@ -1,0 +1,31 @@
+# The two commands a newcomer needs:
+#   make drill   set everything up and run a full drill on the embedded sandbox
+#   make test    set everything up and run the whole test suite (what .ci/run runs)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DRTOOL := $(VENV)/bin/drtool
+
+.PHONY: drill test lint bootstrap clean
+
+bootstrap: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	scripts/bootstrap $(VENV)
+	touch $@
+
+drill: bootstrap
+	$(DRTOOL) sandbox up
+	$(DRTOOL) drill --env sandbox
+
+lint: bootstrap
+	$(VENV)/bin/ruff check drtool tests collections bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/yamllint -s .
+	$(VENV)/bin/ansible-lint --offline
+
+# pytest's exit code 5 (no tests collected) fails this target like any other failure.
+test: lint
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,142 @@
+#!/usr/bin/python
+"""Ansible module: a snapshot-consistent pg_dump with the facts a restore is judged by."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_backup
+short_description: Dump a PostgreSQL database with exact row counts from the same snapshot
+description:
+  - Writes a sentinel row, opens a REPEATABLE READ transaction, exports its snapshot and runs
+    C(pg_dump -Fd -j N --snapshot) against it while counting every table exactly in that same
+    snapshot, so the counts describe the dump exactly.
+  - Returns the consistency time, counts, sequences, sentinel, newest heartbeat and the
+    sha256 of every file written.
+options:
+  host: {description: Server address., type: str, default: 127.0.0.1}
+  port: {description: Server port., type: int, default: 5432}
+  user: {description: Role to connect as., type: str, default: postgres}
+  password: {description: Password of I(user)., type: str}
+  database: {description: Database to dump., type: str, required: true}
+  connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
+  dest: {description: Directory the dump is written to; it must not exist yet., type: path, required: true}
+  backup_root: {description: Backup directory the returned file paths are relative to., type: path, required: true}
+  jobs: {description: Parallel pg_dump jobs., type: int, default: 2}
+  pg_dump: {description: pg_dump executable., type: str, default: pg_dump}
+  backup_id: {description: Backup identifier, the sentinel's key., type: str, required: true}
+  sentinel_value: {description: Value of the sentinel row written before the dump., type: str, required: true}
+  heartbeat_query: {description: Query returning the newest heartbeat timestamp., type: str}
+author: drtool maintainers
+"""
+
+RETURN = r"""
+consistent_at: {description: Time of the exported snapshot (server clock, ISO-8601)., type: str, returned: success}
+counts: {description: Exact row count of every table in the snapshot., type: dict, returned: success}
+files: {description: Every file written, with size and sha256., type: list, returned: success}
+"""
+
+import os
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.drtool.drill.plugins.module_utils.files import describe_tree
+from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
+    CONNECTION_ARGS,
+    SENTINEL_DDL,
+    connect,
+    exact_counts,
+    import_psycopg,
+    newest_heartbeat,
+    sequence_values,
+)
+
+
+def tool_version(binary):
+    """Return the first line `binary --version` prints."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def write_sentinel(conn, backup_id, value):
+    for statement in SENTINEL_DDL:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO drtool.sentinel (backup_id, value) VALUES (%s, %s)"
+        " ON CONFLICT (backup_id) DO UPDATE SET value = EXCLUDED.value",
+        (backup_id, value),
+    )
+
+
+def main():
+    args = dict(CONNECTION_ARGS)
+    args.update(
+        dest=dict(type="path", required=True),
+        backup_root=dict(type="path", required=True),
+        jobs=dict(type="int", default=2),
+        pg_dump=dict(type="str", default="pg_dump"),
+        backup_id=dict(type="str", required=True),
+        sentinel_value=dict(type="str", required=True),
+        heartbeat_query=dict(type="str", default=None),
+    )
+    module = AnsibleModule(argument_spec=args, supports_check_mode=False)
+    params = module.params
+    psycopg = import_psycopg(module)
+    if os.path.exists(params["dest"]) and os.listdir(params["dest"]):
+        module.fail_json(msg="refusing to dump into %s: it is not empty" % params["dest"])
+    os.makedirs(os.path.dirname(params["dest"]), exist_ok=True)
+
+    started = time.monotonic()
+    try:
+        with connect(psycopg, params) as plain:
+            write_sentinel(plain, params["backup_id"], params["sentinel_value"])
+        snap = connect(psycopg, params, autocommit=False)
+        try:
+            snap.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            snapshot_id, consistent_at, server_version = snap.execute(
+                "SELECT pg_export_snapshot(), clock_timestamp(), current_setting('server_version')"
+            ).fetchone()
+            # Sequences are not transactional: read them first, so the dump (which reads them
+            # later) can only hold values at or above these.
+            sequences = sequence_values(snap)
+            env = dict(os.environ, PGPASSWORD=params["password"] or "")
+            dump = subprocess.Popen(
+                [
+                    params["pg_dump"], "--format=directory", "--jobs=%d" % params["jobs"],
+                    "--snapshot=" + snapshot_id, "--file=" + params["dest"],
+                    "--host=" + params["host"], "--port=%d" % params["port"],
+                    "--username=" + params["user"], "--no-password", params["database"],
+                ],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            counts = exact_counts(snap)
+            heartbeat_at = newest_heartbeat(snap, params["heartbeat_query"])
+            _out, err = dump.communicate()
+            if dump.returncode != 0:
+                module.fail_json(msg="pg_dump failed (exit %d): %s" % (dump.returncode, err.strip()))
+        finally:
+            snap.rollback()
+            snap.close()
+    except psycopg.Error as exc:
+        module.fail_json(msg="PostgreSQL %s:%s: %s" % (params["host"], params["port"], exc))
+
+    files = describe_tree(params["dest"], os.path.relpath(params["dest"], params["backup_root"]))
+    module.exit_json(
+        changed=True,
+        database=params["database"],
+        snapshot=snapshot_id,
+        consistent_at=consistent_at.isoformat(),
+        server_version=server_version,
+        pg_dump_version=tool_version(params["pg_dump"]),
+        counts=counts,
+        sequences=sequences,
+        sentinel={"backup_id": params["backup_id"], "value": params["sentinel_value"]},
+        heartbeat_at=heartbeat_at,
+        files=files,
+        size=sum(entry["size"] for entry in files),
+        duration_s=round(time.monotonic() - started, 3),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+#!/usr/bin/python
+"""Ansible module: create or drop (with FORCE) a PostgreSQL database."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_database
+short_description: Create a database, or drop it closing its connections
+options:
+  host: {description: Server address., type: str, default: 127.0.0.1}
+  port: {description: Server port., type: int, default: 5432}
+  user: {description: Role to connect as., type: str, default: postgres}
+  password: {description: Password of I(user)., type: str}
+  database: {description: Database to create or drop., type: str, required: true}
+  connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
+  state: {description: Whether the database should exist., type: str, default: present, choices: [present, absent]}
+author: drtool maintainers
+"""
+
+RETURN = r"""
+existed: {description: Whether the database existed before., type: bool, returned: success}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
+    CONNECTION_ARGS,
+    connect,
+    import_psycopg,
+)
+
+
+def main():
+    args = dict(CONNECTION_ARGS)
+    args.update(state=dict(type="str", default="present", choices=["present", "absent"]))
+    module = AnsibleModule(argument_spec=args, supports_check_mode=True)
+    params = module.params
+    psycopg = import_psycopg(module)
+    from psycopg import sql  # noqa: PLC0415
+
+    name = sql.Identifier(params["database"])
+    try:
+        with connect(psycopg, params, database="postgres") as conn:
+            existed = conn.execute(
+                "SELECT count(*) > 0 FROM pg_database WHERE datname = %s", (params["database"],)
+            ).fetchone()[0]
+            want = params["state"] == "present"
+            changed = existed != want
+            if changed and not module.check_mode:
+                if want:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+                else:
+                    conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
+    except psycopg.Error as exc:
+        module.fail_json(msg="PostgreSQL %s:%s: %s" % (params["host"], params["port"], exc))
+    module.exit_json(changed=changed, existed=existed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+#!/usr/bin/python
+"""Ansible module: what a PostgreSQL database holds now, measured exactly."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_facts
+short_description: Exact row counts, sequences, sentinel and heartbeat of a PostgreSQL database
+description:
+  - Reads, never guesses - C(count(*)) for every table, not C(reltuples).
+  - With I(write_check), writes a row, reads it back and deletes it, proving the database
+    accepts writes.
+  - With I(reachable_only), only connects and reports the server version.
+options:
+  host: {description: Server address., type: str, default: 127.0.0.1}
+  port: {description: Server port., type: int, default: 5432}
+  user: {description: Role to connect as., type: str, default: postgres}
+  password: {description: Password of I(user)., type: str}
+  database: {description: Database to inspect., type: str, required: true}
+  connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
+  backup_id: {description: Backup whose sentinel row to read., type: str}
+  heartbeat_query: {description: Query returning the newest heartbeat timestamp., type: str}
+  write_check: {description: Prove the database accepts a committed write., type: bool, default: false}
+  reachable_only: {description: Only check the server answers., type: bool, default: false}
+author: drtool maintainers
+"""
+
+RETURN = r"""
+exists: {description: Whether the database exists., type: bool, returned: always}
+counts: {description: Exact row count of every table., type: dict, returned: when the database exists}
+"""
+
+import uuid
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
+    CONNECTION_ARGS,
+    SENTINEL_DDL,
+    connect,
+    exact_counts,
+    import_psycopg,
+    newest_heartbeat,
+    sentinel_value,
+    sequence_values,
+)
+
+
+def write_check(conn):
+    """Insert, read back and delete a row; return the value that round-tripped or an error."""
+    for statement in SENTINEL_DDL:
+        conn.execute(statement)
+    key = "write-check-" + uuid.uuid4().hex
+    conn.execute("INSERT INTO drtool.sentinel (backup_id, value) VALUES (%s, %s)", (key, key))
+    row = conn.execute("SELECT value FROM drtool.sentinel WHERE backup_id = %s", (key,)).fetchone()
+    conn.execute("DELETE FROM drtool.sentinel WHERE backup_id = %s", (key,))
+    return {"written": key, "read_back": row[0] if row else None}
+
+
+def main():
+    args = dict(CONNECTION_ARGS)
+    args.update(
+        backup_id=dict(type="str", default=None),
+        heartbeat_query=dict(type="str", default=None),
+        write_check=dict(type="bool", default=False),
+        reachable_only=dict(type="bool", default=False),
+    )
+    module = AnsibleModule(argument_spec=args, supports_check_mode=True)
+    params = module.params
+    psycopg = import_psycopg(module)
+    try:
+        with connect(psycopg, params, database="postgres") as admin:
+            version = admin.execute("SHOW server_version").fetchone()[0]
+            exists = admin.execute(
+                "SELECT count(*) > 0 FROM pg_database WHERE datname = %s", (params["database"],)
+            ).fetchone()[0]
+        result = dict(changed=False, exists=exists, server_version=version)
+        if params["reachable_only"] or not exists:
+            module.exit_json(**result)
+        with connect(psycopg, params) as conn:
+            result.update(
+                counts=exact_counts(conn),
+                sequences=sequence_values(conn),
+                sentinel_value=sentinel_value(conn, params["backup_id"]),
+                heartbeat_at=newest_heartbeat(conn, params["heartbeat_query"]),
+            )
+            if params["write_check"] and not module.check_mode:
+                result["write_check"] = write_check(conn)
+    except psycopg.Error as exc:
+        module.fail_json(msg="PostgreSQL %s:%s: %s" % (params["host"], params["port"], exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

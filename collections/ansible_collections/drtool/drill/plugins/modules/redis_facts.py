@@ -1,0 +1,85 @@
+#!/usr/bin/python
+"""Ansible module: what a Redis server holds now, after it has finished loading."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: redis_facts
+short_description: Reachability, loading state, key counts, sentinel and heartbeat of Redis
+description:
+  - Waits (up to I(wait_timeout)) until the server answers PING and has finished loading its
+    dataset, then reports key counts per database, the sentinel key and the heartbeat key.
+options:
+  host: {description: Server address., type: str, default: 127.0.0.1}
+  port: {description: Server port., type: int, default: 6379}
+  password: {description: Server password., type: str}
+  connect_timeout: {description: Socket timeout in seconds., type: int, default: 10}
+  wait_timeout: {description: Seconds to wait for PING and loading to finish., type: int, default: 0}
+  sentinel_key: {description: Sentinel key to read., type: str}
+  heartbeat_key: {description: Key holding the newest heartbeat (epoch seconds)., type: str}
+author: drtool maintainers
+"""
+
+RETURN = r"""
+ping: {description: Whether the server answered PING., type: bool, returned: success}
+counts: {description: Keys per database., type: dict, returned: success}
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.drtool.drill.plugins.module_utils.redis import (
+    CONNECTION_ARGS,
+    connect,
+    heartbeat_iso,
+    import_redis,
+    keyspace_counts,
+)
+
+
+def main():
+    args = dict(CONNECTION_ARGS)
+    args.update(
+        wait_timeout=dict(type="int", default=0),
+        sentinel_key=dict(type="str", default=None, no_log=False),
+        heartbeat_key=dict(type="str", default=None, no_log=False),
+    )
+    module = AnsibleModule(argument_spec=args, supports_check_mode=True)
+    params = module.params
+    redis = import_redis(module)
+    client = connect(redis, params)
+    deadline = time.monotonic() + params["wait_timeout"]
+    waited_since = time.monotonic()
+    while True:
+        try:
+            # LOADING errors surface as BusyLoadingError, a RedisError: keep waiting on them.
+            client.ping()
+            if not client.info("persistence").get("loading"):
+                break
+        except redis.RedisError as exc:
+            if time.monotonic() > deadline:
+                module.fail_json(
+                    msg="Redis %s:%s not ready: %s" % (params["host"], params["port"], exc)
+                )
+        if time.monotonic() > deadline:
+            module.fail_json(msg="Redis %s:%s still loading" % (params["host"], params["port"]))
+        time.sleep(0.05)
+    try:
+        result = dict(
+            changed=False,
+            ping=True,
+            ready_after_s=round(time.monotonic() - waited_since, 3),
+            redis_version=client.info("server")["redis_version"],
+            counts=keyspace_counts(client.info("keyspace")),
+            sentinel_value=client.get(params["sentinel_key"]) if params["sentinel_key"] else None,
+            heartbeat_at=heartbeat_iso(
+                client.get(params["heartbeat_key"]) if params["heartbeat_key"] else None
+            ),
+        )
+    except redis.RedisError as exc:
+        module.fail_json(msg="Redis %s:%s: %s" % (params["host"], params["port"], exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from drtool.cli.main import entry_point
+
+entry_point()

@@ -1,0 +1,41 @@
+"""What the commands share: loading an environment, exit codes, JSON output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from drtool import paths
+from drtool.adapters.ansible import AnsibleAdapter
+from drtool.config import Environment, environment_from_inventory, find_inventory
+from drtool.core.model import ABORTED, PASSED, Journal
+from drtool.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_ORCHESTRATION, EXIT_PASSED
+
+env_option = click.option("--env", "env_name", required=True, metavar="ENV",
+                          help="Environment: an inventory under inventories/ENV.")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print machine-readable JSON on stdout instead of a table.")
+
+
+def load(env_name: str) -> tuple[Environment, AnsibleAdapter]:
+    """Find, read and validate an environment; ConfigError (exit 2) lists every problem."""
+    inventory = find_inventory(env_name)
+    adapter = AnsibleAdapter(paths.content_root(), inventory, paths.runs_dir())
+    return environment_from_inventory(env_name, inventory, adapter.list_inventory()), adapter
+
+
+def exit_code(journal: Journal) -> int:
+    """0 passed; 130 aborted; 3 when a phase could not run; 1 when a check failed."""
+    if journal.status == PASSED:
+        return EXIT_PASSED
+    if journal.status == ABORTED:
+        return EXIT_INTERRUPTED
+    if journal.failure is not None and journal.failure.kind == "orchestration":
+        return EXIT_ORCHESTRATION
+    return EXIT_FAILED
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,153 @@
+"""The evidence model: what a drill did and found, independent of how it is shown.
+
+A Journal is built up as the drill runs and written after every change; these classes know
+nothing of Ansible, terminals or files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# Phase and drill statuses.
+PENDING, RUNNING, PASSED, FAILED, SKIPPED, ABORTED = (
+    "pending", "running", "passed", "failed", "skipped", "aborted",
+)
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """The environment's recovery objectives, in seconds."""
+
+    rto_s: float
+    rpo_s: float
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing measured and judged: expected against actual on a target."""
+
+    name: str
+    target: str
+    expected: Any
+    actual: Any
+    status: str  # passed or failed
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    def describe(self) -> str:
+        """One line a person reads: name, target, expected and actual."""
+        line = f"{self.name} {self.target}: expected {self.expected}, actual {self.actual}"
+        return f"{line} ({self.detail})" if self.detail else line
+
+
+@dataclass
+class TaskRecord:
+    """One Ansible task on one host, as its runner events reported it."""
+
+    host: str
+    name: str
+    action: str
+    status: str  # ok, changed, failed, skipped, unreachable
+    started_at: str | None
+    ended_at: str | None
+    duration_s: float | None
+    message: str | None = None
+
+
+@dataclass
+class PhaseRecord:
+    """One phase: one playbook, one ansible-runner call."""
+
+    name: str
+    status: str = PENDING
+    started_at: str | None = None
+    ended_at: str | None = None
+    duration_s: float | None = None
+    tasks: list[TaskRecord] = field(default_factory=list)
+    error: str | None = None
+    artifacts: str | None = None
+
+
+@dataclass
+class BackupRef:
+    """The backup a drill made or used."""
+
+    id: str
+    consistent_at: str | None
+    manifest: str
+    size: int | None = None
+    location: str | None = None
+
+
+@dataclass
+class Failure:
+    """Why a drill failed: the phase, a one-line reason, and whether a check or the
+    orchestration failed (which decides exit 1 or 3)."""
+
+    phase: str
+    reason: str
+    kind: str  # check, orchestration or interrupted
+    hosts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Journal:
+    """The record of one drill (or backup, restore, verify), written as it goes."""
+
+    drill_id: str
+    env: str
+    operation: str
+    started_at: str
+    status: str = RUNNING
+    ended_at: str | None = None
+    schema_version: int = SCHEMA_VERSION
+    pid: int | None = None
+    objectives: Objectives | None = None
+    phases: list[PhaseRecord] = field(default_factory=list)
+    rollback: PhaseRecord | None = None
+    disaster_declared_at: str | None = None
+    verified_at: str | None = None
+    rto_s: float | None = None
+    rpo_backup_age_s: float | None = None
+    rpo_measured_s: float | None = None
+    rpo_measured_from: dict[str, str | None] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    backup: BackupRef | None = None
+    failure: Failure | None = None
+    tool_versions: dict[str, str] = field(default_factory=dict)
+    inventory: str | None = None
+
+    def phase(self, name: str) -> PhaseRecord:
+        for record in self.phases:
+            if record.name == name:
+                return record
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def journal_from_dict(data: dict[str, Any]) -> Journal:
+    """Rebuild a Journal from its JSON form (for history and re-verification)."""
+    fields = dict(data)
+
+    def phase(raw: dict[str, Any]) -> PhaseRecord:
+        raw = dict(raw)
+        raw["tasks"] = [TaskRecord(**task) for task in raw.get("tasks", [])]
+        return PhaseRecord(**raw)
+
+    fields["phases"] = [phase(raw) for raw in data.get("phases", [])]
+    fields["rollback"] = phase(data["rollback"]) if data.get("rollback") else None
+    fields["checks"] = [Check(**raw) for raw in data.get("checks", [])]
+    fields["objectives"] = Objectives(**data["objectives"]) if data.get("objectives") else None
+    fields["backup"] = BackupRef(**data["backup"]) if data.get("backup") else None
+    fields["failure"] = Failure(**data["failure"]) if data.get("failure") else None
+    known = {f.name for f in dataclasses.fields(Journal)}
+    return Journal(**{k: v for k, v in fields.items() if k in known})

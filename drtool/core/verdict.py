@@ -1,0 +1,109 @@
+"""Verdicts: the facts measured after a restore, judged against the manifest and the
+environment's objectives. Pure: given dicts and dataclasses, returns Checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from drtool.core.manifest import Manifest
+from drtool.core.model import FAILED, PASSED, Check, Objectives
+
+
+def _check(name: str, target: str, expected: Any, actual: Any, ok: bool, detail: str = "") -> Check:
+    return Check(name, target, expected, actual, PASSED if ok else FAILED, detail)
+
+
+def postgres_checks(
+    manifest: Manifest, host: str, facts: dict[str, Any], growing_tables: Iterable[str] = ()
+) -> list[Check]:
+    """Judge a restored database: it exists; every table's exact row count equals the
+    manifest's (tables the application appends to after the restart may hold more); no
+    sequence went backwards; the sentinel row is there; a write round-tripped."""
+    expected = manifest.postgres
+    where = f"{host}/{expected.database}"
+    checks = [_check("postgres.database", where, "exists",
+                     "exists" if facts.get("exists") else "missing", bool(facts.get("exists")))]
+    if not facts.get("exists"):
+        return checks
+    counts = facts.get("counts", {})
+    growing = set(growing_tables)
+    for table in sorted(set(expected.counts) | set(counts)):
+        want, got = expected.counts.get(table), counts.get(table)
+        if table in growing and want is not None and got is not None:
+            checks.append(_check("postgres.row_count", f"{where}:{table}", f">= {want}", got,
+                                 got >= want, "appended to by the application"))
+        else:
+            checks.append(_check("postgres.row_count", f"{where}:{table}", want, got, want == got))
+    sequences = facts.get("sequences", {})
+    for name, want in sorted(expected.sequences.items()):
+        got = sequences.get(name)
+        ok = got is not None if want is None else (got is not None and got >= want)
+        checks.append(_check("postgres.sequence", f"{where}:{name}",
+                             f">= {want}" if want is not None else "present", got, ok))
+    sentinel = expected.sentinel.get("value")
+    checks.append(_check("postgres.sentinel", f"{where}:drtool.sentinel", sentinel,
+                         facts.get("sentinel_value"), facts.get("sentinel_value") == sentinel))
+    if "write_check" in facts:
+        written = facts["write_check"].get("written")
+        read_back = facts["write_check"].get("read_back")
+        checks.append(_check("postgres.write", where, written, read_back,
+                             written is not None and written == read_back))
+    return checks
+
+
+def redis_checks(manifest: Manifest, host: str, facts: dict[str, Any]) -> list[Check]:
+    """Judge a restored Redis: it answers PING, every database holds exactly the manifest's
+    key count, and the sentinel key holds the sentinel value."""
+    expected = manifest.redis
+    checks = [_check("redis.ping", host, True, bool(facts.get("ping")), bool(facts.get("ping")))]
+    counts = facts.get("counts", {})
+    for db in sorted(set(expected.counts) | set(counts)):
+        want, got = expected.counts.get(db), counts.get(db)
+        checks.append(_check("redis.key_count", f"{host}:{db}", want, got, want == got))
+    sentinel = expected.sentinel.get("value")
+    checks.append(_check("redis.sentinel", f"{host}:{expected.sentinel.get('key')}", sentinel,
+                         facts.get("sentinel_value"), facts.get("sentinel_value") == sentinel))
+    return checks
+
+
+def heartbeat_checks(manifest: Manifest, restored: dict[str, dict[str, Any]]) -> list[Check]:
+    """The newest heartbeat found right after the restore must be the one the backup saw:
+    proof that the restored data is that backup, no older and no newer."""
+    checks = []
+    for store, part in (("postgres", manifest.postgres), ("redis", manifest.redis)):
+        for host, facts in restored.get(store, {}).items():
+            got = facts.get("heartbeat_at")
+            checks.append(_check(f"{store}.heartbeat", host, part.heartbeat_at, got,
+                                 got == part.heartbeat_at))
+    return checks
+
+
+def app_checks(health: dict[str, dict[str, Any]]) -> list[Check]:
+    """The application answered its health check with 200 on every app host."""
+    return [
+        _check("app.health", f"{host} {facts.get('url', '')}".strip(), 200, facts.get("status"),
+               facts.get("status") == 200)
+        for host, facts in sorted(health.items())
+    ]
+
+
+def objective_checks(
+    objectives: Objectives, rto_s: float | None, rpo_measured_s: float | None,
+    rpo_backup_age_s: float | None,
+) -> list[Check]:
+    """RTO and RPO against the environment's objectives. RPO is judged on the loss measured
+    from the data; the backup's age stands in only when no heartbeat was found."""
+    rpo, source = (rpo_measured_s, "measured") if rpo_measured_s is not None else (
+        rpo_backup_age_s, "backup age")
+    return [
+        _check("objective.rto", "drill", f"<= {objectives.rto_s}", rto_s,
+               rto_s is not None and rto_s <= objectives.rto_s,
+               "" if rto_s is not None else "the restore was not verified"),
+        _check("objective.rpo", "drill", f"<= {objectives.rpo_s}", rpo,
+               rpo is not None and rpo <= objectives.rpo_s, source),
+    ]
+
+
+def failed(checks: Iterable[Check]) -> list[Check]:
+    return [check for check in checks if not check.passed]

@@ -1,0 +1,292 @@
+"""Orchestration: run an operation's phases through Ansible, one playbook each, and keep
+the journal true after every step. Verdicts come from drtool.core.verdict; this module
+only sequences, records and rolls back."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+from typing import Any, Protocol
+
+from drtool import paths
+from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun
+from drtool.config import Environment
+from drtool.core import timing, verdict
+from drtool.core.clock import Clock, iso, parse_iso, seconds_between, utc_now
+from drtool.core.manifest import Manifest, build_manifest
+from drtool.core.model import (
+    ABORTED, FAILED, PASSED, PENDING, RUNNING, SKIPPED, BackupRef, Check, Failure, Journal,
+    PhaseRecord, TaskRecord,
+)
+from drtool.drill import phases as ph
+from drtool.drill.journal_writer import JournalWriter
+from drtool.drill.versions import base_versions
+from drtool.store.local import LocalStore
+
+
+class Progress(Protocol):
+    def phase_started(self, name: str, index: int, total: int) -> None: ...
+    def task_started(self, phase: str, task: str, host: str | None) -> None: ...
+    def phase_ended(self, record: PhaseRecord) -> None: ...
+
+
+def new_id(clock: Clock, prefix: str = "") -> str:
+    """A sortable, unique id: 20261122T051530Z-3fa2c1."""
+    return f"{prefix}{clock().strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+class Drill:
+    """One run of an operation (drill, backup, restore, verify) against one environment."""
+
+    def __init__(
+        self, env: Environment, operation: str, ansible: AnsibleAdapter, progress: Progress,
+        clock: Clock = utc_now, backup_id: str | None = None,
+    ) -> None:
+        self.env, self.operation, self.ansible, self.progress, self.clock = (
+            env, operation, ansible, progress, clock)
+        self.store = LocalStore(env.store_root)
+        self.phase_names = ph.OPERATIONS[operation]
+        self.manifest: Manifest | None = None
+        self.restored: dict[str, dict[str, Any]] = {}
+        self.cancelled = False
+        drill_id = new_id(clock)
+        self.backup_id = backup_id or (new_id(clock, "bk-") if ph.BACKUP in self.phase_names
+                                       else None)
+        if backup_id:
+            self.manifest = self.store.read_manifest(backup_id)  # ConfigError when unknown
+        self.journal = Journal(
+            drill_id=drill_id, env=env.name, operation=operation, started_at=iso(clock()) or "",
+            pid=os.getpid(), objectives=env.objectives, inventory=str(env.inventory),
+            phases=[PhaseRecord(name) for name in self.phase_names], tool_versions=base_versions(),
+        )
+        if self.manifest is not None:
+            self.journal.backup = self._backup_ref(self.manifest)
+        self.writer = JournalWriter(paths.evidence_dir(env.name) / drill_id, self.journal)
+        self.sentinel_value = secrets.token_hex(16)
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self) -> Journal:
+        """Run every phase in order; always returns the finished journal (never raises for a
+        failed phase: the failure is in the journal)."""
+        self.writer.save()
+        previous = {sig: signal.signal(sig, self._interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for index, name in enumerate(self.phase_names, start=1):
+                if self.cancelled or not self._run_phase(name, index):
+                    break
+            for record in self.journal.phases:
+                if record.status == PENDING:
+                    record.status = SKIPPED
+            self.writer.save()
+            if self._needs_rollback():
+                self._rollback()
+            self._finish()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.writer.save()
+        return self.journal
+
+    def _interrupt(self, signum: int, _frame: Any) -> None:
+        # First signal: cancel the running phase, then roll back and record. A second one
+        # gets the default behaviour (the journal already says what happened).
+        self.cancelled = True
+        signal.signal(signum, signal.SIG_DFL)
+
+    def _run_phase(self, name: str, index: int) -> bool:
+        record = self.journal.phase(name)
+        started = self.clock()
+        record.status, record.started_at = RUNNING, iso(started)
+        if name == ph.DISASTER:
+            self.journal.disaster_declared_at = iso(started)
+        self.writer.save()
+        self.progress.phase_started(name, index, len(self.phase_names))
+        run = self._playbook(name, record)
+        ended = self.clock()
+        record.ended_at, record.duration_s = iso(ended), seconds_between(started, ended)
+        if run.status == "canceled" or self.cancelled:
+            self._fail(record, "interrupted by a signal", "interrupted", status=ABORTED)
+        elif run.status != "successful":
+            self._fail_from_run(record, run)
+        else:
+            after = getattr(self, f"_after_{name}", None)
+            problem = after(run) if after else None
+            if problem:
+                self._fail(record, problem, "check")
+            else:
+                record.status = PASSED
+                if name == ph.VERIFY:
+                    self.journal.verified_at = record.ended_at
+        self.writer.save()
+        self.progress.phase_ended(record)
+        return record.status == PASSED
+
+    def _playbook(self, name: str, record: PhaseRecord) -> PlaybookRun:
+        artifacts = self.writer.artifact_dir(name)
+        record.artifacts = str(artifacts.relative_to(self.writer.folder))
+
+        def on_event(event: dict[str, Any], task: TaskRecord | None) -> None:
+            if event.get("event") == "playbook_on_task_start":
+                data = event.get("event_data", {})
+                self.progress.task_started(name, data.get("task", ""), None)
+            if task is not None:
+                record.tasks.append(task)
+                self.writer.save()  # a crash mid-phase still leaves the tasks done so far
+
+        run = self.ansible.run(name, self._extravars(), artifacts, on_event, lambda: self.cancelled)
+        record.tasks = run.tasks
+        return run
+
+    def _extravars(self) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "drtool_env": self.env.name,
+            "drtool_drill_id": self.journal.drill_id,
+            "drtool_snapshot_path": str(paths.snapshots_dir(self.env.name) / self.journal.drill_id),
+            "drtool_sentinel_value": self.sentinel_value,
+        }
+        if self.backup_id:
+            values["drtool_backup_id"] = self.backup_id
+            values["drtool_backup_path"] = str(self.store.backup_path(self.backup_id))
+        if self.journal.disaster_declared_at:
+            values["drtool_disaster_declared_at"] = self.journal.disaster_declared_at
+        return values
+
+    # -- failures and rollback ------------------------------------------------------------
+
+    def _fail(self, record: PhaseRecord, reason: str, kind: str, hosts: list[str] | None = None,
+              status: str = FAILED) -> None:
+        record.status, record.error = status, reason
+        if self.journal.failure is None:
+            self.journal.failure = Failure(record.name, reason, kind, hosts or [])
+
+    def _fail_from_run(self, record: PhaseRecord, run: PlaybookRun) -> None:
+        if not run.failures:
+            self._fail(record, f"ansible-playbook ended {run.status} (rc {run.rc})",
+                       "orchestration")
+            return
+        hosts = sorted({f.host for f in run.failures})
+        integrity = [f for f in run.failures if f.result.get("drtool_check_failed")]
+        for failure in integrity:
+            for problem in failure.result.get("problems", []):
+                self.journal.checks.append(Check(
+                    "backup.integrity", f"{failure.host}:{problem.get('path')}",
+                    problem.get("expected"), problem.get("actual"), FAILED,
+                    problem.get("problem", "")))
+        first = (integrity or run.failures)[0]
+        what = "unreachable" if first.unreachable else "failed"
+        reason = f"{first.host}: task '{first.task}' {what}: {first.message}".strip()
+        self._fail(record, reason, "check" if integrity else "orchestration", hosts)
+
+    def _needs_rollback(self) -> bool:
+        if self.journal.failure is None and not self.cancelled:
+            return False
+        return any(r.name == ph.SNAPSHOT and r.status == PASSED for r in self.journal.phases)
+
+    def _rollback(self) -> None:
+        record = PhaseRecord(ph.ROLLBACK)
+        self.journal.rollback = record
+        started = self.clock()
+        record.status, record.started_at = RUNNING, iso(started)
+        self.writer.save()
+        self.progress.phase_started(ph.ROLLBACK, 0, 0)
+        interrupted, self.cancelled = self.cancelled, False  # the rollback must run to the end
+        run = self._playbook(ph.ROLLBACK, record)
+        self.cancelled = interrupted
+        ended = self.clock()
+        record.ended_at, record.duration_s = iso(ended), seconds_between(started, ended)
+        record.status = PASSED if run.status == "successful" else FAILED
+        if record.status == FAILED:
+            record.error = "; ".join(f"{f.host}: {f.task}: {f.message}" for f in run.failures) or (
+                f"ansible-playbook ended {run.status}")
+        self.writer.save()
+        self.progress.phase_ended(record)
+
+    # -- what each phase's results mean -----------------------------------------------------
+
+    def _after_backup(self, run: PlaybookRun) -> str | None:
+        assert self.backup_id is not None
+        try:
+            manifest = build_manifest(
+                self.backup_id, self.env.name, iso(self.clock()) or "",
+                run.stats.get("drtool_postgres_backup", {}), run.stats.get("drtool_redis_backup", {}),
+                drill_id=self.journal.drill_id)
+        except (KeyError, ValueError, TypeError) as exc:
+            return f"the backup roles did not report a complete manifest: {exc}"
+        self.store.write_manifest(manifest)
+        self.manifest = manifest
+        self.journal.backup = self._backup_ref(manifest)
+        self.journal.tool_versions.update({
+            "postgresql_server": manifest.postgres.server_version,
+            "pg_dump": manifest.postgres.pg_dump_version,
+            "redis_server": manifest.redis.redis_version,
+        })
+        return None
+
+    def _after_restore(self, run: PlaybookRun) -> str | None:
+        self.restored = {
+            "postgres": run.stats.get("drtool_postgres_restore", {}),
+            "redis": run.stats.get("drtool_redis_restore", {}),
+        }
+        self.journal.rpo_measured_from = {
+            f"{store}:{host}": facts.get("heartbeat_at")
+            for store, hosts in self.restored.items() for host, facts in hosts.items()
+        }
+        return None
+
+    def _after_verify(self, run: PlaybookRun) -> str | None:
+        if self.manifest is None:
+            return "verify needs a backup manifest and none is known"
+        checks: list[Check] = []
+        for host, facts in sorted(run.stats.get("drtool_postgres_verify", {}).items()):
+            checks += verdict.postgres_checks(self.manifest, host, facts, self.env.growing_tables)
+        for host, facts in sorted(run.stats.get("drtool_redis_verify", {}).items()):
+            checks += verdict.redis_checks(self.manifest, host, facts)
+        checks += verdict.heartbeat_checks(self.manifest, self.restored)
+        checks += verdict.app_checks(run.stats.get("drtool_app_health", {}))
+        self.journal.checks.extend(checks)
+        bad = verdict.failed(checks)
+        if not checks:
+            return "verify measured nothing: no facts were published"
+        if bad:
+            more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+            return "; ".join(check.describe() for check in bad[:3]) + more
+        return None
+
+    # -- the end ------------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        journal = self.journal
+        if self.operation == "drill":
+            declared = parse_iso(journal.disaster_declared_at)
+            journal.rto_s = timing.rto_seconds(declared, parse_iso(journal.verified_at))
+            if self.manifest is not None:
+                journal.rpo_backup_age_s = timing.rpo_backup_age(
+                    declared, parse_iso(self.manifest.consistent_at))
+            journal.rpo_measured_s = timing.rpo_measured(
+                declared, {k: parse_iso(v) for k, v in journal.rpo_measured_from.items()})
+            if journal.objectives is not None and journal.failure is None:
+                objective = verdict.objective_checks(
+                    journal.objectives, journal.rto_s, journal.rpo_measured_s,
+                    journal.rpo_backup_age_s)
+                journal.checks.extend(objective)
+                missed = verdict.failed(objective)
+                if missed:
+                    journal.failure = Failure("objectives", "; ".join(c.describe() for c in missed),
+                                              "check")
+        if self.cancelled:
+            journal.status = ABORTED
+            if journal.failure is None:
+                journal.failure = Failure("", "interrupted by a signal", "interrupted")
+        elif journal.failure is not None or verdict.failed(journal.checks):
+            journal.status = FAILED
+        else:
+            journal.status = PASSED
+        journal.ended_at = iso(self.clock())
+
+    def _backup_ref(self, manifest: Manifest) -> BackupRef:
+        folder = self.store.backup_path(manifest.backup_id)
+        return BackupRef(manifest.backup_id, manifest.consistent_at,
+                         str(folder / "manifest.json"), manifest.size, str(folder))
+

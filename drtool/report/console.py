@@ -1,0 +1,95 @@
+"""Rendering for people: live progress on stderr, the summary on stdout."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from drtool.core.model import FAILED, PASSED, Journal, PhaseRecord
+
+STYLE = {"passed": "green", "failed": "red", "aborted": "red", "skipped": "dim",
+         "running": "yellow", "pending": "dim"}
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+class ConsoleProgress:
+    """Phase-by-phase progress on stderr; on a terminal, the running task is shown too."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True, highlight=False)
+        self.status = None
+
+    def phase_started(self, name: str, index: int, total: int) -> None:
+        label = f"[{index}/{total}] {name}" if total else name
+        if self.console.is_terminal:
+            self.status = self.console.status(f"{label} ...")
+            self.status.start()
+        else:
+            self.console.print(f"{label} ...")
+        self._label = label
+
+    def task_started(self, phase: str, task: str, host: str | None) -> None:
+        if self.status is not None:
+            self.status.update(f"{self._label}: {task}")
+
+    def phase_ended(self, record: PhaseRecord) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+        colour = STYLE.get(record.status, "")
+        line = f"{self._label:<16} [{colour}]{record.status}[/] {seconds(record.duration_s)}"
+        if record.error:
+            line += f"  {record.error}"
+        self.console.print(line)
+
+
+def render_summary(journal: Journal, path: Path, console: Console | None = None) -> None:
+    """The end-of-drill summary: phases, RTO and RPO against objectives, checks, verdict."""
+    out = console or Console(highlight=False)
+    table = Table(title=f"{journal.operation} {journal.drill_id} on {journal.env}")
+    table.add_column("phase")
+    table.add_column("duration", justify="right")
+    table.add_column("status")
+    for record in journal.phases:
+        table.add_row(record.name, seconds(record.duration_s),
+                      f"[{STYLE.get(record.status, '')}]{record.status}[/]")
+    if journal.rollback is not None:
+        table.add_row("rollback", seconds(journal.rollback.duration_s),
+                      f"[{STYLE.get(journal.rollback.status, '')}]{journal.rollback.status}[/]")
+    out.print(table)
+    if journal.backup is not None:
+        out.print(f"Backup    {journal.backup.id}  consistent at {journal.backup.consistent_at}"
+                  f"  {journal.backup.size or 0:,} bytes")
+    objectives = journal.objectives
+    if journal.operation == "drill" and objectives is not None:
+        out.print(f"RTO       {seconds(journal.rto_s)}  (objective {objectives.rto_s:g} s)"
+                  f"  {_verdict(journal, 'objective.rto')}")
+        out.print(f"RPO       measured {seconds(journal.rpo_measured_s)}, backup age "
+                  f"{seconds(journal.rpo_backup_age_s)}  (objective {objectives.rpo_s:g} s)"
+                  f"  {_verdict(journal, 'objective.rpo')}")
+    if journal.checks:
+        by_name = Counter(c.name for c in journal.checks if c.status == PASSED)
+        failed = [c for c in journal.checks if c.status == FAILED]
+        out.print(f"Checks    {len(journal.checks) - len(failed)} passed, {len(failed)} failed  ("
+                  + ", ".join(f"{name} {count}" for name, count in sorted(by_name.items())) + ")")
+        for check in failed:
+            out.print(f"  [red]FAILED[/] {check.describe()}")
+    if journal.failure is not None:
+        where = f" at {journal.failure.phase}" if journal.failure.phase else ""
+        out.print(f"Failure{where}: {journal.failure.reason}")
+    colour = STYLE.get(journal.status, "")
+    out.print(f"Verdict   [bold {colour}]{journal.status.upper()}[/]")
+    out.print(f"Journal   {path}")
+
+
+def _verdict(journal: Journal, name: str) -> str:
+    for check in journal.checks:
+        if check.name == name:
+            return "[green]met[/]" if check.status == PASSED else "[red]missed[/]"
+    return "[dim]not judged[/]"

@@ -1,0 +1,140 @@
+"""`drtool sandbox up|down|status`: the embedded environment on this machine."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from drtool import paths
+from drtool.adapters import postgres, redis_client
+from drtool.adapters.execute import as_user, run
+from drtool.errors import OrchestrationError
+from drtool.sandbox import app as demo_app
+from drtool.sandbox import layout as lay
+from drtool.sandbox import seed
+from drtool.sandbox.services import PG_USER, PostgresCluster, RedisServer, pid_alive, read_pid
+
+# Debian packages the sandbox needs, by the binary that shows each is installed.
+PACKAGES = {"redis-server": "redis-server", str(lay.PG_BIN / "initdb"): "postgresql-15"}
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    layout: lay.Layout
+
+    @property
+    def clusters(self) -> dict[str, PostgresCluster]:
+        return {
+            name: PostgresCluster(name, self.layout.postgres_root / name, self.layout.port(name),
+                                  lay.PG_BIN)
+            for name in ("pg_primary", "pg_target")
+        }
+
+    @property
+    def redises(self) -> dict[str, RedisServer]:
+        return {
+            name: RedisServer(name, self.layout.root / name.replace("_", "-"), self.layout.port(name))
+            for name in ("redis_primary", "redis_target")
+        }
+
+    def processes(self) -> list[tuple[str, int, int | None]]:
+        """(service, port, pid or None) for every sandbox process."""
+        rows = [(n, c.port, c.pid) for n, c in self.clusters.items()]
+        rows += [(n, r.port, r.pid) for n, r in self.redises.items()]
+        app_pid = read_pid(demo_app.pidfile(self.layout))
+        rows.append(("app", self.layout.port("app"), app_pid if pid_alive(app_pid) else None))
+        return rows
+
+
+def sandbox_root() -> Path:
+    return paths.drtool_home() / "sandbox"
+
+
+def current() -> Sandbox | None:
+    found = lay.load(sandbox_root())
+    return Sandbox(found) if found else None
+
+
+def ensure_packages() -> list[str]:
+    """Install what the sandbox needs and is missing (as root); return what was installed."""
+    missing = sorted({pkg for binary, pkg in PACKAGES.items()
+                      if not (shutil.which(binary) or Path(binary).exists())})
+    if not missing:
+        return []
+    if os.geteuid() != 0:
+        raise OrchestrationError(f"the sandbox needs {', '.join(missing)}: install them, or run "
+                                 "`drtool sandbox up` as root to have it install them")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "update", "-qq"], env=env, timeout=900)
+    run(["apt-get", "install", "-y", "-qq", *missing], env=env, timeout=1800)
+    return missing
+
+
+def _postgres_can_enter(root: Path) -> bool:
+    if os.geteuid() != 0:
+        return True
+    done = run(as_user(["test", "-x", str(root)], PG_USER), check=False)
+    return done.returncode == 0
+
+
+def up() -> Sandbox:
+    """Start (and on first use create and seed) the sandbox; idempotent."""
+    ensure_packages()
+    root = sandbox_root()
+    root.mkdir(parents=True, exist_ok=True)
+    previous = lay.load(root)
+    layout = lay.Layout(root, lay.port_base(), previous.postgres_root if previous else
+                        lay.postgres_root_for(root, _postgres_can_enter(root)))
+    layout.secrets.mkdir(mode=0o700, exist_ok=True)
+    layout.logs.mkdir(exist_ok=True)
+    for name in ("postgres_password", "redis_password"):
+        secret = layout.secrets / name
+        if not secret.exists():
+            secret.write_text(secrets.token_urlsafe(24) + "\n", encoding="utf-8")
+            os.chmod(secret, 0o600)
+    layout.postgres_root.mkdir(parents=True, exist_ok=True)
+    layout.save()
+    sandbox = Sandbox(layout)
+    pg_password, redis_password = layout.secret("postgres_password"), layout.secret("redis_password")
+    for cluster in sandbox.clusters.values():
+        cluster.initialise(pg_password)
+        cluster.start()
+    for server in sandbox.redises.values():
+        server.configure(redis_password)
+        server.start()
+    try:
+        seed.seed_postgres("127.0.0.1", layout.port("pg_primary"), pg_password)
+        seed.seed_redis("127.0.0.1", layout.port("redis_primary"), redis_password)
+    except (postgres.Error, redis_client.Error) as exc:
+        raise OrchestrationError(f"seeding the sandbox failed: {exc}") from exc
+    app_pid = read_pid(demo_app.pidfile(layout))
+    if not pid_alive(app_pid) and demo_app.start(layout, "primary") != 0:
+        raise OrchestrationError(f"the sandbox app did not start; see {layout.logs / 'app.log'}")
+    return sandbox
+
+
+def down(purge: bool = False) -> list[str]:
+    """Stop every sandbox process by its PID; with `purge`, delete the sandbox's state.
+    Returns the services that were running."""
+    sandbox = current()
+    if sandbox is None:
+        return []
+    stopped = []
+    if pid_alive(read_pid(demo_app.pidfile(sandbox.layout))):
+        stopped.append("app")
+    demo_app.stop(sandbox.layout)
+    for name, server in sandbox.redises.items():
+        if server.stop():
+            stopped.append(name)
+    for name, cluster in sandbox.clusters.items():
+        if cluster.stop():
+            stopped.append(name)
+    if purge:
+        relocated = sandbox.layout.postgres_root.parent  # /var/lib/drtool/sandbox-<hash>
+        if relocated != sandbox.layout.root:
+            shutil.rmtree(relocated, ignore_errors=True)
+        shutil.rmtree(sandbox.layout.root, ignore_errors=True)
+    return stopped

@@ -1,0 +1,99 @@
+"""Demo data for the sandbox: a small shop in PostgreSQL (foreign keys, sequences, a
+partitioned table, indexes, incompressible payloads) and a Redis cache of every type."""
+
+from __future__ import annotations
+
+import os
+
+from drtool.adapters import postgres, redis_client
+
+DATABASE = "appdb"
+
+# Row counts: 232,000 rows in all. Payloads are random bytes so the data does not compress
+# and backup timings are honest.
+SCHEMA = """
+CREATE FUNCTION rand_bytes(n int) RETURNS bytea LANGUAGE sql VOLATILE AS
+  $$ SELECT decode(string_agg(md5(random()::text), ''), 'hex')
+     FROM generate_series(1, greatest(1, n / 16)) $$;
+CREATE TABLE customers (
+  id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, name text NOT NULL,
+  payload bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE products (
+  id serial PRIMARY KEY, sku text NOT NULL UNIQUE, price_cents int NOT NULL,
+  payload bytea NOT NULL);
+CREATE TABLE orders (
+  id bigserial PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers(id),
+  placed_at timestamptz NOT NULL, status text NOT NULL, payload bytea NOT NULL);
+CREATE INDEX orders_customer_idx ON orders (customer_id);
+CREATE TABLE order_items (
+  order_id bigint NOT NULL REFERENCES orders(id), line int NOT NULL,
+  product_id int NOT NULL REFERENCES products(id), quantity int NOT NULL,
+  PRIMARY KEY (order_id, line));
+CREATE INDEX order_items_product_idx ON order_items (product_id);
+CREATE TABLE events (
+  id bigserial, occurred_at timestamptz NOT NULL, kind text NOT NULL, payload bytea NOT NULL,
+  PRIMARY KEY (id, occurred_at)) PARTITION BY RANGE (occurred_at);
+CREATE TABLE events_2026_h1 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2026-07-01');
+CREATE TABLE events_2026_h2 PARTITION OF events FOR VALUES FROM ('2026-07-01') TO ('2027-01-01');
+CREATE TABLE events_other PARTITION OF events DEFAULT;
+CREATE INDEX events_kind_idx ON events (kind);
+CREATE TABLE app_heartbeat (
+  id bigserial PRIMARY KEY, beat_at timestamptz NOT NULL DEFAULT clock_timestamp());
+"""
+
+DATA = """
+INSERT INTO customers (email, name, payload)
+  SELECT 'customer' || i || '@example.com', 'Customer ' || i, rand_bytes(96)
+  FROM generate_series(1, 20000) i;
+INSERT INTO products (sku, price_cents, payload)
+  SELECT 'SKU-' || i, 100 + (random() * 10000)::int, rand_bytes(64)
+  FROM generate_series(1, 2000) i;
+INSERT INTO orders (customer_id, placed_at, status, payload)
+  SELECT 1 + (i % 20000), '2026-01-01'::timestamptz + (i || ' minutes')::interval,
+         (ARRAY['placed', 'paid', 'shipped'])[1 + i % 3], rand_bytes(32)
+  FROM generate_series(1, 60000) i;
+INSERT INTO order_items (order_id, line, product_id, quantity)
+  SELECT 1 + (i / 2), i % 2, 1 + (i % 2000), 1 + i % 5 FROM generate_series(0, 119999) i;
+INSERT INTO events (occurred_at, kind, payload)
+  SELECT '2026-01-01'::timestamptz + (i * 17 || ' minutes')::interval,
+         (ARRAY['login', 'view', 'checkout', 'refund'])[1 + i % 4], rand_bytes(256)
+  FROM generate_series(1, 30000) i;
+ANALYZE;
+"""
+
+REDIS_LAYOUT = {"strings": 12000, "hashes": 4000, "lists": 2500, "sets": 2000}
+REDIS_TTL_KEYS = 1500  # strings with a week-long TTL: long enough to outlive any drill
+
+
+def seed_postgres(host: str, port: int, password: str) -> bool:
+    """Create and fill `appdb` unless it exists; True when it seeded."""
+    with postgres.connect(host, port, "postgres", password, "postgres") as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
+            return False
+        admin.execute(f"CREATE DATABASE {DATABASE}")
+    with postgres.connect(host, port, "postgres", password, DATABASE) as conn:
+        conn.execute(SCHEMA)
+        conn.execute(DATA)
+    return True
+
+
+def seed_redis(host: str, port: int, password: str) -> bool:
+    """Fill Redis db0 with strings, hashes, lists and sets unless it holds keys already."""
+    client = redis_client.connect(host, port, password, decode=False)
+    if client.dbsize() > 0:
+        return False
+    pipe = client.pipeline(transaction=False)
+    for i in range(REDIS_LAYOUT["strings"]):
+        if i < REDIS_TTL_KEYS:
+            pipe.set(f"session:{i}", os.urandom(48), ex=7 * 24 * 3600)
+        else:
+            pipe.set(f"cache:page:{i}", os.urandom(64))
+    for i in range(REDIS_LAYOUT["hashes"]):
+        pipe.hset(f"customer:{i}", mapping={"name": f"Customer {i}", "token": os.urandom(24),
+                                            "visits": i % 97})
+    for i in range(REDIS_LAYOUT["lists"]):
+        pipe.rpush(f"recent:{i}", *[os.urandom(16) for _ in range(5)])
+    for i in range(REDIS_LAYOUT["sets"]):
+        pipe.sadd(f"tags:{i}", *[os.urandom(8) for _ in range(4)])
+    pipe.execute()
+    return True

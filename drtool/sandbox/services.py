@@ -1,0 +1,170 @@
+"""The sandbox's processes: two PostgreSQL clusters, two Redis servers. Each is started
+here and stopped by the PID it recorded, never by name."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from drtool.adapters.execute import as_user, run
+from drtool.errors import OrchestrationError
+
+PG_USER = "postgres"
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        first = path.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+    except OSError:
+        return None
+    return int(first) if first.isdigit() else None
+
+
+def stop_pid(pid: int | None, sig: int = signal.SIGTERM, timeout: float = 30.0) -> bool:
+    """Signal `pid` and wait for it to exit; SIGKILL after `timeout`. True if it was running."""
+    if not pid_alive(pid):
+        return False
+    assert pid is not None
+    os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+        time.sleep(0.05)
+        _reap(pid)
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+@dataclass(frozen=True)
+class PostgresCluster:
+    name: str
+    root: Path  # the cluster's folder: data/, run/, log
+    port: int
+    bin_dir: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def pid(self) -> int | None:
+        pid = read_pid(self.data / "postmaster.pid")
+        return pid if pid_alive(pid) else None
+
+    def initialise(self, password: str) -> None:
+        """initdb with a scram-protected superuser `postgres`, listening on loopback only."""
+        if (self.data / "PG_VERSION").exists():
+            return
+        (self.root / "run").mkdir(parents=True, exist_ok=True)
+        pwfile = self.root / ".pw"
+        pwfile.write_text(password + "\n", encoding="utf-8")
+        _chown_tree(self.root)
+        try:
+            run(as_user([str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", PG_USER,
+                         f"--pwfile={pwfile}", "--auth=scram-sha-256", "--encoding=UTF8",
+                         "--no-instructions"], PG_USER), timeout=300)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        with open(self.data / "postgresql.conf", "a", encoding="utf-8") as conf:
+            conf.write(
+                "\n# drtool sandbox\n"
+                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.root / 'run'}'\n"
+                "max_connections = 60\nshared_buffers = 64MB\nmax_wal_size = 1GB\n"
+            )
+
+    def start(self) -> None:
+        if self.pid:
+            return
+        run(as_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l",
+                     str(self.root / "postgres.log"), "-w", "-t", "60", "start"], PG_USER),
+            timeout=120)
+        if not self.pid:
+            raise OrchestrationError(f"{self.name}: PostgreSQL did not start; see {self.root}/postgres.log")
+
+    def stop(self) -> bool:
+        # SIGINT is PostgreSQL's "fast" shutdown: clients are disconnected, data is flushed.
+        return stop_pid(self.pid, signal.SIGINT, timeout=60)
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    name: str
+    root: Path  # dir, conf, pidfile, log
+    port: int
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "redis.conf"
+
+    @property
+    def rdb(self) -> Path:
+        return self.root / "dump.rdb"
+
+    @property
+    def pid(self) -> int | None:
+        pid = read_pid(self.root / "redis.pid")
+        return pid if pid_alive(pid) else None
+
+    def configure(self, password: str) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(
+            "# drtool sandbox\n"
+            f"port {self.port}\nbind 127.0.0.1\ndaemonize yes\n"
+            f"pidfile {self.root / 'redis.pid'}\nlogfile {self.root / 'redis.log'}\n"
+            f"dir {self.root}\ndbfilename dump.rdb\nsave \"\"\nappendonly no\n"
+            f"requirepass {password}\n",
+            encoding="utf-8",
+        )
+        os.chmod(self.conf, 0o600)
+
+    def start(self) -> None:
+        if self.pid:
+            return
+        run([shutil.which("redis-server") or "redis-server", str(self.conf)], timeout=30)
+        deadline = time.monotonic() + 30
+        while not self.pid:
+            if time.monotonic() > deadline:
+                raise OrchestrationError(f"{self.name}: Redis did not start; see {self.root}/redis.log")
+            time.sleep(0.05)
+
+    def stop(self) -> bool:
+        return stop_pid(self.pid, signal.SIGTERM)
+
+
+def _chown_tree(path: Path) -> None:
+    """Give the cluster folder to the postgres user when drtool runs as root."""
+    if os.geteuid() != 0:
+        return
+    import pwd  # noqa: PLC0415
+
+    entry = pwd.getpwnam(PG_USER)
+    for folder, dirs, files in os.walk(path):
+        os.chown(folder, entry.pw_uid, entry.pw_gid)
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid)
+    os.chmod(path, 0o700)
