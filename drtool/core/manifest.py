@@ -108,15 +108,11 @@ def build_manifest(
     )
     return Manifest(
         backup_id=backup_id, env=env, created_at=created_at,
-        consistent_at=min(postgres.consistent_at, redis.consistent_at, key=_sortable),
+        consistent_at=iso(min(parse_iso(postgres.consistent_at), parse_iso(redis.consistent_at)))
+        or "",
         postgres=postgres, redis=redis, files=files,
         size=sum(entry.size for entry in files), drill_id=drill_id,
     )
-
-
-def _sortable(stamp: str) -> str:
-    """Normalise an ISO-8601 stamp to UTC so that stamps compare as text."""
-    return iso(parse_iso(stamp)) or stamp
 
 
 def manifest_from_json(text: str) -> Manifest:

@@ -50,6 +50,7 @@ class Drill:
         self.manifest: Manifest | None = None
         self.restored: dict[str, dict[str, Any]] = {}
         self.cancelled = False
+        self.targets_changed = False
         drill_id = new_id(clock)
         self.backup_id = backup_id or (new_id(clock, "bk-") if ph.BACKUP in self.phase_names
                                        else None)
@@ -103,13 +104,18 @@ class Drill:
             self.journal.disaster_declared_at = iso(started)
         self.writer.save()
         self.progress.phase_started(name, index, len(self.phase_names))
+        changed_before = self.targets_changed
+        self.targets_changed |= name in ph.CHANGES_TARGETS
         run = self._playbook(name, record)
         ended = self.clock()
         record.ended_at, record.duration_s = iso(ended), seconds_between(started, ended)
         if run.status == "canceled" or self.cancelled:
             self._fail(record, "interrupted by a signal", "interrupted", status=ABORTED)
         elif run.status != "successful":
-            self._fail_from_run(record, run)
+            if self._fail_from_run(record, run) and name == ph.RESTORE:
+                # The restore playbook checks every file before its first change: a backup
+                # that failed its integrity check left the targets as they were.
+                self.targets_changed = changed_before
         else:
             after = getattr(self, f"_after_{name}", None)
             problem = after(run) if after else None
@@ -161,11 +167,12 @@ class Drill:
         if self.journal.failure is None:
             self.journal.failure = Failure(record.name, reason, kind, hosts or [])
 
-    def _fail_from_run(self, record: PhaseRecord, run: PlaybookRun) -> None:
+    def _fail_from_run(self, record: PhaseRecord, run: PlaybookRun) -> bool:
+        """Record why the playbook failed; True when the failure was the backup's integrity."""
         if not run.failures:
             self._fail(record, f"ansible-playbook ended {run.status} (rc {run.rc})",
                        "orchestration")
-            return
+            return False
         hosts = sorted({f.host for f in run.failures})
         integrity = [f for f in run.failures if f.result.get("drtool_check_failed")]
         for failure in integrity:
@@ -178,11 +185,15 @@ class Drill:
         what = "unreachable" if first.unreachable else "failed"
         reason = f"{first.host}: task '{first.task}' {what}: {first.message}".strip()
         self._fail(record, reason, "check" if integrity else "orchestration", hosts)
+        return bool(integrity)
 
     def _needs_rollback(self) -> bool:
+        """Roll back when the drill did not pass, a target was changed, and a safety
+        snapshot exists to roll back to."""
         if self.journal.failure is None and not self.cancelled:
             return False
-        return any(r.name == ph.SNAPSHOT and r.status == PASSED for r in self.journal.phases)
+        snapshot = any(r.name == ph.SNAPSHOT and r.status == PASSED for r in self.journal.phases)
+        return snapshot and self.targets_changed
 
     def _rollback(self) -> None:
         record = PhaseRecord(ph.ROLLBACK)

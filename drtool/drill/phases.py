@@ -15,5 +15,6 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "verify": (VERIFY,),
 }
 
-# Phases that change a restore target: the production guard must allow them first.
-DESTRUCTIVE = frozenset({SNAPSHOT, DISASTER, RESTORE, RESTART, CLEANUP, ROLLBACK})
+# Phases that change what a restore target holds or runs: once one has started, a failed
+# drill must roll the targets back from the safety snapshot.
+CHANGES_TARGETS = frozenset({DISASTER, RESTORE, RESTART, CLEANUP})

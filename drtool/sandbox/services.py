@@ -17,6 +17,8 @@ PG_USER = "postgres"
 
 
 def pid_alive(pid: int | None) -> bool:
+    """True when `pid` runs. A zombie (exited, not yet reaped by whoever adopted it) has
+    stopped: it is not alive."""
     if not pid:
         return False
     try:
@@ -25,7 +27,11 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return True  # no procfs: trust the signal probe
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def read_pid(path: Path) -> int | None:

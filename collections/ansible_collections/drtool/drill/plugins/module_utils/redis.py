@@ -21,9 +21,20 @@ def import_redis(module):
     return redis
 
 
-def connect(redis, params):
-    """Open a client from the module's connection parameters."""
+def connect(redis, params, retry=True):
+    """Open a client from the module's connection parameters.
+
+    With retry=False the client does not reconnect after a dropped connection (redis-py
+    retries with back-off by default), which SHUTDOWN needs: the server is meant to go away.
+    """
+    extra = {}
+    if not retry:
+        from redis.backoff import NoBackoff  # noqa: PLC0415
+        from redis.retry import Retry  # noqa: PLC0415
+
+        extra["retry"] = Retry(NoBackoff(), 0)
     return redis.Redis(
+        **extra,
         host=params["host"],
         port=params["port"],
         password=params["password"],

@@ -56,7 +56,7 @@ def main():
         if params["action"] == "shutdown":
             module.exit_json(changed=False, was_running=False)
         module.fail_json(msg="Redis %s:%s is not reachable" % (host, port))
-    client = connect(redis, params)
+    client = connect(redis, params, retry=params["action"] != "shutdown")
     try:
         if params["action"] == "flushall":
             client.flushall()

@@ -1,0 +1,119 @@
+"""Fixtures shared by the integration and end-to-end tests.
+
+They start a real sandbox (two PostgreSQL clusters, two Redis servers, the demo app) under
+a temporary DRTOOL_HOME on ports of their own, and stop every process it started, by PID,
+at the end of the session. Nothing here mocks PostgreSQL, Redis or Ansible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BIN = Path(sys.executable).parent
+PORT_BASE = "56400"  # not the default 55400, so a developer's own sandbox is left alone
+
+
+@dataclass
+class Drtool:
+    """Runs the real `drtool` command against the test sandbox."""
+
+    home: Path
+    env: dict[str, str]
+
+    def __call__(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "drtool"), *args], env=self.env, capture_output=True,
+                              text=True, timeout=timeout, check=False)
+
+    def json(self, *args: str) -> tuple[int, Any]:
+        done = self(*args, "--json")
+        try:
+            return done.returncode, json.loads(done.stdout)
+        except ValueError:
+            pytest.fail(f"drtool {' '.join(args)} printed no JSON (exit {done.returncode}): "
+                        f"{done.stdout[-2000:]} {done.stderr[-2000:]}")
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([str(BIN / "drtool"), *args], env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def secret(self, name: str) -> str:
+        return (self.home / "sandbox" / "secrets" / name).read_text().strip()
+
+    @property
+    def layout(self) -> Any:
+        from drtool.sandbox import layout
+
+        return layout.load(self.home / "sandbox")
+
+    def port(self, service: str) -> int:
+        return int(PORT_BASE) + {"pg_primary": 1, "pg_target": 2, "redis_primary": 3,
+                                 "redis_target": 4, "app": 5}[service]
+
+
+@pytest.fixture(scope="session")
+def drtool_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("drtool-home")
+
+
+@pytest.fixture(scope="session")
+def drtool(drtool_home: Path) -> Drtool:
+    env = dict(os.environ, DRTOOL_HOME=str(drtool_home), DRTOOL_SANDBOX_PORT_BASE=PORT_BASE,
+               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", COLUMNS="200")
+    return Drtool(drtool_home, env)
+
+
+@pytest.fixture(scope="session")
+def sandbox(drtool: Drtool) -> Iterator[Drtool]:
+    """A running sandbox for the whole session; torn down (and purged) at the end, after
+    checking that `sandbox down` stopped every process it had started."""
+    up = drtool("sandbox", "up", "--json")
+    assert up.returncode == 0, up.stderr
+    pids = [row["pid"] for row in json.loads(up.stdout)]
+    assert all(pids), up.stdout
+    yield drtool
+    status = drtool("sandbox", "status", "--json")
+    pids += [row["pid"] for row in json.loads(status.stdout or "[]") if row["pid"]]
+    down = drtool("sandbox", "down", "--purge")
+    assert down.returncode == 0, down.stderr
+    left = [pid for pid in set(pids) if _alive(pid)]
+    assert not left, f"sandbox processes still running after `sandbox down`: {left}"
+    shutil.rmtree(drtool.home, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+@pytest.fixture(scope="session")
+def passed_drill(sandbox: Drtool) -> dict[str, Any]:
+    """One full drill on the sandbox, shared by the tests that read its journal."""
+    code, journal = sandbox.json("drill", "--env", "sandbox")
+    assert code == 0, json.dumps(journal.get("failure"), indent=1)
+    return journal
+
+
+def pg(drtool: Drtool, service: str, database: str = "appdb") -> Any:
+    from drtool.adapters import postgres
+
+    return postgres.connect("127.0.0.1", drtool.port(service), "postgres",
+                            drtool.secret("postgres_password"), database)
+
+
+def rd(drtool: Drtool, service: str) -> Any:
+    from drtool.adapters import redis_client
+
+    return redis_client.connect("127.0.0.1", drtool.port(service), drtool.secret("redis_password"))

@@ -1,0 +1,37 @@
+import json
+
+from drtool.adapters.ansible import scrub_command_artifact, task_record
+
+
+def event(kind, **data):
+    return {"event": kind, "event_data": data}
+
+
+def test_task_events_become_records_with_host_timing_and_status():
+    record = task_record(event("runner_on_ok", host="h1", task="Dump", task_action="x.y",
+                               start="2026-11-22T05:00:00", end="2026-11-22T05:00:01.5",
+                               duration=1.5004, res={"changed": True}))
+    assert (record.host, record.name, record.status, record.duration_s) == ("h1", "Dump",
+                                                                            "changed", 1.5)
+    failed = task_record(event("runner_on_failed", host="h2", task="T", res={"msg": "boom"}))
+    assert failed.status == "failed" and failed.message == "boom"
+    assert task_record(event("runner_on_unreachable", host="h3", task="T",
+                             res={"msg": "ssh"})).status == "unreachable"
+
+
+def test_other_events_are_not_tasks():
+    assert task_record(event("playbook_on_task_start", task="T")) is None
+    assert task_record({"event": "verbose"}) is None
+
+
+def test_the_command_artifact_keeps_no_stray_environment_values(tmp_path):
+    path = tmp_path / "command"
+    path.write_text(json.dumps({"command": ["ansible-playbook"], "cwd": "/x", "env": {
+        "PATH": "/bin", "DRTOOL_HOME": "/h", "AWS_SECRET_ACCESS_KEY": "hunter2",
+        "PGPASSWORD": "pw", "ANSIBLE_GALAXY_TOKEN": "tok"}}))
+    scrub_command_artifact(path)
+    text = path.read_text()
+    assert "hunter2" not in text and "pw\"" not in text and "tok" not in text
+    env = json.loads(text)["env"]
+    assert env["PATH"] == "/bin" and env["DRTOOL_HOME"] == "/h"
+    assert env["AWS_SECRET_ACCESS_KEY"] == "<withheld by drtool>"
