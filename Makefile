@@ -4,6 +4,8 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DRTOOL := $(VENV)/bin/drtool
+# The tools (ansible-playbook, ansible-lint's helpers) are found in the venv first.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: drill test lint bootstrap clean
 

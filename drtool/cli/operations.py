@@ -21,7 +21,8 @@ def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = N
     code = exit_code(journal)
     if code and journal.failure is not None:
         where = f" at {journal.failure.phase}" if journal.failure.phase else ""
-        click.echo(f"drtool: {operation} {journal.status}{where}: {journal.failure.reason}", err=True)
+        click.echo(f"drtool: {operation} {journal.status}{where}: {journal.failure.reason}",
+                   err=True)
     return code
 
 
@@ -82,7 +83,8 @@ def list_backups(env_name: str, as_json: bool) -> int:
     for summary in found:
         state = "complete" if summary.complete else "INCOMPLETE (no manifest)"
         size = f"{summary.size:,} bytes" if summary.size is not None else "-"
-        click.echo(f"{summary.id}  {summary.consistent_at or '-'}  {size}  {summary.location}  {state}")
+        click.echo(f"{summary.id}  {summary.consistent_at or '-'}  {size}  "
+                   f"{summary.location}  {state}")
     return 0
 
 

@@ -10,14 +10,14 @@ Clock = Callable[[], dt.datetime]
 
 def utc_now() -> dt.datetime:
     """The default clock: an aware UTC datetime."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def iso(moment: dt.datetime | None) -> str | None:
     """Render an aware datetime as ISO-8601 in UTC (None stays None)."""
     if moment is None:
         return None
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def parse_iso(text: str | None) -> dt.datetime | None:
@@ -26,7 +26,7 @@ def parse_iso(text: str | None) -> dt.datetime | None:
         return None
     moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment
 
 

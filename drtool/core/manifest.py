@@ -108,11 +108,18 @@ def build_manifest(
     )
     return Manifest(
         backup_id=backup_id, env=env, created_at=created_at,
-        consistent_at=iso(min(parse_iso(postgres.consistent_at), parse_iso(redis.consistent_at)))
-        or "",
+        consistent_at=_earliest(postgres.consistent_at, redis.consistent_at),
         postgres=postgres, redis=redis, files=files,
         size=sum(entry.size for entry in files), drill_id=drill_id,
     )
+
+
+def _earliest(*stamps: str) -> str:
+    """The earliest of ISO-8601 stamps, in UTC; ValueError when one is empty."""
+    moments = [parse_iso(stamp) for stamp in stamps]
+    if any(moment is None for moment in moments):
+        raise ValueError(f"a backup reported no consistency time: {stamps}")
+    return iso(min(m for m in moments if m is not None)) or ""
 
 
 def manifest_from_json(text: str) -> Manifest:

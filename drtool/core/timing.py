@@ -17,7 +17,9 @@ def rto_seconds(declared_at: dt.datetime | None, verified_at: dt.datetime | None
     return seconds_between(declared_at, verified_at)
 
 
-def rpo_backup_age(declared_at: dt.datetime | None, consistent_at: dt.datetime | None) -> float | None:
+def rpo_backup_age(
+    declared_at: dt.datetime | None, consistent_at: dt.datetime | None
+) -> float | None:
     """Data-loss window implied by the backup: disaster time minus its consistency time."""
     if declared_at is None or consistent_at is None:
         return None

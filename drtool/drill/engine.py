@@ -16,8 +16,18 @@ from drtool.core import timing, verdict
 from drtool.core.clock import Clock, iso, parse_iso, seconds_between, utc_now
 from drtool.core.manifest import Manifest, build_manifest
 from drtool.core.model import (
-    ABORTED, FAILED, PASSED, PENDING, RUNNING, SKIPPED, BackupRef, Check, Failure, Journal,
-    PhaseRecord, TaskRecord,
+    ABORTED,
+    FAILED,
+    PASSED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    BackupRef,
+    Check,
+    Failure,
+    Journal,
+    PhaseRecord,
+    TaskRecord,
 )
 from drtool.drill import phases as ph
 from drtool.drill.journal_writer import JournalWriter
@@ -72,7 +82,8 @@ class Drill:
         """Run every phase in order; always returns the finished journal (never raises for a
         failed phase: the failure is in the journal)."""
         self.writer.save()
-        previous = {sig: signal.signal(sig, self._interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, self._interrupt)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             for index, name in enumerate(self.phase_names, start=1):
                 if self.cancelled or not self._run_phase(name, index):
@@ -217,11 +228,13 @@ class Drill:
     # -- what each phase's results mean -----------------------------------------------------
 
     def _after_backup(self, run: PlaybookRun) -> str | None:
-        assert self.backup_id is not None
+        if self.backup_id is None:
+            return "the backup phase ran without a backup id"
         try:
             manifest = build_manifest(
                 self.backup_id, self.env.name, iso(self.clock()) or "",
-                run.stats.get("drtool_postgres_backup", {}), run.stats.get("drtool_redis_backup", {}),
+                run.stats.get("drtool_postgres_backup", {}),
+                run.stats.get("drtool_redis_backup", {}),
                 drill_id=self.journal.drill_id)
         except (KeyError, ValueError, TypeError) as exc:
             return f"the backup roles did not report a complete manifest: {exc}"

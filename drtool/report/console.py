@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
+from rich.status import Status
 from rich.table import Table
 
 from drtool.core.model import FAILED, PASSED, Journal, PhaseRecord
@@ -23,13 +24,15 @@ class ConsoleProgress:
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True, highlight=False)
-        self.status = None
+        self.status: Status | None = None
+        self._label = ""
 
     def phase_started(self, name: str, index: int, total: int) -> None:
         label = f"[{index}/{total}] {name}" if total else name
         if self.console.is_terminal:
-            self.status = self.console.status(f"{label} ...")
-            self.status.start()
+            status = self.console.status(f"{label} ...")
+            status.start()
+            self.status = status
         else:
             self.console.print(f"{label} ...")
         self._label = label

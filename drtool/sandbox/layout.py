@@ -23,7 +23,8 @@ def port_base() -> int:
     if not raw.isdigit() or not 1024 <= int(raw) <= 65000:
         from drtool.errors import ConfigError  # noqa: PLC0415
 
-        raise ConfigError(f"DRTOOL_SANDBOX_PORT_BASE must be a port from 1024 to 65000, got {raw!r}")
+        raise ConfigError(
+            f"DRTOOL_SANDBOX_PORT_BASE must be a port from 1024 to 65000, got {raw!r}")
     return int(raw)
 
 

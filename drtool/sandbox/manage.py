@@ -36,7 +36,8 @@ class Sandbox:
     @property
     def redises(self) -> dict[str, RedisServer]:
         return {
-            name: RedisServer(name, self.layout.root / name.replace("_", "-"), self.layout.port(name))
+            name: RedisServer(name, self.layout.root / name.replace("_", "-"),
+                              self.layout.port(name))
             for name in ("redis_primary", "redis_target")
         }
 
@@ -98,7 +99,8 @@ def up() -> Sandbox:
     layout.postgres_root.mkdir(parents=True, exist_ok=True)
     layout.save()
     sandbox = Sandbox(layout)
-    pg_password, redis_password = layout.secret("postgres_password"), layout.secret("redis_password")
+    pg_password = layout.secret("postgres_password")
+    redis_password = layout.secret("redis_password")
     for cluster in sandbox.clusters.values():
         cluster.initialise(pg_password)
         cluster.start()

@@ -3,6 +3,7 @@ here and stopped by the PID it recorded, never by name."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -44,9 +45,8 @@ def read_pid(path: Path) -> int | None:
 
 def stop_pid(pid: int | None, sig: int = signal.SIGTERM, timeout: float = 30.0) -> bool:
     """Signal `pid` and wait for it to exit; SIGKILL after `timeout`. True if it was running."""
-    if not pid_alive(pid):
+    if pid is None or not pid_alive(pid):
         return False
-    assert pid is not None
     os.kill(pid, sig)
     deadline = time.monotonic() + timeout
     while pid_alive(pid):
@@ -59,10 +59,8 @@ def stop_pid(pid: int | None, sig: int = signal.SIGTERM, timeout: float = 30.0) 
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 @dataclass(frozen=True)
@@ -110,7 +108,8 @@ class PostgresCluster:
                      str(self.root / "postgres.log"), "-w", "-t", "60", "start"], PG_USER),
             timeout=120)
         if not self.pid:
-            raise OrchestrationError(f"{self.name}: PostgreSQL did not start; see {self.root}/postgres.log")
+            raise OrchestrationError(
+                f"{self.name}: PostgreSQL did not start; see {self.root}/postgres.log")
 
     def stop(self) -> bool:
         # SIGINT is PostgreSQL's "fast" shutdown: clients are disconnected, data is flushed.
@@ -155,7 +154,8 @@ class RedisServer:
         deadline = time.monotonic() + 30
         while not self.pid:
             if time.monotonic() > deadline:
-                raise OrchestrationError(f"{self.name}: Redis did not start; see {self.root}/redis.log")
+                raise OrchestrationError(
+                    f"{self.name}: Redis did not start; see {self.root}/redis.log")
             time.sleep(0.05)
 
     def stop(self) -> bool:

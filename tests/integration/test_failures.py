@@ -55,14 +55,16 @@ def app_health(drtool: Drtool) -> dict:
 def test_a_phase_that_fails_rolls_the_targets_back(sandbox: Drtool):
     env = inventory_variant(sandbox, "sandbox-broken-app",
                             ("start, --stores, restore]", "start, --stores, nowhere]"))
-    assert sandbox("restore", "--env", "sandbox", "--backup", latest_backup(sandbox)).returncode == 0
+    restored = sandbox("restore", "--env", "sandbox", "--backup", latest_backup(sandbox))
+    assert restored.returncode == 0, restored.stderr
     before = target_state(sandbox)
 
     code, journal = sandbox.json("drill", "--env", env)
 
     assert code == 3, journal["failure"]
     assert journal["status"] == "failed"
-    assert journal["failure"]["phase"] == "restart" and journal["failure"]["kind"] == "orchestration"
+    assert journal["failure"]["phase"] == "restart"
+    assert journal["failure"]["kind"] == "orchestration"
     assert journal["failure"]["hosts"] == ["sandbox-app"]
     statuses = {p["name"]: p["status"] for p in journal["phases"]}
     assert statuses["restore"] == "passed" and statuses["restart"] == "failed"

@@ -2,7 +2,7 @@ import datetime as dt
 
 from drtool.core import timing
 
-T0 = dt.datetime(2026, 11, 22, 5, 0, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 22, 5, 0, 0, tzinfo=dt.UTC)
 
 
 def at(seconds: float) -> dt.datetime:

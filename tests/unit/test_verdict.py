@@ -62,7 +62,8 @@ def test_a_write_that_did_not_read_back_fails():
 
 def test_a_missing_database_fails_once_and_stops_there():
     checks = verdict.postgres_checks(MANIFEST, "t", {"exists": False})
-    assert [c.describe() for c in checks] == ["postgres.database t/appdb: expected exists, actual missing"]
+    assert [c.describe() for c in checks] == [
+        "postgres.database t/appdb: expected exists, actual missing"]
     assert not checks[0].passed
 
 

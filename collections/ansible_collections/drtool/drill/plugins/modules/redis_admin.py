@@ -23,6 +23,7 @@ RETURN = r"""
 was_running: {description: Whether the server answered before the action., type: bool, returned: success}
 """
 
+import contextlib
 import socket
 import time
 
@@ -61,10 +62,9 @@ def main():
         if params["action"] == "flushall":
             client.flushall()
         else:
-            try:
+            # The server closes the connection as it stops: that is success.
+            with contextlib.suppress(redis.ConnectionError):
                 client.shutdown(nosave=True)
-            except redis.ConnectionError:
-                pass  # the server closes the connection as it stops
     except redis.RedisError as exc:
         module.fail_json(msg="Redis %s:%s: %s" % (host, port, exc))
     if params["action"] == "shutdown":

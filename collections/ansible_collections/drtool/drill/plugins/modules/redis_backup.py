@@ -41,8 +41,8 @@ from ansible_collections.drtool.drill.plugins.module_utils.files import describe
 from ansible_collections.drtool.drill.plugins.module_utils.redis import (
     CONNECTION_ARGS,
     connect,
-    import_redis,
     heartbeat_iso,
+    import_redis,
     keyspace_counts,
 )
 
@@ -113,7 +113,7 @@ def main():
     os.makedirs(params["dest"], exist_ok=True)
     shutil.copyfile(rdb_path, os.path.join(params["dest"], "dump.rdb"))
     files = describe_tree(params["dest"], os.path.relpath(params["dest"], params["backup_root"]))
-    saved_at = datetime.datetime.fromtimestamp(seconds + micros / 1e6, tz=datetime.timezone.utc)
+    saved_at = datetime.datetime.fromtimestamp(seconds + micros / 1e6, tz=datetime.UTC)
     module.exit_json(
         changed=True,
         consistent_at=saved_at.isoformat(),
