@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: pg_database
-short_description: Create a database, or drop it closing its connections
+short_description: Create a database, drop it closing its connections, or both
 options:
   host: {description: Server address., type: str, default: 127.0.0.1}
   port: {description: Server port., type: int, default: 5432}
@@ -13,7 +13,13 @@ options:
   password: {description: Password of I(user)., type: str}
   database: {description: Database to create or drop., type: str, required: true}
   connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
-  state: {description: Whether the database should exist., type: str, default: present, choices: [present, absent]}
+  state:
+    description:
+      - C(present) creates it if missing; C(absent) drops it if there; C(recreated) drops it
+        if there and creates it empty (what a restore needs, in one task).
+    type: str
+    default: present
+    choices: [present, absent, recreated]
 author: drtool maintainers
 """
 
@@ -31,7 +37,8 @@ from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
 
 def main():
     args = dict(CONNECTION_ARGS)
-    args.update(state=dict(type="str", default="present", choices=["present", "absent"]))
+    args.update(state=dict(type="str", default="present",
+                           choices=["present", "absent", "recreated"]))
     module = AnsibleModule(argument_spec=args, supports_check_mode=True)
     params = module.params
     psycopg = import_psycopg(module)
@@ -43,13 +50,15 @@ def main():
             existed = conn.execute(
                 "SELECT count(*) > 0 FROM pg_database WHERE datname = %s", (params["database"],)
             ).fetchone()[0]
-            want = params["state"] == "present"
-            changed = existed != want
-            if changed and not module.check_mode:
-                if want:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-                else:
+            state = params["state"]
+            drop = existed and state in ("absent", "recreated")
+            create = state == "recreated" or (state == "present" and not existed)
+            changed = drop or create
+            if not module.check_mode:
+                if drop:
                     conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
+                if create:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
     except psycopg.Error as exc:
         module.fail_json(msg="PostgreSQL %s:%s: %s" % (params["host"], params["port"], exc))
     module.exit_json(changed=changed, existed=existed)
