@@ -31,6 +31,7 @@ class Environment:
     groups: dict[str, tuple[str, ...]]
     store_root: Path
     growing_tables: tuple[str, ...]
+    requires_sandbox: bool = False
 
     def host(self, group: str) -> str:
         return self.groups[group][0]
@@ -109,6 +110,7 @@ def environment_from_inventory(name: str, inventory: Path, listing: dict[str, An
                               objectives["drtool_rpo_objective_s"]),
         groups=groups, store_root=Path(store) if store else paths.backups_dir(name),
         growing_tables=tuple(growing),
+        requires_sandbox=setting("drtool_requires_sandbox") is True,
     )
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import drtool
+from drtool.errors import OrchestrationError
 
 CONTENT_MARKER = "ansible.cfg"
 
@@ -26,7 +27,8 @@ def content_root() -> Path:
     for candidate in (package.parent, package / "_content"):
         if (candidate / CONTENT_MARKER).is_file() and (candidate / "playbooks").is_dir():
             return candidate
-    raise FileNotFoundError(f"drtool's Ansible content is missing next to {package}")
+    raise OrchestrationError(f"drtool's Ansible content (ansible.cfg, playbooks/) is missing "
+                             f"next to {package}: reinstall drtool")
 
 
 def evidence_dir(env: str) -> Path:

@@ -11,7 +11,13 @@ from drtool import paths
 from drtool.adapters.ansible import AnsibleAdapter
 from drtool.config import Environment, environment_from_inventory, find_inventory
 from drtool.core.model import ABORTED, PASSED, Journal
-from drtool.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_ORCHESTRATION, EXIT_PASSED
+from drtool.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_ORCHESTRATION,
+    EXIT_PASSED,
+    OrchestrationError,
+)
 
 env_option = click.option("--env", "env_name", required=True, metavar="ENV",
                           help="Environment: an inventory under inventories/ENV.")
@@ -19,11 +25,24 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print machine-readable JSON on stdout instead of a table.")
 
 
-def load(env_name: str) -> tuple[Environment, AnsibleAdapter]:
-    """Find, read and validate an environment; ConfigError (exit 2) lists every problem."""
+def load(env_name: str, runs_phases: bool = True) -> tuple[Environment, AnsibleAdapter]:
+    """Find, read and validate an environment; ConfigError (exit 2) lists every problem.
+
+    With `runs_phases`, an environment that lives in the sandbox must also have every
+    sandbox service running (OrchestrationError, exit 3, otherwise).
+    """
     inventory = find_inventory(env_name)
     adapter = AnsibleAdapter(paths.content_root(), inventory, paths.runs_dir())
-    return environment_from_inventory(env_name, inventory, adapter.list_inventory()), adapter
+    env = environment_from_inventory(env_name, inventory, adapter.list_inventory())
+    if runs_phases and env.requires_sandbox:
+        from drtool.sandbox import manage  # noqa: PLC0415 - only the sandbox needs it
+
+        box = manage.current()
+        stopped = [name for name, _port, pid in box.processes() if pid is None] if box else []
+        if box is None or stopped:
+            what = f"not running ({', '.join(stopped)} stopped)" if box else "not set up"
+            raise OrchestrationError(f"the sandbox is {what}: start it with `drtool sandbox up`")
+    return env, adapter
 
 
 def exit_code(journal: Journal) -> int:

@@ -73,7 +73,7 @@ def backups() -> None:
 @json_option
 def list_backups(env_name: str, as_json: bool) -> int:
     """List the environment's backups, newest first."""
-    env, _adapter = load(env_name)
+    env, _adapter = load(env_name, runs_phases=False)
     found = LocalStore(env.store_root).list()
     if as_json:
         print_json([vars(summary) for summary in found])

@@ -4,47 +4,80 @@ It stands in for a team's real service. About once a second it writes a heartbea
 app_heartbeat and the key app:heartbeat), which is how a drill measures real data loss; it
 answers /health with 200 only when both of its stores answer.
 
-    python -m drtool.sandbox.app start --stores primary|restore   # (re)start, daemonised
-    python -m drtool.sandbox.app stop
+    python -m drtool.sandbox.app start --stores primary|restore [--config app.json]
+    python -m drtool.sandbox.app stop [--config app.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from drtool import paths
 from drtool.adapters import postgres, redis_client
-from drtool.sandbox import layout as lay
 from drtool.sandbox.seed import DATABASE
-from drtool.sandbox.services import read_pid, stop_pid
+from drtool.sandbox.services import pid_alive, read_pid, stop_pid
 
 HEARTBEAT_KEY = "app:heartbeat"
-STORES = {"primary": ("pg_primary", "redis_primary"), "restore": ("pg_target", "redis_target")}
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Where the app listens, which stores it can use, where its secrets and state live.
+
+    Written by `drtool sandbox up` and `drtool lab up` as app.json; the app is started with
+    `--config` pointing at it.
+    """
+
+    listen: tuple[str, int]
+    stores: dict[str, dict[str, tuple[str, int]]]  # {"primary": {"pg": (host, port), ...}}
+    secrets: Path
+    state: Path  # pidfile and log live here
+
+    def save(self, path: Path) -> None:
+        data = {"listen": list(self.listen), "secrets": str(self.secrets),
+                "state": str(self.state),
+                "stores": {k: {s: list(a) for s, a in v.items()} for k, v in self.stores.items()}}
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> AppConfig:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls((data["listen"][0], int(data["listen"][1])),
+                   {k: {s: (a[0], int(a[1])) for s, a in v.items()}
+                    for k, v in data["stores"].items()},
+                   Path(data["secrets"]), Path(data["state"]))
+
+    def secret(self, name: str) -> str:
+        return (self.secrets / name).read_text(encoding="utf-8").strip()
+
+    @property
+    def pidfile(self) -> Path:
+        return self.state / "app.pid"
 
 
 class App:
-    def __init__(self, layout: lay.Layout, stores: str) -> None:
-        pg, rd = STORES[stores]
+    def __init__(self, config: AppConfig, stores: str) -> None:
         self.stores = stores
-        self.pg_port, self.redis_port = layout.port(pg), layout.port(rd)
-        self.pg_password = layout.secret("postgres_password")
-        self.redis = redis_client.connect("127.0.0.1", self.redis_port,
-                                          layout.secret("redis_password"))
+        self.pg_address = config.stores[stores]["pg"]
+        redis_host, redis_port = config.stores[stores]["redis"]
+        self.pg_password = config.secret("postgres_password")
+        self.redis = redis_client.connect(redis_host, redis_port, config.secret("redis_password"))
         self.stop = threading.Event()
         self.last_beat: str | None = None
 
     def db(self):  # noqa: ANN201 - a psycopg connection
-        return postgres.connect("127.0.0.1", self.pg_port, "postgres", self.pg_password, DATABASE)
+        host, port = self.pg_address
+        return postgres.connect(host, port, "postgres", self.pg_password, DATABASE)
 
     def heartbeat_forever(self) -> None:
         while not self.stop.is_set():
@@ -74,8 +107,8 @@ class App:
         return 200, body
 
 
-def serve(layout: lay.Layout, stores: str) -> None:
-    app = App(layout, stores)
+def serve(config: AppConfig, stores: str) -> None:
+    app = App(config, stores)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -90,7 +123,7 @@ def serve(layout: lay.Layout, stores: str) -> None:
         def log_message(self, *_args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", layout.port("app")), Handler)
+    server = ThreadingHTTPServer(config.listen, Handler)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     beat = threading.Thread(target=app.heartbeat_forever, daemon=True)
     beat.start()
@@ -101,29 +134,26 @@ def serve(layout: lay.Layout, stores: str) -> None:
         beat.join(timeout=5)
 
 
-def pidfile(layout: lay.Layout) -> Path:
-    return layout.root / "app" / "app.pid"
-
-
-def start(layout: lay.Layout, stores: str) -> int:
-    stop(layout)
-    folder = pidfile(layout).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(layout.logs / "app.log", "ab") as log:
+def start(config_path: Path, stores: str) -> int:
+    """(Re)start the app on `stores`, detached; 0 once it listens, 1 if it did not."""
+    config = AppConfig.load(config_path)
+    stop(config_path)
+    config.state.mkdir(parents=True, exist_ok=True)
+    with open(config.state / "app.log", "ab") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "drtool.sandbox.app", "serve", "--stores", stores],
+            [sys.executable, "-m", "drtool.sandbox.app", "serve", "--stores", stores,
+             "--config", str(config_path)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            env=dict(os.environ, DRTOOL_HOME=str(layout.root.parent)),
         )
-    pidfile(layout).write_text(f"{child.pid}\n", encoding="utf-8")
+    config.pidfile.write_text(f"{child.pid}\n", encoding="utf-8")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            print(f"app exited with {child.returncode}; see {layout.logs / 'app.log'}",
+            print(f"app exited with {child.returncode}; see {config.state / 'app.log'}",
                   file=sys.stderr)
             return 1
         try:
-            with socket.create_connection(("127.0.0.1", layout.port("app")), timeout=0.5):
+            with socket.create_connection(config.listen, timeout=0.5):
                 return 0
         except OSError:
             time.sleep(0.1)
@@ -131,25 +161,37 @@ def start(layout: lay.Layout, stores: str) -> int:
     return 1
 
 
-def stop(layout: lay.Layout) -> int:
-    stop_pid(read_pid(pidfile(layout)), signal.SIGTERM, timeout=15)
-    pidfile(layout).unlink(missing_ok=True)
+def stop(config_path: Path) -> int:
+    config = AppConfig.load(config_path)
+    stop_pid(read_pid(config.pidfile), signal.SIGTERM, timeout=15)
+    config.pidfile.unlink(missing_ok=True)
     return 0
+
+
+def running_pid(config_path: Path) -> int | None:
+    """The app's PID when it runs, else None."""
+    try:
+        pid = read_pid(AppConfig.load(config_path).pidfile)
+    except (OSError, ValueError, KeyError):
+        return None
+    return pid if pid_alive(pid) else None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m drtool.sandbox.app")
     parser.add_argument("command", choices=["start", "stop", "serve"])
-    parser.add_argument("--stores", choices=sorted(STORES), default="primary")
+    parser.add_argument("--stores", choices=["primary", "restore"], default="primary")
+    parser.add_argument("--config", type=Path,
+                        default=paths.drtool_home() / "sandbox" / "app.json",
+                        help="app.json written by `drtool sandbox up` or `drtool lab up`")
     args = parser.parse_args(argv)
-    layout = lay.load(paths.drtool_home() / "sandbox")
-    if layout is None:
-        print("the sandbox is not set up: run `drtool sandbox up`", file=sys.stderr)
+    if not args.config.is_file():
+        print(f"no app configuration at {args.config}: run `drtool sandbox up`", file=sys.stderr)
         return 2
     if args.command == "serve":
-        serve(layout, args.stores)
+        serve(AppConfig.load(args.config), args.stores)
         return 0
-    return start(layout, args.stores) if args.command == "start" else stop(layout)
+    return start(args.config, args.stores) if args.command == "start" else stop(args.config)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from drtool.errors import OrchestrationError
 from drtool.sandbox import app as demo_app
 from drtool.sandbox import layout as lay
 from drtool.sandbox import seed
-from drtool.sandbox.services import PG_USER, PostgresCluster, RedisServer, pid_alive, read_pid
+from drtool.sandbox.services import PG_USER, PostgresCluster, RedisServer
 
 # Debian packages the sandbox needs, by the binary that shows each is installed.
 PACKAGES = {"redis-server": "redis-server", str(lay.PG_BIN / "initdb"): "postgresql-15"}
@@ -41,12 +41,26 @@ class Sandbox:
             for name in ("redis_primary", "redis_target")
         }
 
+    @property
+    def app_config(self) -> Path:
+        return self.layout.root / "app.json"
+
+    def write_app_config(self) -> None:
+        port = self.layout.port
+        demo_app.AppConfig(
+            listen=("127.0.0.1", port("app")),
+            stores={"primary": {"pg": ("127.0.0.1", port("pg_primary")),
+                                "redis": ("127.0.0.1", port("redis_primary"))},
+                    "restore": {"pg": ("127.0.0.1", port("pg_target")),
+                                "redis": ("127.0.0.1", port("redis_target"))}},
+            secrets=self.layout.secrets, state=self.layout.root / "app",
+        ).save(self.app_config)
+
     def processes(self) -> list[tuple[str, int, int | None]]:
         """(service, port, pid or None) for every sandbox process."""
         rows = [(n, c.port, c.pid) for n, c in self.clusters.items()]
         rows += [(n, r.port, r.pid) for n, r in self.redises.items()]
-        app_pid = read_pid(demo_app.pidfile(self.layout))
-        rows.append(("app", self.layout.port("app"), app_pid if pid_alive(app_pid) else None))
+        rows.append(("app", self.layout.port("app"), demo_app.running_pid(self.app_config)))
         return rows
 
 
@@ -112,8 +126,9 @@ def up() -> Sandbox:
         seed.seed_redis("127.0.0.1", layout.port("redis_primary"), redis_password)
     except (postgres.Error, redis_client.Error) as exc:
         raise OrchestrationError(f"seeding the sandbox failed: {exc}") from exc
-    app_pid = read_pid(demo_app.pidfile(layout))
-    if not pid_alive(app_pid) and demo_app.start(layout, "primary") != 0:
+    sandbox.write_app_config()
+    if demo_app.running_pid(sandbox.app_config) is None and demo_app.start(
+            sandbox.app_config, "primary") != 0:
         raise OrchestrationError(f"the sandbox app did not start; see {layout.logs / 'app.log'}")
     return sandbox
 
@@ -125,9 +140,10 @@ def down(purge: bool = False) -> list[str]:
     if sandbox is None:
         return []
     stopped = []
-    if pid_alive(read_pid(demo_app.pidfile(sandbox.layout))):
+    if demo_app.running_pid(sandbox.app_config) is not None:
         stopped.append("app")
-    demo_app.stop(sandbox.layout)
+    if sandbox.app_config.exists():
+        demo_app.stop(sandbox.app_config)
     for name, server in sandbox.redises.items():
         if server.stop():
             stopped.append(name)

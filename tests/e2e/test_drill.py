@@ -156,6 +156,17 @@ def test_unknown_backup_and_environment_are_usage_errors(sandbox: Drtool):
         assert "Traceback" not in done.stderr
 
 
+def test_a_drill_without_a_running_sandbox_says_how_to_start_it(sandbox: Drtool, tmp_path):
+    elsewhere = Drtool(tmp_path, dict(sandbox.env, DRTOOL_HOME=str(tmp_path)))
+    done = elsewhere("drill", "--env", "sandbox")
+    assert done.returncode == 3
+    assert done.stderr == ("drtool: error: the sandbox is not set up: "
+                           "start it with `drtool sandbox up`\n")
+    assert not (tmp_path / "evidence").exists()  # refused before any phase ran
+    listed = elsewhere("backups", "list", "--env", "sandbox")  # the catalog needs no services
+    assert listed.returncode == 0 and "no backups" in listed.stdout
+
+
 def test_secrets_never_reach_journals_artifacts_backups_or_logs(sandbox: Drtool, passed_drill):
     secrets = [sandbox.secret("postgres_password"), sandbox.secret("redis_password")]
     searched = 0
