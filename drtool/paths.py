@@ -39,10 +39,6 @@ def backups_dir(env: str) -> Path:
     return drtool_home() / "backups" / env
 
 
-def snapshots_dir(env: str) -> Path:
-    return drtool_home() / "snapshots" / env
-
-
 def runs_dir() -> Path:
     """Scratch space for ansible-runner's private data dirs and Ansible's temp files."""
     return drtool_home() / "run"

@@ -78,6 +78,25 @@ class AnsibleAdapter:
         self.content_root = content_root
         self.inventory = inventory
         self.scratch = scratch
+        # ssh ControlPersist sockets; a drill gives itself a folder of its own (see
+        # use_control_dir) so that closing its masters never cuts another drill's.
+        self.control_dir = scratch / "cp" / "shared"
+
+    def use_control_dir(self, name: str) -> None:
+        self.control_dir = self.scratch / "cp" / name
+
+    def close_ssh_masters(self) -> int:
+        """Ask every persisted ssh master of this adapter to exit; return how many did."""
+        from drtool.adapters.execute import run  # noqa: PLC0415
+
+        closed = 0
+        if self.control_dir.is_dir():
+            for socket_path in self.control_dir.iterdir():
+                done = run(["ssh", "-O", "exit", "-o", f"ControlPath={socket_path}", "drtool"],
+                           check=False, timeout=15)
+                closed += done.returncode == 0
+            shutil.rmtree(self.control_dir, ignore_errors=True)
+        return closed
 
     def _envvars(self) -> dict[str, str]:
         bindir = str(Path(sys.executable).parent)
@@ -88,7 +107,7 @@ class AnsibleAdapter:
             "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
             "ANSIBLE_CONFIG": str(self.content_root / "ansible.cfg"),
             "ANSIBLE_LOCAL_TEMP": str(tmp),
-            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.scratch / "cp"),
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.control_dir),
             "ANSIBLE_NOCOLOR": "1",
             # Inventories find drtool's state (and the sandbox its secrets) through this.
             "DRTOOL_HOME": str(paths.drtool_home()),

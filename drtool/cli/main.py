@@ -7,7 +7,7 @@ import sys
 import click
 
 from drtool import __version__
-from drtool.cli import history, operations, sandbox
+from drtool.cli import history, lab, operations, sandbox
 from drtool.errors import EXIT_INTERRUPTED, EXIT_USAGE, DrtoolError
 
 
@@ -21,7 +21,7 @@ def cli() -> None:
     """
 
 
-for command in (*operations.COMMANDS, *history.COMMANDS, sandbox.sandbox):
+for command in (*operations.COMMANDS, *history.COMMANDS, sandbox.sandbox, lab.lab):
     cli.add_command(command)
 
 

@@ -74,6 +74,7 @@ class Drill:
         if self.manifest is not None:
             self.journal.backup = self._backup_ref(self.manifest)
         self.writer = JournalWriter(paths.evidence_dir(env.name) / drill_id, self.journal)
+        self.ansible.use_control_dir(drill_id)
         self.sentinel_value = secrets.token_hex(16)
 
     # -- running ------------------------------------------------------------------------
@@ -96,6 +97,7 @@ class Drill:
                 self._rollback()
             self._finish()
         finally:
+            self.ansible.close_ssh_masters()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.writer.save()
@@ -160,12 +162,14 @@ class Drill:
         values: dict[str, Any] = {
             "drtool_env": self.env.name,
             "drtool_drill_id": self.journal.drill_id,
-            "drtool_snapshot_path": str(paths.snapshots_dir(self.env.name) / self.journal.drill_id),
             "drtool_sentinel_value": self.sentinel_value,
         }
         if self.backup_id:
+            # Where the backup lives in the store, on this machine. Where each host stages it
+            # (drtool_backup_path) and keeps safety snapshots (drtool_snapshot_path) is the
+            # inventory's to say.
             values["drtool_backup_id"] = self.backup_id
-            values["drtool_backup_path"] = str(self.store.backup_path(self.backup_id))
+            values["drtool_store_backup_path"] = str(self.store.backup_path(self.backup_id))
         if self.journal.disaster_declared_at:
             values["drtool_disaster_declared_at"] = self.journal.disaster_declared_at
         return values

@@ -17,6 +17,11 @@ from drtool.errors import OrchestrationError
 PG_USER = "postgres"
 
 
+def in_netns(argv: list[str], netns: str | None) -> list[str]:
+    """Prefix `argv` so that it runs inside network namespace `netns` (when given)."""
+    return ["ip", "netns", "exec", netns, *argv] if netns else argv
+
+
 def pid_alive(pid: int | None) -> bool:
     """True when `pid` runs. A zombie (exited, not yet reaped by whoever adopted it) has
     stopped: it is not alive."""
@@ -69,6 +74,8 @@ class PostgresCluster:
     root: Path  # the cluster's folder: data/, run/, log
     port: int
     bin_dir: Path
+    address: str = "127.0.0.1"
+    netns: str | None = None
 
     @property
     def data(self) -> Path:
@@ -79,8 +86,9 @@ class PostgresCluster:
         pid = read_pid(self.data / "postmaster.pid")
         return pid if pid_alive(pid) else None
 
-    def initialise(self, password: str) -> None:
-        """initdb with a scram-protected superuser `postgres`, listening on loopback only."""
+    def initialise(self, password: str, allow: str | None = None) -> None:
+        """initdb with a scram-protected superuser `postgres`, listening on its address;
+        `allow` (a CIDR) may connect too, with the password."""
         if (self.data / "PG_VERSION").exists():
             return
         (self.root / "run").mkdir(parents=True, exist_ok=True)
@@ -96,17 +104,20 @@ class PostgresCluster:
         with open(self.data / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write(
                 "\n# drtool sandbox\n"
-                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"port = {self.port}\nlisten_addresses = '{self.address}'\n"
                 f"unix_socket_directories = '{self.root / 'run'}'\n"
                 "max_connections = 60\nshared_buffers = 64MB\nmax_wal_size = 1GB\n"
             )
+        if allow:
+            with open(self.data / "pg_hba.conf", "a", encoding="utf-8") as hba:
+                hba.write(f"host all all {allow} scram-sha-256\n")
 
     def start(self) -> None:
         if self.pid:
             return
-        run(as_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l",
-                     str(self.root / "postgres.log"), "-w", "-t", "60", "start"], PG_USER),
-            timeout=120)
+        run(in_netns(as_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l",
+                              str(self.root / "postgres.log"), "-w", "-t", "60", "start"],
+                             PG_USER), self.netns), timeout=120)
         if not self.pid:
             raise OrchestrationError(
                 f"{self.name}: PostgreSQL did not start; see {self.root}/postgres.log")
@@ -121,6 +132,8 @@ class RedisServer:
     name: str
     root: Path  # dir, conf, pidfile, log
     port: int
+    address: str = "127.0.0.1"
+    netns: str | None = None
 
     @property
     def conf(self) -> Path:
@@ -139,7 +152,7 @@ class RedisServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(
             "# drtool sandbox\n"
-            f"port {self.port}\nbind 127.0.0.1\ndaemonize yes\n"
+            f"port {self.port}\nbind {self.address}\ndaemonize yes\n"
             f"pidfile {self.root / 'redis.pid'}\nlogfile {self.root / 'redis.log'}\n"
             f"dir {self.root}\ndbfilename dump.rdb\nsave \"\"\nappendonly no\n"
             f"requirepass {password}\n",
@@ -150,7 +163,8 @@ class RedisServer:
     def start(self) -> None:
         if self.pid:
             return
-        run([shutil.which("redis-server") or "redis-server", str(self.conf)], timeout=30)
+        run(in_netns([shutil.which("redis-server") or "redis-server", str(self.conf)], self.netns),
+            timeout=30)
         deadline = time.monotonic() + 30
         while not self.pid:
             if time.monotonic() > deadline:

@@ -1,0 +1,319 @@
+"""`drtool lab up|down|status`: a lab of real SSH hosts in network namespaces.
+
+Five hosts, each its own namespace, address and sshd (own host key, key authentication
+only): a PostgreSQL primary, a PostgreSQL restore target, a Redis primary, a Redis restore
+target and an app host. Redis primary and target are separate hosts on purpose: a host that
+is a backup source may never be a destructive target, so one shared host would be refused by
+drtool's production guard. The lab writes $DRTOOL_HOME/inventories/lab, which `--env lab`
+finds. Namespaces isolate the network only: files, users and PIDs are shared, so each host
+keeps its state in its own folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from drtool import paths
+from drtool.adapters import postgres, redis_client
+from drtool.adapters.execute import as_user, run
+from drtool.errors import OrchestrationError
+from drtool.lab import network
+from drtool.lab.inventory import write_inventory
+from drtool.sandbox import app as demo_app
+from drtool.sandbox import layout as sandbox_layout
+from drtool.sandbox import seed
+from drtool.sandbox.manage import ensure_packages
+from drtool.sandbox.services import (
+    PG_USER,
+    PostgresCluster,
+    RedisServer,
+    in_netns,
+    pid_alive,
+    read_pid,
+    stop_pid,
+)
+
+SSHD = "/usr/sbin/sshd"
+PACKAGES = {SSHD: "openssh-server", "ssh-keygen": "openssh-client"}
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str  # inventory hostname
+    short: str  # namespace suffix
+    octet: int  # last octet of its address
+    group: str  # the inventory group it serves
+
+
+HOSTS = (
+    LabHost("lab-pg-primary", "pg1", 11, "pg_primary"),
+    LabHost("lab-pg-target", "pg2", 12, "pg_restore_target"),
+    LabHost("lab-redis-primary", "rd1", 13, "redis_primary"),
+    LabHost("lab-redis-target", "rd2", 14, "redis_restore_target"),
+    LabHost("lab-app", "app", 15, "app"),
+)
+APP_PORT = 8080
+
+
+@dataclass(frozen=True)
+class Lab:
+    root: Path  # $DRTOOL_HOME/lab
+    net: network.LabNetwork
+    postgres_root: Path
+
+    # -- where things are ------------------------------------------------------------------
+
+    def host_dir(self, host: LabHost) -> Path:
+        return self.root / "hosts" / host.name
+
+    def address(self, host: LabHost) -> str:
+        return self.net.address(host.octet)
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.root / "ssh"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def app_config(self) -> Path:
+        return self.root / "app.json"
+
+    def host(self, group: str) -> LabHost:
+        return next(h for h in HOSTS if h.group == group)
+
+    def cluster(self, host: LabHost) -> PostgresCluster:
+        return PostgresCluster(host.name, self.postgres_root / host.name, 5432,
+                               sandbox_layout.PG_BIN, self.address(host),
+                               self.net.namespace(host.short))
+
+    def redis(self, host: LabHost) -> RedisServer:
+        return RedisServer(host.name, self.host_dir(host) / "redis", 6379, self.address(host),
+                           self.net.namespace(host.short))
+
+    def sshd_pid(self, host: LabHost) -> int | None:
+        pid = read_pid(self.host_dir(host) / "sshd" / "sshd.pid")
+        return pid if pid_alive(pid) else None
+
+    def service_pid(self, host: LabHost) -> int | None:
+        if host.group.startswith("pg_"):
+            return self.cluster(host).pid
+        if host.group.startswith("redis_"):
+            return self.redis(host).pid
+        return demo_app.running_pid(self.app_config)
+
+    def status(self) -> list[dict[str, object]]:
+        present = network.namespaces()
+        return [{"host": h.name, "address": self.address(h), "group": h.group,
+                 "namespace": self.net.namespace(h.short),
+                 "namespace_exists": self.net.namespace(h.short) in present,
+                 "sshd_pid": self.sshd_pid(h), "service_pid": self.service_pid(h)}
+                for h in HOSTS]
+
+    def save(self) -> None:
+        (self.root / "state.json").write_text(json.dumps({
+            "prefix": self.net.prefix, "subnet": self.net.subnet,
+            "postgres_root": str(self.postgres_root)}, indent=2) + "\n", encoding="utf-8")
+
+
+def lab_root() -> Path:
+    return paths.drtool_home() / "lab"
+
+
+def current() -> Lab | None:
+    try:
+        data = json.loads((lab_root() / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return Lab(lab_root(), network.LabNetwork(data["prefix"], data["subnet"]),
+               Path(data["postgres_root"]))
+
+
+def configured_network() -> network.LabNetwork:
+    return network.LabNetwork(os.environ.get("DRTOOL_LAB_PREFIX", "drlab"),
+                              os.environ.get("DRTOOL_LAB_SUBNET", "10.231.7"))
+
+
+# -- up ----------------------------------------------------------------------------------------
+
+def up() -> Lab:
+    """Create (or complete) the lab and start every host and service. Idempotent."""
+    if os.geteuid() != 0:
+        raise OrchestrationError("the lab creates network namespaces: run `drtool lab up` as root")
+    ensure_packages()
+    _ensure_ssh_packages()
+    root = lab_root()
+    previous = current()
+    net = previous.net if previous else configured_network()
+    root.mkdir(parents=True, exist_ok=True)
+    pg_root = previous.postgres_root if previous else _postgres_root(root)
+    lab = Lab(root, net, pg_root)
+    lab.save()
+    _secrets(lab)
+    _ssh_keys(lab)
+    network.create_bridge(net)
+    for host in HOSTS:
+        network.add_host(net, host.short, host.octet)
+        _start_sshd(lab, host)
+    _start_services(lab)
+    write_inventory(lab, HOSTS, sys.executable, APP_PORT)
+    for host in HOSTS:
+        _wait_port(lab.address(host), 22, f"sshd on {host.name}")
+    return lab
+
+
+def _ensure_ssh_packages() -> None:
+    missing = sorted({pkg for binary, pkg in PACKAGES.items()
+                      if not (shutil.which(binary) or Path(binary).exists())})
+    if missing:
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        run(["apt-get", "update", "-qq"], env=env, timeout=900)
+        run(["apt-get", "install", "-y", "-qq", *missing], env=env, timeout=1800)
+
+
+def _postgres_root(root: Path) -> Path:
+    if run(as_user(["test", "-x", str(root)], PG_USER), check=False).returncode == 0:
+        return root / "postgres"
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return Path("/var/lib/drtool") / f"lab-{digest}" / "postgres"
+
+
+def _secrets(lab: Lab) -> None:
+    lab.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name in ("postgres_password", "redis_password"):
+        path = lab.secrets / name
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(24) + "\n", encoding="utf-8")
+            os.chmod(path, 0o600)
+
+
+def _ssh_keys(lab: Lab) -> None:
+    lab.ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = lab.ssh_dir / "id_ed25519"
+    if not key.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "drtool-lab", "-f", str(key)])
+    (lab.ssh_dir / "authorized_keys").write_text(key.with_suffix(".pub").read_text())
+    known = []
+    for host in HOSTS:
+        folder = lab.host_dir(host) / "sshd"
+        folder.mkdir(parents=True, exist_ok=True)
+        hostkey = folder / "ssh_host_ed25519_key"
+        if not hostkey.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(hostkey)])
+        known.append(f"{lab.address(host)} {hostkey.with_suffix('.pub').read_text().strip()}")
+    (lab.ssh_dir / "known_hosts").write_text("\n".join(known) + "\n")
+
+
+def _start_sshd(lab: Lab, host: LabHost) -> None:
+    if lab.sshd_pid(host):
+        return
+    folder = lab.host_dir(host) / "sshd"
+    config = folder / "sshd_config"
+    config.write_text("\n".join([
+        "# drtool lab host " + host.name,
+        "Port 22", f"ListenAddress {lab.address(host)}",
+        f"HostKey {folder / 'ssh_host_ed25519_key'}", f"PidFile {folder / 'sshd.pid'}",
+        f"AuthorizedKeysFile {lab.ssh_dir / 'authorized_keys'}",
+        "PubkeyAuthentication yes", "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password",
+        # The key files live under DRTOOL_HOME, which may be group- or world-readable.
+        "StrictModes no", "UsePAM no", "MaxSessions 64", "MaxStartups 64:30:128",
+        "Subsystem sftp internal-sftp", "LogLevel ERROR", "",
+    ]))
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+    run([SSHD, "-t", "-f", str(config)])
+    run(in_netns([SSHD, "-f", str(config)], lab.net.namespace(host.short)))
+    deadline = time.monotonic() + 10
+    while not lab.sshd_pid(host):
+        if time.monotonic() > deadline:
+            raise OrchestrationError(f"sshd on {host.name} did not start")
+        time.sleep(0.05)
+
+
+def _start_services(lab: Lab) -> None:
+    pg_password = (lab.secrets / "postgres_password").read_text().strip()
+    redis_password = (lab.secrets / "redis_password").read_text().strip()
+    for group in ("pg_primary", "pg_restore_target"):
+        cluster = lab.cluster(lab.host(group))
+        cluster.root.mkdir(parents=True, exist_ok=True)
+        cluster.initialise(pg_password, allow=f"{lab.net.subnet}.0/24")
+        cluster.start()
+    for group in ("redis_primary", "redis_restore_target"):
+        server = lab.redis(lab.host(group))
+        server.configure(redis_password)
+        server.start()
+    primary_pg, primary_redis = lab.host("pg_primary"), lab.host("redis_primary")
+    try:
+        seed.seed_postgres(lab.address(primary_pg), 5432, pg_password)
+        seed.seed_redis(lab.address(primary_redis), 6379, redis_password)
+    except (postgres.Error, redis_client.Error) as exc:
+        raise OrchestrationError(f"seeding the lab failed: {exc}") from exc
+    app = lab.host("app")
+
+    def endpoints(pg_group: str, redis_group: str) -> dict[str, tuple[str, int]]:
+        return {"pg": (lab.address(lab.host(pg_group)), 5432),
+                "redis": (lab.address(lab.host(redis_group)), 6379)}
+
+    demo_app.AppConfig(
+        listen=(lab.address(app), APP_PORT),
+        stores={"primary": endpoints("pg_primary", "redis_primary"),
+                "restore": endpoints("pg_restore_target", "redis_restore_target")},
+        secrets=lab.secrets, state=lab.host_dir(app) / "app",
+    ).save(lab.app_config)
+    if demo_app.running_pid(lab.app_config) is None:
+        run(in_netns([sys.executable, "-m", "drtool.sandbox.app", "start", "--stores", "primary",
+                      "--config", str(lab.app_config)], lab.net.namespace(app.short)),
+            timeout=60)
+
+
+def _wait_port(address: str, port: int, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((address, port), timeout=1):
+                return
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise OrchestrationError(f"{what} ({address}:{port}) does not answer") from exc
+            time.sleep(0.1)
+
+
+# -- down --------------------------------------------------------------------------------------
+
+def down(purge: bool = False) -> list[str]:
+    """Stop every lab process by PID, delete its namespaces and links; with `purge`, its
+    files and inventory too. Returns what was stopped."""
+    lab = current()
+    if lab is None:
+        return []
+    stopped: list[str] = []
+    if lab.app_config.exists() and demo_app.running_pid(lab.app_config):
+        demo_app.stop(lab.app_config)
+        stopped.append("lab-app: app")
+    for host in HOSTS:
+        if host.group.startswith("redis_") and lab.redis(host).stop():
+            stopped.append(f"{host.name}: redis")
+        if host.group.startswith("pg_") and lab.cluster(host).stop():
+            stopped.append(f"{host.name}: postgres")
+    for host in HOSTS:
+        if stop_pid(lab.sshd_pid(host)):
+            stopped.append(f"{host.name}: sshd")
+        network.remove_host(lab.net, host.short)
+    network.remove_bridge(lab.net)
+    if purge:
+        if lab.postgres_root.parent != lab.root:
+            shutil.rmtree(lab.postgres_root.parent, ignore_errors=True)
+        shutil.rmtree(lab.root, ignore_errors=True)
+        shutil.rmtree(paths.drtool_home() / "inventories" / "lab", ignore_errors=True)
+    return stopped
