@@ -1,14 +1,19 @@
-"""Environments: an inventory found by name, read once, validated up front.
+"""Environments: an inventory found by name, resolved by Ansible once, validated up front.
 
-Every problem is collected and reported at once (exit 2) before anything runs.
+Every problem is collected and reported at once, each with the inventory file and the key
+(or host) it concerns (exit 2), before anything runs.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from drtool import paths
 from drtool.core.model import Objectives
@@ -18,6 +23,19 @@ ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 SOURCE_GROUPS = ("pg_primary", "redis_primary")
 TARGET_GROUPS = ("pg_restore_target", "redis_restore_target", "app")
 REQUIRED_GROUPS = SOURCE_GROUPS + TARGET_GROUPS
+# A restore target's data service must not be its source's, whatever the names say.
+TARGET_SERVICE = {"pg_restore_target": ("postgres", "pg_primary"),
+                  "redis_restore_target": ("redis", "redis_primary")}
+THIS_MACHINE = "this machine"  # what a local connection, or a loopback address, points at
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an inventory: the key or host it concerns, and why."""
+
+    message: str
+    key: str | None = None
+    host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -29,8 +47,10 @@ class Environment:
     tier: str
     objectives: Objectives
     groups: dict[str, tuple[str, ...]]
+    hosts: dict[str, dict[str, Any]]  # as playbooks/describe.yml resolved them
     store_root: Path
     growing_tables: tuple[str, ...]
+    cadence_days: float | None = None
     requires_sandbox: bool = False
 
     def host(self, group: str) -> str:
@@ -55,7 +75,7 @@ def find_inventory(name: str) -> Path:
 
 
 def _positive_number(value: Any) -> float | None:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or value in (None, ""):
         return None
     try:
         number = float(value)
@@ -64,69 +84,201 @@ def _positive_number(value: Any) -> float | None:
     return number if number > 0 else None
 
 
-def environment_from_inventory(name: str, inventory: Path, listing: dict[str, Any]) -> Environment:
-    """Build an Environment from `ansible-inventory --list` output, or raise ConfigError
-    listing every problem: missing groups, objectives, unsafe restore targets."""
-    where = f"inventory {inventory}"
-    hostvars: dict[str, dict[str, Any]] = listing.get("_meta", {}).get("hostvars", {})
-    problems: list[str] = []
-    groups: dict[str, tuple[str, ...]] = {}
-    for group in REQUIRED_GROUPS:
-        hosts = tuple(listing.get(group, {}).get("hosts", []))
-        if len(hosts) != 1:
-            problems.append(f"group {group}: needs exactly one host, has {len(hosts)}")
-        groups[group] = hosts
-    all_hosts = sorted({h for hosts in groups.values() for h in hosts})
-    first = hostvars.get(all_hosts[0], {}) if all_hosts else {}
+def check_environment(name: str, described: dict[str, dict[str, Any]]
+                      ) -> tuple[dict[str, Any], list[Problem]]:
+    """Judge an environment from its described hosts; return its settings and every problem.
 
-    def setting(key: str) -> Any:
-        values = {repr(hostvars.get(h, {}).get(key)) for h in all_hosts}
-        if len(values) > 1:
-            problems.append(f"{key}: differs between hosts; set it once in group_vars/all")
-        return first.get(key)
+    Pure: given {host: settings} as playbooks/describe.yml resolved them.
+    """
+    problems: list[Problem] = []
+    groups = {g: tuple(sorted(h for h, d in described.items() if g in d.get("groups", [])))
+              for g in REQUIRED_GROUPS}
+    for group, hosts in groups.items():
+        if len(hosts) != 1:
+            problems.append(Problem(f"needs exactly one host, has {len(hosts)}"
+                                    + (f" ({', '.join(hosts)})" if hosts else ""), key=group))
+    every = sorted(described)
+    first = described[every[0]] if every else {}
+
+    def setting(field: str, key: str) -> Any:
+        if len({repr(described[h].get(field)) for h in every}) > 1:
+            problems.append(Problem("differs between hosts; set it once in group_vars/all",
+                                    key=key))
+        return first.get(field)
 
     objectives = {}
-    for key in ("drtool_rto_objective_s", "drtool_rpo_objective_s"):
-        value = _positive_number(setting(key))
+    for field, key in (("rto_objective_s", "drtool_rto_objective_s"),
+                       ("rpo_objective_s", "drtool_rpo_objective_s")):
+        value = _positive_number(setting(field, key))
         if value is None:
-            problems.append(f"{key}: must be a positive number of seconds, got {first.get(key)!r}")
-        objectives[key] = value or 0.0
-    tier = str(setting("drtool_tier") or "production")
-    growing = setting("drtool_verify_growing_tables") or []
+            problems.append(Problem(f"must be a positive number of seconds, got "
+                                    f"{first.get(field)!r}", key=key))
+        objectives[field] = value or 0.0
+    cadence = setting("cadence_days", "drtool_drill_cadence_days")
+    if cadence not in (None, "") and _positive_number(cadence) is None:
+        problems.append(Problem(f"must be a positive number of days, got {cadence!r}",
+                                key="drtool_drill_cadence_days"))
+    growing = setting("growing_tables", "drtool_verify_growing_tables") or []
     if not isinstance(growing, list) or not all(isinstance(t, str) for t in growing):
-        problems.append("drtool_verify_growing_tables: must be a list of schema.table names")
+        problems.append(Problem("must be a list of schema.table names",
+                                key="drtool_verify_growing_tables"))
         growing = []
-    store = setting("drtool_store_path")
-    if store is not None and (not isinstance(store, str) or not Path(store).is_absolute()):
-        problems.append(f"drtool_store_path: must be an absolute path, got {store!r}")
+    store = setting("store_path", "drtool_store_path")
+    if store not in (None, "") and (not isinstance(store, str) or not Path(store).is_absolute()):
+        problems.append(Problem(f"must be an absolute path, got {store!r}",
+                                key="drtool_store_path"))
         store = None
+    for host in every:
+        for field, key in (("backup_path", "drtool_backup_path"),
+                           ("snapshot_path", "drtool_snapshot_path")):
+            if not str(described[host].get(field) or "").startswith(("/", "STORE_PATH")):
+                problems.append(Problem("must be set to an absolute path on the host", key=key,
+                                        host=host))
+    problems.extend(guard_problems(groups, described))
+    tiers = {described[h].get("tier") for g in TARGET_GROUPS for h in groups[g]}
+    settings = {
+        "groups": groups, "objectives": Objectives(objectives["rto_objective_s"],
+                                                   objectives["rpo_objective_s"]),
+        "tier": tiers.pop() if len(tiers) == 1 else "mixed", "growing": tuple(growing),
+        "store": store, "cadence": _positive_number(cadence),
+        "requires_sandbox": first.get("requires_sandbox") is True,
+    }
+    return settings, problems
 
-    problems.extend(guard_problems(tier, groups, hostvars))
+
+def environment_from_description(name: str, inventory: Path,
+                                 described: dict[str, dict[str, Any]]) -> Environment:
+    """Build an Environment, or raise ConfigError listing every problem with its file."""
+    settings, problems = check_environment(name, described)
     if problems:
-        raise ConfigError(f"{where} is not usable", problems)
+        raise ConfigError(f"inventory {inventory} is not usable",
+                          [render(inventory, p) for p in problems])
     return Environment(
-        name=name, inventory=inventory, tier=tier,
-        objectives=Objectives(objectives["drtool_rto_objective_s"],
-                              objectives["drtool_rpo_objective_s"]),
-        groups=groups, store_root=Path(store) if store else paths.backups_dir(name),
-        growing_tables=tuple(growing),
-        requires_sandbox=setting("drtool_requires_sandbox") is True,
+        name=name, inventory=inventory, tier=settings["tier"],
+        objectives=settings["objectives"], groups=settings["groups"], hosts=described,
+        store_root=Path(settings["store"]) if settings["store"] else paths.backups_dir(name),
+        growing_tables=settings["growing"], cadence_days=settings["cadence"],
+        requires_sandbox=settings["requires_sandbox"],
     )
 
 
-def guard_problems(
-    tier: str, groups: dict[str, tuple[str, ...]], hostvars: dict[str, dict[str, Any]]
-) -> list[str]:
-    """The production guard: a destructive target must be marked drtool_drill_target, live in
-    a non-production tier and never be a backup source. Returns one line per violation."""
+# -- the production guard ---------------------------------------------------------------------
+
+def guard_problems(groups: dict[str, tuple[str, ...]],
+                   described: dict[str, dict[str, Any]]) -> list[Problem]:
+    """A destructive target must be marked drtool_drill_target, have a non-production tier,
+    and be neither a backup source nor the same machine or service as one, under whatever
+    name or address it is listed. One Problem per violation."""
     problems = []
-    sources = {h for g in SOURCE_GROUPS for h in groups.get(g, ())}
+    sources = [h for g in SOURCE_GROUPS for h in groups.get(g, ())]
     for group in TARGET_GROUPS:
         for host in groups.get(group, ()):
-            if tier == "production":
-                problems.append(f"{host} ({group}): refused, the environment's tier is production")
-            if hostvars.get(host, {}).get("drtool_drill_target") is not True:
-                problems.append(f"{host} ({group}): refused, not marked drtool_drill_target: true")
-            if host in sources:
-                problems.append(f"{host} ({group}): refused, it is also a backup source")
+            target = described[host]
+
+            def refuse(why: str, key: str | None = None, host: str = host) -> None:
+                problems.append(Problem(f"refused as a destructive target: {why}", key, host))
+
+            if target.get("tier", "production") == "production":
+                refuse("its tier is production", "drtool_tier")
+            if target.get("drill_target") is not True:
+                refuse("it is not marked drtool_drill_target: true", "drtool_drill_target")
+            for source in sources:
+                if source == host:
+                    refuse(f"it is also a backup source ({_source_group(source, groups)})")
+                    continue
+                shared = machine(target) & machine(described[source])
+                if shared and not (_local(target) and _local(described[source])):
+                    refuse(f"it is the same machine as backup source {source} "
+                           f"({', '.join(sorted(shared))})")
+            if group in TARGET_SERVICE:
+                service, source_group = TARGET_SERVICE[group]
+                for source in groups.get(source_group, ()):
+                    same = endpoints(target, service) & endpoints(described[source], service)
+                    if same:
+                        where = ", ".join(f"{a}:{p}" for a, p in sorted(same))
+                        refuse(f"its {service} endpoint {where} is backup source {source}'s")
     return problems
+
+
+def _source_group(host: str, groups: dict[str, tuple[str, ...]]) -> str:
+    return next(g for g in SOURCE_GROUPS if host in groups.get(g, ()))
+
+
+def _local(settings: dict[str, Any]) -> bool:
+    return settings.get("connection") == "local"
+
+
+def resolve(name: str) -> frozenset[str]:
+    """Every address `name` resolves to; loopback addresses become THIS_MACHINE."""
+    try:
+        found = {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
+    except (socket.gaierror, UnicodeError):
+        found = {name}
+    out = set()
+    for address in found:
+        try:
+            out.add(THIS_MACHINE if ipaddress.ip_address(address.split("%")[0]).is_loopback
+                    else address)
+        except ValueError:
+            out.add(address)
+    return frozenset(out)
+
+
+def machine(settings: dict[str, Any]) -> frozenset[str]:
+    """The machine a host runs on, as a set of addresses."""
+    if _local(settings):
+        return frozenset({THIS_MACHINE})
+    return resolve(str(settings.get("address", "")))
+
+
+def endpoints(settings: dict[str, Any], service: str) -> frozenset[tuple[str, int]]:
+    """Where a host's PostgreSQL or Redis really listens: its configured address (a loopback
+    address means the host's own machine) and port."""
+    addresses = resolve(str(settings.get(f"{service}_host", "127.0.0.1")))
+    if THIS_MACHINE in addresses and not _local(settings):
+        addresses = (addresses - {THIS_MACHINE}) | machine(settings)
+    port = int(settings.get(f"{service}_port") or 0)
+    return frozenset((address, port) for address in addresses)
+
+
+# -- where a problem lives ---------------------------------------------------------------------
+
+def render(inventory: Path, problem: Problem) -> str:
+    """'file: host: key: message', naming the inventory file that sets the key (or lists the
+    host), relative to the inventory folder."""
+    where = locate(inventory, problem.key, problem.host)
+    parts = [where] if where else []
+    parts += [p for p in (problem.host, problem.key) if p]
+    return ": ".join([*parts, problem.message])
+
+
+def locate(inventory: Path, key: str | None, host: str | None) -> str | None:
+    """The file under `inventory` that sets `key` (for `host`, when given), else the file
+    that lists the host, else None."""
+    files = sorted(p for p in inventory.rglob("*") if p.suffix in (".yml", ".yaml"))
+    loaded = {}
+    for path in files:
+        try:
+            loaded[path] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+    if key:
+        preferred = [p for p in loaded if host and p.stem == host] + list(loaded)
+        for path in preferred:
+            if _contains(loaded[path], key, host if path.parent.name != "host_vars" else None):
+                return str(path.relative_to(inventory))
+    if host:
+        for path, data in loaded.items():
+            if _contains(data, host, None):
+                return str(path.relative_to(inventory))
+    return None
+
+
+def _contains(data: Any, key: str, under: str | None) -> bool:
+    if isinstance(data, dict):
+        if under is None and key in data:
+            return True
+        return any(_contains(v, key, None if k == under else under) for k, v in data.items())
+    if isinstance(data, list):
+        return any(_contains(v, key, under) for v in data)
+    return False

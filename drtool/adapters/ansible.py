@@ -179,25 +179,23 @@ class AnsibleAdapter:
         result.status, result.rc, result.stats = runner.status, runner.rc, stats
         return result
 
-    def list_inventory(self) -> dict[str, Any]:
-        """Return `ansible-inventory --list` for the inventory (groups, hosts, raw hostvars).
-
-        Raises ConfigError when Ansible cannot parse it.
-        """
-        from drtool.adapters.execute import run  # noqa: PLC0415
-
-        done = run(
-            [str(Path(sys.executable).parent / "ansible-inventory"), "--list",
-             "-i", str(self.inventory)],
-            env=self._envvars(), check=False, timeout=120,
-        )
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
-            raise ConfigError(f"inventory {self.inventory}: {last}")
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Every host's settings as Ansible resolves them ({host: {...}}), from
+        playbooks/describe.yml, which connects to no host. Raises ConfigError when the
+        inventory cannot be resolved (a bad template, a missing variable)."""
+        scratch = Path(tempfile.mkdtemp(prefix="describe-", dir=self.scratch))
         try:
-            return dict(json.loads(done.stdout))
-        except ValueError as exc:
-            raise ConfigError(f"inventory {self.inventory}: unreadable output: {exc}") from exc
+            run = self.run("describe", {"drtool_env": self.inventory.name,
+                                        "drtool_backup_id": "BACKUP_ID",
+                                        "drtool_store_backup_path": "STORE_PATH",
+                                        "drtool_drill_id": "DRILL_ID"},
+                           scratch / "describe")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if run.status != "successful":
+            why = "; ".join(f"{f.host}: {f.message}" for f in run.failures) or run.status
+            raise ConfigError(f"inventory {self.inventory}: Ansible cannot resolve it: {why}")
+        return dict(run.stats.get("drtool_describe", {}))
 
 
 def scrub_command_artifact(path: Path) -> None:

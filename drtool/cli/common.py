@@ -9,7 +9,7 @@ import click
 
 from drtool import paths
 from drtool.adapters.ansible import AnsibleAdapter
-from drtool.config import Environment, environment_from_inventory, find_inventory
+from drtool.config import Environment, environment_from_description, find_inventory
 from drtool.core.model import ABORTED, PASSED, Journal
 from drtool.errors import (
     EXIT_FAILED,
@@ -33,7 +33,7 @@ def load(env_name: str, runs_phases: bool = True) -> tuple[Environment, AnsibleA
     """
     inventory = find_inventory(env_name)
     adapter = AnsibleAdapter(paths.content_root(), inventory, paths.runs_dir())
-    env = environment_from_inventory(env_name, inventory, adapter.list_inventory())
+    env = environment_from_description(env_name, inventory, adapter.describe())
     if runs_phases and env.requires_sandbox:
         from drtool.sandbox import manage  # noqa: PLC0415 - only the sandbox needs it
 
@@ -46,12 +46,13 @@ def load(env_name: str, runs_phases: bool = True) -> tuple[Environment, AnsibleA
 
 
 def exit_code(journal: Journal) -> int:
-    """0 passed; 130 aborted; 3 when a phase could not run; 1 when a check failed."""
+    """0 passed; 130 aborted; 3 when a phase could not run (or preflight found the hosts not
+    ready); 1 when a check failed."""
     if journal.status == PASSED:
         return EXIT_PASSED
     if journal.status == ABORTED:
         return EXIT_INTERRUPTED
-    if journal.failure is not None and journal.failure.kind == "orchestration":
+    if journal.failure is not None and journal.failure.kind in ("orchestration", "preflight"):
         return EXIT_ORCHESTRATION
     return EXIT_FAILED
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from drtool import paths
+from drtool.adapters import ssh
 from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun
 from drtool.config import Environment
-from drtool.core import timing, verdict
+from drtool.core import preflight, timing, verdict
 from drtool.core.clock import Clock, iso, parse_iso, seconds_between, utc_now
 from drtool.core.manifest import Manifest, build_manifest
 from drtool.core.model import (
@@ -61,6 +63,7 @@ class Drill:
         self.restored: dict[str, dict[str, Any]] = {}
         self.cancelled = False
         self.targets_changed = False
+        self.answers: dict[str, preflight.Answer] = {}
         drill_id = new_id(clock)
         self.backup_id = backup_id or (new_id(clock, "bk-") if ph.BACKUP in self.phase_names
                                        else None)
@@ -117,6 +120,15 @@ class Drill:
             self.journal.disaster_declared_at = iso(started)
         self.writer.save()
         self.progress.phase_started(name, index, len(self.phase_names))
+        if name == ph.PREFLIGHT:
+            refused = self._ssh_preflight()
+            if refused:  # the hosts are not ready: nothing may run, not even the playbook
+                ended = self.clock()
+                record.ended_at, record.duration_s = iso(ended), seconds_between(started, ended)
+                self._fail(record, refused, "preflight")
+                self.writer.save()
+                self.progress.phase_ended(record)
+                return False
         changed_before = self.targets_changed
         self.targets_changed |= name in ph.CHANGES_TARGETS
         run = self._playbook(name, record)
@@ -133,7 +145,7 @@ class Drill:
             after = getattr(self, f"_after_{name}", None)
             problem = after(run) if after else None
             if problem:
-                self._fail(record, problem, "check")
+                self._fail(record, problem, "preflight" if name == ph.PREFLIGHT else "check")
             else:
                 record.status = PASSED
                 if name == ph.VERIFY:
@@ -228,6 +240,32 @@ class Drill:
                 f"ansible-playbook ended {run.status}")
         self.writer.save()
         self.progress.phase_ended(record)
+
+    # -- drtool's own preflight, over SSH ----------------------------------------------------
+
+    def _ssh_preflight(self) -> str | None:
+        """Ask every host, in parallel, what the drill needs; record every check. Returns the
+        failures as one line, or None when all passed."""
+        hosts = self.env.hosts
+        with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+            futures = {host: pool.submit(ssh.ask, settings, preflight.commands_for(host, settings))
+                       for host, settings in hosts.items()}
+            self.answers = {host: future.result() for host, future in futures.items()}
+        newest = next((b for b in self.store.list() if b.complete), None)
+        checks = preflight.judge(self.answers, newest.size if newest else None)
+        self.journal.checks.extend(checks)
+        bad = verdict.failed(checks)
+        return "; ".join(check.describe() for check in bad) if bad else None
+
+    def _after_preflight(self, run: PlaybookRun) -> str | None:
+        source, target = self.env.host("pg_primary"), self.env.host("pg_restore_target")
+        server = run.stats.get("drtool_postgres_preflight", {}).get(source, {})
+        answer = self.answers.get(target)
+        version = answer.outputs.get("version.pg_restore", (1, ""))[1] if answer else ""
+        check = preflight.pg_restore_check(target, version, source,
+                                           str(server.get("server_version", "")))
+        self.journal.checks.append(check)
+        return None if check.passed else check.describe()
 
     # -- what each phase's results mean -----------------------------------------------------
 

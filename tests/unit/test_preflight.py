@@ -1,0 +1,55 @@
+from drtool.core.preflight import Answer, commands_for, judge, major_version, pg_restore_check
+
+TARGET = {"groups": ["pg_restore_target"], "postgres_bin_dir": "/pg/bin",
+          "postgres_host": "10.0.0.2", "postgres_port": 5432, "backup_path": "/w/backups/ID"}
+
+
+def test_versions_are_read_from_what_the_tools_print():
+    assert major_version("pg_restore (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)") == 15
+    assert major_version("16.4 (Ubuntu 16.4-1)") == 16
+    assert major_version("9.6.24") == 9
+    assert major_version("") is None
+
+
+def test_pg_restore_must_be_at_least_the_source_servers_major_version():
+    assert pg_restore_check("t", "pg_restore (PostgreSQL) 15.2", "s", "15.8").passed
+    old = pg_restore_check("t", "pg_restore (PostgreSQL) 14.9", "s", "15.8 (Debian)")
+    assert not old.passed
+    assert old.describe() == ("preflight.pg_restore_version t: expected >= 15 (server on s), "
+                              "actual 14")
+
+
+def test_a_restore_target_is_asked_for_tools_service_version_and_disk():
+    wanted = commands_for("t", TARGET)
+    assert set(wanted) == {"tools.tar", "tools.postgres", "service.postgres",
+                           "version.pg_restore", "disk.free_kib"}
+    assert "/dev/tcp/10.0.0.2/5432" in wanted["service.postgres"]
+    assert "sudo" not in " ".join(wanted.values())
+    assert "become" in commands_for("t", dict(TARGET, become=True))
+
+
+def test_every_failure_of_every_host_is_listed_not_just_the_first():
+    answers = {
+        "a": Answer(False, "NoValidConnectionsError: port 22 refused"),
+        "b": Answer(True, outputs={"tools.postgres": (1, ""), "service.postgres": (124, ""),
+                                   "disk.free_kib": (0, "1000")},
+                    clock_offset_s=0.0),
+        "c": Answer(True, outputs={"tools.tar": (0, "/usr/bin/tar")}, clock_offset_s=3.5),
+    }
+    checks = judge(answers, backup_size=10_000_000)
+    failed = [c.describe() for c in checks if not c.passed]
+    assert failed == [
+        "preflight.reachable a: expected reached over ssh with its user and key, "
+        "actual NoValidConnectionsError: port 22 refused",
+        "preflight.disk b: expected >= 15000000 bytes free, actual 1024000",
+        "preflight.service.postgres b: expected exit 0, actual exit 124",
+        "preflight.tools.postgres b: expected exit 0, actual exit 1",
+        "preflight.clock_skew all hosts: expected < 2.0 s, actual 3.5 "
+        "(between the hosts and this machine)",
+    ]
+
+
+def test_without_an_earlier_backup_disk_space_is_recorded_not_judged_against_a_guess():
+    checks = judge({"t": Answer(True, outputs={"disk.free_kib": (0, "5")})}, backup_size=None)
+    disk = next(c for c in checks if c.name == "preflight.disk")
+    assert disk.passed and disk.actual == 5120 and "no earlier backup" in disk.detail
