@@ -85,8 +85,9 @@ def _positive_number(value: Any) -> float | None:
 
 
 def check_environment(name: str, described: dict[str, dict[str, Any]]
-                      ) -> tuple[dict[str, Any], list[Problem]]:
-    """Judge an environment from its described hosts; return its settings and every problem.
+                      ) -> tuple[dict[str, Any], list[Problem], list[Problem]]:
+    """Judge an environment from its described hosts; return its settings, every problem,
+    and every refusal of the production guard.
 
     Pure: given {host: settings} as playbooks/describe.yml resolved them.
     """
@@ -134,7 +135,7 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
             if not str(described[host].get(field) or "").startswith(("/", "STORE_PATH")):
                 problems.append(Problem("must be set to an absolute path on the host", key=key,
                                         host=host))
-    problems.extend(guard_problems(groups, described))
+    refusals = guard_problems(groups, described)
     tiers = {described[h].get("tier") for g in TARGET_GROUPS for h in groups[g]}
     settings = {
         "groups": groups, "objectives": Objectives(objectives["rto_objective_s"],
@@ -143,13 +144,20 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
         "store": store, "cadence": _positive_number(cadence),
         "requires_sandbox": first.get("requires_sandbox") is True,
     }
-    return settings, problems
+    return settings, problems, refusals
 
 
 def environment_from_description(name: str, inventory: Path,
-                                 described: dict[str, dict[str, Any]]) -> Environment:
-    """Build an Environment, or raise ConfigError listing every problem with its file."""
-    settings, problems = check_environment(name, described)
+                                 described: dict[str, dict[str, Any]],
+                                 touches_targets: bool = True) -> Environment:
+    """Build an Environment, or raise ConfigError listing every problem with its file.
+
+    The production guard's refusals count only when the operation touches the restore
+    targets: a backup of a production environment only reads its primaries.
+    """
+    settings, problems, refusals = check_environment(name, described)
+    if touches_targets:
+        problems += refusals
     if problems:
         raise ConfigError(f"inventory {inventory} is not usable",
                           [render(inventory, p) for p in problems])
@@ -263,9 +271,16 @@ def locate(inventory: Path, key: str | None, host: str | None) -> str | None:
         except (OSError, yaml.YAMLError):
             continue
     if key:
-        preferred = [p for p in loaded if host and p.stem == host] + list(loaded)
-        for path in preferred:
-            if _contains(loaded[path], key, host if path.parent.name != "host_vars" else None):
+        # Most specific first: the host's own vars, its entry in an inventory file, group
+        # vars, then anywhere in an inventory file.
+        host_vars = [p for p in loaded if p.parent.name == "host_vars" and p.stem == host]
+        group_vars = [p for p in loaded if p.parent.name == "group_vars"]
+        listings = [p for p in loaded if p.parent.name not in ("host_vars", "group_vars")]
+        searches = [(p, None) for p in host_vars]
+        searches += [(p, host) for p in listings if host]
+        searches += [(p, None) for p in group_vars + listings]
+        for path, under in searches:
+            if _contains(loaded[path], key, under):
                 return str(path.relative_to(inventory))
     if host:
         for path, data in loaded.items():

@@ -25,7 +25,8 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print machine-readable JSON on stdout instead of a table.")
 
 
-def load(env_name: str, runs_phases: bool = True) -> tuple[Environment, AnsibleAdapter]:
+def load(env_name: str, runs_phases: bool = True,
+         touches_targets: bool = True) -> tuple[Environment, AnsibleAdapter]:
     """Find, read and validate an environment; ConfigError (exit 2) lists every problem.
 
     With `runs_phases`, an environment that lives in the sandbox must also have every
@@ -33,7 +34,7 @@ def load(env_name: str, runs_phases: bool = True) -> tuple[Environment, AnsibleA
     """
     inventory = find_inventory(env_name)
     adapter = AnsibleAdapter(paths.content_root(), inventory, paths.runs_dir())
-    env = environment_from_description(env_name, inventory, adapter.describe())
+    env = environment_from_description(env_name, inventory, adapter.describe(), touches_targets)
     if runs_phases and env.requires_sandbox:
         from drtool.sandbox import manage  # noqa: PLC0415 - only the sandbox needs it
 

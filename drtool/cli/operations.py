@@ -6,12 +6,14 @@ import click
 
 from drtool.cli.common import env_option, exit_code, json_option, load, print_json
 from drtool.drill.engine import Drill
-from drtool.report.console import ConsoleProgress, render_summary
+from drtool.drill.phases import TOUCHES_TARGETS
+from drtool.drill.plan import build_plan
+from drtool.report.console import ConsoleProgress, render_plan, render_summary
 from drtool.store.local import LocalStore
 
 
 def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = None) -> int:
-    env, adapter = load(env_name)
+    env, adapter = load(env_name, touches_targets=operation in TOUCHES_TARGETS)
     drill = Drill(env, operation, adapter, ConsoleProgress(), backup_id=backup_id)
     journal = drill.run()
     if as_json:
@@ -28,10 +30,20 @@ def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = N
 
 @click.command()
 @env_option
+@click.option("--plan", "plan_only", is_flag=True,
+              help="Print the ordered plan (phases, hosts, what is destroyed where) and stop.")
 @json_option
-def drill(env_name: str, as_json: bool) -> int:
+def drill(env_name: str, plan_only: bool, as_json: bool) -> int:
     """Run a full drill: preflight, backup, snapshot, disaster, restore, restart, verify,
     cleanup. Prints progress, then a summary (or the journal with --json)."""
+    if plan_only:
+        env, _adapter = load(env_name, runs_phases=False)
+        plan = build_plan(env, "drill")
+        if as_json:
+            print_json({"env": env.name, "tier": env.tier, "plan": plan})
+        else:
+            render_plan(env, plan)
+        return 0
     return _run(env_name, "drill", as_json)
 
 
@@ -73,7 +85,7 @@ def backups() -> None:
 @json_option
 def list_backups(env_name: str, as_json: bool) -> int:
     """List the environment's backups, newest first."""
-    env, _adapter = load(env_name, runs_phases=False)
+    env, _adapter = load(env_name, runs_phases=False, touches_targets=False)
     found = LocalStore(env.store_root).list()
     if as_json:
         print_json([vars(summary) for summary in found])
@@ -88,4 +100,37 @@ def list_backups(env_name: str, as_json: bool) -> int:
     return 0
 
 
-COMMANDS = (drill, backup, restore, verify, backups)
+@click.command()
+@env_option
+@json_option
+def validate(env_name: str, as_json: bool) -> int:
+    """Check an environment's inventory and report every problem at once, with the file and
+    key. Exit 0 when it can be drilled (or, for a production tier, backed up), 2 otherwise."""
+    from drtool import paths  # noqa: PLC0415
+    from drtool.adapters.ansible import AnsibleAdapter  # noqa: PLC0415
+    from drtool.config import check_environment, find_inventory, render  # noqa: PLC0415
+
+    inventory = find_inventory(env_name)
+    described = AnsibleAdapter(paths.content_root(), inventory, paths.runs_dir()).describe()
+    settings, problems, refusals = check_environment(env_name, described)
+    production = settings["tier"] == "production"
+    lines = [render(inventory, p) for p in problems]
+    refused = [render(inventory, p) for p in refusals]
+    ok = not lines and (production or not refused)
+    if as_json:
+        print_json({"env": env_name, "inventory": str(inventory), "valid": ok,
+                    "tier": settings["tier"], "problems": lines, "drills_refused": refused})
+    else:
+        for line in lines:
+            click.echo(f"problem: {line}")
+        for line in refused:
+            click.echo(f"drills refused: {line}")
+        if ok:
+            hosts = sum(len(h) for h in settings["groups"].values())
+            what = "can be backed up; drills are refused (tier production)" if production else (
+                "can be drilled")
+            click.echo(f"{env_name}: {inventory}: {hosts} hosts, {what}")
+    return 0 if ok else 2
+
+
+COMMANDS = (drill, backup, restore, verify, backups, validate)

@@ -175,6 +175,7 @@ class Drill:
             "drtool_env": self.env.name,
             "drtool_drill_id": self.journal.drill_id,
             "drtool_sentinel_value": self.sentinel_value,
+            "drtool_touches_targets": self.operation in ph.TOUCHES_TARGETS,
         }
         if self.backup_id:
             # Where the backup lives in the store, on this machine. Where each host stages it

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
+from drtool.config import Environment
 from drtool.core.model import FAILED, PASSED, Journal, PhaseRecord
 
 STYLE = {"passed": "green", "failed": "red", "aborted": "red", "skipped": "dim",
@@ -89,6 +91,19 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None)
     colour = STYLE.get(journal.status, "")
     out.print(f"Verdict   [bold {colour}]{journal.status.upper()}[/]")
     out.print(f"Journal   {path}")
+
+
+def render_plan(env: Environment, plan: list[dict[str, Any]],
+                console: Console | None = None) -> None:
+    """The ordered plan of a drill: each phase, its hosts, and what is destroyed where."""
+    out = console or Console(highlight=False)
+    out.print(f"Plan for a drill on {env.name} (tier {env.tier}); nothing has been changed.")
+    for index, phase in enumerate(plan, start=1):
+        out.print(f"[bold]{index}. {phase['phase']}[/]")
+        for step in phase["steps"]:
+            colour = "red" if step["destroys"] else ""
+            out.print(f"   {step['host']:<22} {step['address']:<15} "
+                      + (f"[{colour}]{step['action']}[/]" if colour else step["action"]))
 
 
 def _verdict(journal: Journal, name: str) -> str:

@@ -36,7 +36,8 @@ def described(**overrides):
 
 
 def messages(hosts):
-    return [(p.host, p.key, p.message) for p in check_environment("e", hosts)[1]]
+    _settings, problems, refusals = check_environment("e", hosts)
+    return [(p.host, p.key, p.message) for p in problems + refusals]
 
 
 def test_a_good_environment_gives_objectives_tier_groups_and_cadence():
@@ -61,11 +62,15 @@ def test_every_problem_is_reported_at_once_with_its_key():
     assert caught.value.exit_code == EXIT_USAGE and len(caught.value.problems) == 3
 
 
-def test_a_production_tier_refuses_every_destructive_target():
+def test_a_production_tier_refuses_every_destructive_target_but_not_a_backup():
     hosts = described(**{h: {"tier": "production"} for h in GROUPS})
     refused = [(host, msg) for host, _key, msg in messages(hosts)]
     assert refused == [(h, "refused as a destructive target: its tier is production")
                        for h in ("pg2", "r2", "app1")]
+    with pytest.raises(ConfigError, match="pg2: drtool_tier: refused"):
+        environment_from_description("prod", Path("/inv"), hosts)
+    backup_only = environment_from_description("prod", Path("/inv"), hosts, touches_targets=False)
+    assert backup_only.tier == "production"
 
 
 def test_a_production_group_pulled_into_a_staging_inventory_is_refused():
@@ -134,6 +139,12 @@ def test_problems_name_the_file_that_sets_the_key(tmp_path):
     assert locate(tmp_path, "drtool_rto_objective_s", None) == "group_vars/all.yml"
     assert render(tmp_path, Problem("refused", "drtool_tier", "pg2")) == (
         "hosts.yml: pg2: drtool_tier: refused")
+    # A key set for every host in group_vars is found there, not in the host's listing.
+    assert render(tmp_path, Problem("bad", "drtool_rto_objective_s", "pg2")) == (
+        "group_vars/all.yml: pg2: drtool_rto_objective_s: bad")
+    # A key set nowhere points at the file listing the host: where to add it.
+    assert render(tmp_path, Problem("unset", "drtool_drill_target", "pg2")) == (
+        "hosts.yml: pg2: drtool_drill_target: unset")
     assert render(tmp_path, Problem("must be set", "drtool_store_path")) == (
         "drtool_store_path: must be set")
 
