@@ -276,7 +276,7 @@ def locate(inventory: Path, key: str | None, host: str | None) -> str | None:
         host_vars = [p for p in loaded if p.parent.name == "host_vars" and p.stem == host]
         group_vars = [p for p in loaded if p.parent.name == "group_vars"]
         listings = [p for p in loaded if p.parent.name not in ("host_vars", "group_vars")]
-        searches = [(p, None) for p in host_vars]
+        searches: list[tuple[Path, str | None]] = [(p, None) for p in host_vars]
         searches += [(p, host) for p in listings if host]
         searches += [(p, None) for p in group_vars + listings]
         for path, under in searches:

@@ -1,0 +1,58 @@
+"""The lab: real SSH hosts in network namespaces, started by `drtool lab up` with a prefix
+and subnet of the tests' own, and checked to be gone after `drtool lab down`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Drtool
+
+PREFIX, SUBNET = "drtst", "10.231.8"
+
+
+@pytest.fixture(scope="session")
+def lab(drtool: Drtool) -> Iterator[Drtool]:
+    if os.geteuid() != 0:
+        pytest.skip("the lab creates network namespaces: it needs root")
+    lab_drtool = Drtool(drtool.home, dict(drtool.env, DRTOOL_LAB_PREFIX=PREFIX,
+                                          DRTOOL_LAB_SUBNET=SUBNET))
+    up = lab_drtool("lab", "up", "--json")
+    assert up.returncode == 0, up.stderr
+    rows = json.loads(up.stdout)
+    pids = {r["sshd_pid"] for r in rows} | {r["service_pid"] for r in rows}
+    assert all(pids) and len(rows) == 5
+    yield lab_drtool
+    down = lab_drtool("lab", "down", "--purge")
+    assert down.returncode == 0, down.stderr
+    leftovers = {
+        "namespaces": [n for n in run("ip", "netns", "list").split() if n.startswith(PREFIX)],
+        "links": [line for line in run("ip", "-o", "link").splitlines() if f"{PREFIX}-" in line],
+        "processes": [pid for pid in pids if Path(f"/proc/{pid}").exists()
+                      and not zombie(pid)],
+        "ssh masters": [line for line in run("ps", "-eo", "args").splitlines()
+                        if line.startswith("ssh: ") and str(drtool.home) in line],
+    }
+    assert leftovers == {k: [] for k in leftovers}, leftovers
+    assert not (drtool.home / "inventories" / "lab").exists()
+
+
+def run(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+def zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def lab_state(drtool: Drtool) -> dict:
+    rows = json.loads(drtool("lab", "status", "--json").stdout)
+    return {row["host"]: row for row in rows}
