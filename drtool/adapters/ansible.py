@@ -183,6 +183,7 @@ class AnsibleAdapter:
         """Every host's settings as Ansible resolves them ({host: {...}}), from
         playbooks/describe.yml, which connects to no host. Raises ConfigError when the
         inventory cannot be resolved (a bad template, a missing variable)."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="describe-", dir=self.scratch))
         try:
             run = self.run("describe", {"drtool_env": self.inventory.name,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from drtool import __version__
 from drtool.cli import history, lab, operations, sandbox
-from drtool.errors import EXIT_INTERRUPTED, EXIT_USAGE, DrtoolError
+from drtool.errors import EXIT_INTERRUPTED, EXIT_ORCHESTRATION, EXIT_USAGE, DrtoolError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, not the user's input: one line, traceback on request
+        if os.environ.get("DRTOOL_DEBUG"):
+            raise
+        click.echo(f"drtool: internal error: {type(exc).__name__}: {exc} "
+                   "(set DRTOOL_DEBUG=1 for the traceback)", err=True)
+        return EXIT_ORCHESTRATION
     return result if isinstance(result, int) else 0
 
 

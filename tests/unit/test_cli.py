@@ -32,6 +32,12 @@ def test_an_unknown_environment_is_a_configuration_error(capsys):
     assert "Traceback" not in err
 
 
+def test_a_validate_on_a_fresh_home_works(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path / "new"))
+    assert main(["validate", "--env", "staging"]) == 0
+    assert "staging" in capsys.readouterr().out
+
+
 def test_help_and_version_exit_0(capsys):
     assert main(["--help"]) == 0
     assert "Exit codes" in capsys.readouterr().out

@@ -1,0 +1,219 @@
+"""Drills over SSH against the lab: restore to other hosts, preflight, --plan, the
+production guard's refusals, and a host lost mid-drill."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from drtool.adapters import postgres, redis_client
+from tests.conftest import Drtool
+from tests.lab.conftest import SUBNET, lab_state
+
+pytestmark = pytest.mark.lab
+
+PRIMARY, TARGET = f"{SUBNET}.11", f"{SUBNET}.12"
+REDIS_PRIMARY, REDIS_TARGET = f"{SUBNET}.13", f"{SUBNET}.14"
+LAB_HOSTS = {"lab-pg-primary", "lab-pg-target", "lab-redis-primary", "lab-redis-target",
+             "lab-app"}
+
+
+def secret(lab: Drtool, name: str) -> str:
+    return (lab.home / "lab" / "secrets" / name).read_text().strip()
+
+
+def pg(lab: Drtool, address: str, database: str = "appdb"):
+    return postgres.connect(address, 5432, "postgres", secret(lab, "postgres_password"), database)
+
+
+def rd(lab: Drtool, address: str):
+    return redis_client.connect(address, 6379, secret(lab, "redis_password"))
+
+
+def primary_identity(lab: Drtool) -> tuple:
+    with pg(lab, PRIMARY, "postgres") as conn:
+        oid = conn.execute("SELECT oid FROM pg_database WHERE datname = 'appdb'").fetchone()[0]
+    return oid, rd(lab, REDIS_PRIMARY).info("server")["run_id"]
+
+
+def test_a_drill_over_ssh_restores_on_other_hosts_and_never_writes_to_the_primary(lab: Drtool):
+    before = primary_identity(lab)
+
+    code, journal = lab.json("drill", "--env", "lab")
+
+    assert code == 0, journal["failure"]
+    assert journal["status"] == "passed" and 0 < journal["rto_s"] < 300
+    tasks = [t for p in journal["phases"] for t in p["tasks"]]
+    assert {t["host"] for t in tasks} == LAB_HOSTS
+    assert all(t["duration_s"] is not None for t in tasks)
+    # The backup travelled source host -> store -> restore target over SSH.
+    actions = {(t["host"], t["action"]) for t in tasks}
+    assert ("lab-pg-primary", "ansible.builtin.fetch") in actions
+    assert ("lab-pg-target", "ansible.builtin.unarchive") in actions
+    destructive = {"drtool.drill.pg_database", "drtool.drill.redis_admin", "ansible.builtin.copy",
+                   "ansible.builtin.systemd_service"}
+    assert not [t for t in tasks if t["host"] in ("lab-pg-primary", "lab-redis-primary")
+                and t["action"] in destructive]
+    assert primary_identity(lab) == before  # never dropped, recreated or restarted
+    # What was restored on the target is the backup, exactly.
+    checks = {(c["name"], c["target"].split("/")[0]) for c in journal["checks"]}
+    assert ("postgres.sentinel", "lab-pg-target") in checks
+    assert {c["status"] for c in journal["checks"]} == {"passed"}
+    reached = {c["target"] for c in journal["checks"] if c["name"] == "preflight.reachable"}
+    assert reached == LAB_HOSTS
+    # Staging copies are gone from the hosts; the store keeps the backup.
+    work = lab.home / "lab" / "hosts"
+    assert not list(work.glob("*/work/backups/*")) and not list(work.glob("*/work/snapshots/*"))
+    assert Path(journal["backup"]["manifest"]).is_file()
+    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert not [line for line in processes.splitlines()
+                if line.startswith("ssh: ") and str(lab.home) in line]  # masters closed
+
+
+def test_plan_lists_what_is_destroyed_where_and_changes_nothing(lab: Drtool):
+    evidence = lab.home / "evidence" / "lab"
+    journals = set(evidence.glob("*")) if evidence.exists() else set()
+    code, plan = lab.json("drill", "--env", "lab", "--plan")
+    assert code == 0
+    assert [p["phase"] for p in plan["plan"]] == ["preflight", "backup", "snapshot", "disaster",
+                                                 "restore", "restart", "verify", "cleanup"]
+    destroyed = {(s["host"], s["address"]) for p in plan["plan"] for s in p["steps"]
+                 if s["destroys"]}
+    assert destroyed == {("lab-app", f"{SUBNET}.15"), ("lab-pg-target", TARGET),
+                         ("lab-redis-target", REDIS_TARGET)}
+    assert (set(evidence.glob("*")) if evidence.exists() else set()) == journals
+
+
+@pytest.mark.parametrize(("name", "edit", "refusal"), [
+    ("same-host", ("ansible_host: 10.231.8.12", "ansible_host: 10.231.8.11"),
+     "lab-pg-target: refused as a destructive target: it is the same machine as backup source "
+     "lab-pg-primary (10.231.8.11)"),
+    ("primary-endpoint", ("drtool_postgres_host: 10.231.8.12", "drtool_postgres_host: 10.231.8.11"),
+     "lab-pg-target: refused as a destructive target: its postgres endpoint 10.231.8.11:5432 is "
+     "backup source lab-pg-primary's"),
+    ("production-group", None,
+     "lab-redis-target: drtool_tier: refused as a destructive target: its tier is production"),
+])
+def test_the_production_guard_refuses_every_bypass(lab: Drtool, name, edit, refusal):
+    source = lab.home / "inventories" / "lab"
+    variant = lab.home / "inventories" / f"lab-{name}"
+    shutil.rmtree(variant, ignore_errors=True)
+    shutil.copytree(source, variant)
+    if edit:
+        hosts = variant / "hosts.yml"
+        assert edit[0] in hosts.read_text()
+        hosts.write_text(hosts.read_text().replace(edit[0], edit[1]))
+    else:  # a group from a production inventory, pulled in with its own group_vars
+        (variant / "group_vars" / "redis_restore_target.yml").write_text(
+            "---\ndrtool_tier: production\n")
+    before = primary_identity(lab)
+
+    for command in (("drill",), ("restore", "--backup", "bk-any"), ("verify", "--backup", "x")):
+        done = lab(*command, "--env", f"lab-{name}")
+        assert done.returncode == 2, (command, done.stderr)
+        assert refusal in done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (lab.home / "evidence" / f"lab-{name}").exists()  # refused before any phase
+    assert primary_identity(lab) == before
+    shutil.rmtree(variant)
+
+
+def test_preflight_lists_every_problem_and_changes_nothing(lab: Drtool):
+    state = lab_state(lab)
+    target_redis = rd(lab, REDIS_TARGET)
+    keys_before = target_redis.dbsize()
+    os.kill(state["lab-app"]["sshd_pid"], signal.SIGTERM)
+    os.kill(state["lab-redis-primary"]["service_pid"], signal.SIGTERM)
+    try:
+        wait_gone(state["lab-app"]["sshd_pid"])
+        wait_gone(state["lab-redis-primary"]["service_pid"])
+
+        code, journal = lab.json("drill", "--env", "lab")
+
+        assert code == 3
+        assert journal["failure"]["phase"] == "preflight"
+        assert journal["failure"]["kind"] == "preflight"
+        failed = [c for c in journal["checks"] if c["status"] == "failed"]
+        assert {(c["name"], c["target"]) for c in failed} == {
+            ("preflight.reachable", "lab-app"),
+            ("preflight.service.redis", "lab-redis-primary"),
+        }
+        assert "lab-app" in journal["failure"]["reason"]
+        assert "lab-redis-primary" in journal["failure"]["reason"]
+        assert [p["status"] for p in journal["phases"]] == ["failed"] + ["skipped"] * 7
+        assert journal["phases"][0]["tasks"] == []  # not even the preflight playbook ran
+        assert rd(lab, REDIS_TARGET).dbsize() == keys_before
+    finally:
+        assert lab("lab", "up").returncode == 0  # idempotent: restarts what was stopped
+    assert all(row["sshd_pid"] and row["service_pid"] for row in lab_state(lab).values())
+
+
+def test_a_host_lost_mid_drill_fails_that_phase_with_exit_3(lab: Drtool):
+    target_sshd = lab_state(lab)["lab-pg-target"]["sshd_pid"]
+    drill = lab.popen("drill", "--env", "lab")
+    journal_path = wait_for_phase(lab.home / "evidence" / "lab", "restore", drill)
+
+    for pid in [*descendants(target_sshd), target_sshd]:  # the listener and every session
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _out, err = drill.communicate(timeout=600)
+
+    try:
+        assert drill.returncode == 3, err
+        journal = json.loads(journal_path.read_text())
+        assert journal["status"] == "failed"
+        assert journal["failure"]["phase"] == "restore"
+        assert journal["failure"]["kind"] == "orchestration"
+        assert journal["failure"]["hosts"] == ["lab-pg-target"]
+        assert "lab-pg-target" in err and "restore" in err
+        phases = {p["name"]: p["status"] for p in journal["phases"]}
+        assert phases["restore"] == "failed" and phases["verify"] == "skipped"
+        assert journal["rollback"] is not None  # attempted; the lost host cannot be rolled back
+    finally:
+        assert lab("lab", "up").returncode == 0
+
+
+def wait_for_phase(folder: Path, phase: str, process, timeout: float = 300) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        for path in sorted(folder.glob("*/journal.json")):
+            data = json.loads(path.read_text())
+            if data["status"] == "running" and any(
+                    p["name"] == phase and p["status"] == "running" for p in data["phases"]):
+                return path
+        time.sleep(0.05)
+    pytest.fail(f"phase {phase} never started")
+
+
+def descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[-1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                found.append(int(stat.parent.name))
+                frontier.append(int(stat.parent.name))
+    return found
+
+
+def wait_gone(pid: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        stat = Path(f"/proc/{pid}/stat")
+        if stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+            return
+        assert time.monotonic() < deadline, f"{pid} still running"
+        time.sleep(0.05)
