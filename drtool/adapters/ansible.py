@@ -87,16 +87,7 @@ class AnsibleAdapter:
 
     def close_ssh_masters(self) -> int:
         """Ask every persisted ssh master of this adapter to exit; return how many did."""
-        from drtool.adapters.execute import run  # noqa: PLC0415
-
-        closed = 0
-        if self.control_dir.is_dir():
-            for socket_path in self.control_dir.iterdir():
-                done = run(["ssh", "-O", "exit", "-o", f"ControlPath={socket_path}", "drtool"],
-                           check=False, timeout=15)
-                closed += done.returncode == 0
-            shutil.rmtree(self.control_dir, ignore_errors=True)
-        return closed
+        return close_ssh_masters(self.control_dir)
 
     def _envvars(self) -> dict[str, str]:
         bindir = str(Path(sys.executable).parent)
@@ -197,6 +188,21 @@ class AnsibleAdapter:
             why = "; ".join(f"{f.host}: {f.message}" for f in run.failures) or run.status
             raise ConfigError(f"inventory {self.inventory}: Ansible cannot resolve it: {why}")
         return dict(run.stats.get("drtool_describe", {}))
+
+
+def close_ssh_masters(folder: Path) -> int:
+    """Ask every ssh master whose control socket lies under `folder` to exit, then delete
+    the folder; return how many exited."""
+    from drtool.adapters.execute import run  # noqa: PLC0415
+
+    closed = 0
+    if folder.is_dir():
+        for socket_path in sorted(p for p in folder.rglob("*") if p.is_socket()):
+            done = run(["ssh", "-O", "exit", "-o", f"ControlPath={socket_path}", "drtool"],
+                       check=False, timeout=15)
+            closed += done.returncode == 0
+        shutil.rmtree(folder, ignore_errors=True)
+    return closed
 
 
 def scrub_command_artifact(path: Path) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from drtool import paths
 from drtool.adapters import postgres, redis_client
+from drtool.adapters.ansible import close_ssh_masters
 from drtool.adapters.execute import as_user, run
 from drtool.errors import OrchestrationError
 from drtool.lab import network
@@ -311,6 +312,9 @@ def down(purge: bool = False) -> list[str]:
             stopped.append(f"{host.name}: sshd")
         network.remove_host(lab.net, host.short)
     network.remove_bridge(lab.net)
+    # Every ssh master drtool (or Molecule, pointed at the same folder) left open.
+    if close_ssh_masters(paths.runs_dir() / "cp"):
+        stopped.append("ssh masters")
     if purge:
         if lab.postgres_root.parent != lab.root:
             shutil.rmtree(lab.postgres_root.parent, ignore_errors=True)
