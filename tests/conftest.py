@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,17 +87,44 @@ def sandbox(drtool: Drtool) -> Iterator[Drtool]:
     pids += [row["pid"] for row in json.loads(status.stdout or "[]") if row["pid"]]
     down = drtool("sandbox", "down", "--purge")
     assert down.returncode == 0, down.stderr
-    left = [pid for pid in set(pids) if _alive(pid)]
+    left = [pid for pid in set(pids) if alive(pid)]
     assert not left, f"sandbox processes still running after `sandbox down`: {left}"
     shutil.rmtree(drtool.home, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie has stopped."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, children first."""
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[-1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                found.append(int(stat.parent.name))
+                frontier.append(int(stat.parent.name))
+    return found
+
+
+def wait_gone(pid: int, timeout: float = 30) -> None:
+    """Wait for `pid` to stop; kill it and fail the test if it does not within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"process {pid} was still running after {timeout} s")
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,8 @@ keeps its state in its own folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import secrets
 import shutil
 import socket
 import sys
@@ -25,26 +23,30 @@ from pathlib import Path
 from drtool import paths
 from drtool.adapters import postgres, redis_client
 from drtool.adapters.ansible import close_ssh_masters
-from drtool.adapters.execute import as_user, run
+from drtool.adapters.execute import run
 from drtool.errors import OrchestrationError
 from drtool.lab import network
 from drtool.lab.inventory import write_inventory
 from drtool.sandbox import app as demo_app
 from drtool.sandbox import layout as sandbox_layout
 from drtool.sandbox import seed
+from drtool.sandbox.manage import PACKAGES as SANDBOX_PACKAGES
 from drtool.sandbox.manage import ensure_packages
 from drtool.sandbox.services import (
-    PG_USER,
     PostgresCluster,
     RedisServer,
+    ensure_secrets,
     in_netns,
     pid_alive,
+    postgres_can_enter,
     read_pid,
     stop_pid,
 )
 
 SSHD = "/usr/sbin/sshd"
-PACKAGES = {SSHD: "openssh-server", "ssh-keygen": "openssh-client"}
+# sudo: an inventory may reach lab hosts with ansible_become, as real ones often do.
+PACKAGES = {**SANDBOX_PACKAGES, SSHD: "openssh-server", "ssh-keygen": "openssh-client",
+            "sudo": "sudo"}
 
 
 @dataclass(frozen=True)
@@ -152,16 +154,16 @@ def up() -> Lab:
     """Create (or complete) the lab and start every host and service. Idempotent."""
     if os.geteuid() != 0:
         raise OrchestrationError("the lab creates network namespaces: run `drtool lab up` as root")
-    ensure_packages()
-    _ensure_ssh_packages()
+    ensure_packages(PACKAGES)
     root = lab_root()
     previous = current()
     net = previous.net if previous else configured_network()
     root.mkdir(parents=True, exist_ok=True)
-    pg_root = previous.postgres_root if previous else _postgres_root(root)
+    pg_root = previous.postgres_root if previous else sandbox_layout.postgres_root_for(
+        root, postgres_can_enter(root))
     lab = Lab(root, net, pg_root)
     lab.save()
-    _secrets(lab)
+    ensure_secrets(lab.secrets)
     _ssh_keys(lab)
     network.create_bridge(net)
     for host in HOSTS:
@@ -172,31 +174,6 @@ def up() -> Lab:
     for host in HOSTS:
         _wait_port(lab.address(host), 22, f"sshd on {host.name}")
     return lab
-
-
-def _ensure_ssh_packages() -> None:
-    missing = sorted({pkg for binary, pkg in PACKAGES.items()
-                      if not (shutil.which(binary) or Path(binary).exists())})
-    if missing:
-        env = {"DEBIAN_FRONTEND": "noninteractive"}
-        run(["apt-get", "update", "-qq"], env=env, timeout=900)
-        run(["apt-get", "install", "-y", "-qq", *missing], env=env, timeout=1800)
-
-
-def _postgres_root(root: Path) -> Path:
-    if run(as_user(["test", "-x", str(root)], PG_USER), check=False).returncode == 0:
-        return root / "postgres"
-    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
-    return Path("/var/lib/drtool") / f"lab-{digest}" / "postgres"
-
-
-def _secrets(lab: Lab) -> None:
-    lab.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for name in ("postgres_password", "redis_password"):
-        path = lab.secrets / name
-        if not path.exists():
-            path.write_text(secrets.token_urlsafe(24) + "\n", encoding="utf-8")
-            os.chmod(path, 0o600)
 
 
 def _ssh_keys(lab: Lab) -> None:
@@ -299,6 +276,9 @@ def down(purge: bool = False) -> list[str]:
     if lab is None:
         return []
     stopped: list[str] = []
+    # ssh masters first, while the hosts can still answer: their sessions end cleanly.
+    if close_ssh_masters(paths.runs_dir() / "cp"):
+        stopped.append("ssh masters")
     if lab.app_config.exists() and demo_app.running_pid(lab.app_config):
         demo_app.stop(lab.app_config)
         stopped.append("lab-app: app")
@@ -307,14 +287,20 @@ def down(purge: bool = False) -> list[str]:
             stopped.append(f"{host.name}: redis")
         if host.group.startswith("pg_") and lab.cluster(host).stop():
             stopped.append(f"{host.name}: postgres")
+    present = network.namespaces()
     for host in HOSTS:
         if stop_pid(lab.sshd_pid(host)):
             stopped.append(f"{host.name}: sshd")
+        namespace = lab.net.namespace(host.short)
+        # Whatever still runs inside (ssh sessions whose listener is gone, anything a drill
+        # started there) would outlive its namespace with no way to be reached.
+        leftovers = network.pids_inside(namespace) if namespace in present else []
+        for pid in leftovers:
+            stop_pid(pid, timeout=10)
+        if leftovers:
+            stopped.append(f"{host.name}: {len(leftovers)} more processes")
         network.remove_host(lab.net, host.short)
     network.remove_bridge(lab.net)
-    # Every ssh master drtool (or Molecule, pointed at the same folder) left open.
-    if close_ssh_masters(paths.runs_dir() / "cp"):
-        stopped.append("ssh masters")
     if purge:
         if lab.postgres_root.parent != lab.root:
             shutil.rmtree(lab.postgres_root.parent, ignore_errors=True)

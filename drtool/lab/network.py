@@ -52,6 +52,12 @@ def namespaces() -> set[str]:
     return {line.split()[0] for line in done.stdout.splitlines() if line.strip()}
 
 
+def pids_inside(namespace: str) -> list[int]:
+    """Every process whose network namespace is `namespace`."""
+    done = run(["ip", "netns", "pids", namespace], check=False)
+    return [int(word) for word in done.stdout.split() if word.isdigit()]
+
+
 def link_exists(name: str) -> bool:
     return run(["ip", "link", "show", name], check=False).returncode == 0
 

@@ -55,13 +55,13 @@ class Layout:
 
 def postgres_root_for(root: Path, postgres_can_enter: bool) -> Path:
     """PostgreSQL runs as the `postgres` user when drtool runs as root, and must reach its
-    data directory. When $DRTOOL_HOME lies under a directory it cannot enter (root's home,
-    a private temp dir), the clusters go to /var/lib/drtool/sandbox-<hash> instead, and the
-    state file records where."""
+    data directory. When `root` (the sandbox's or the lab's folder) lies under a directory it
+    cannot enter (root's home, a private temp dir), the clusters go to
+    /var/lib/drtool/<root's name>-<hash> instead, and the state file records where."""
     if postgres_can_enter:
         return root / "postgres"
     digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
-    return Path("/var/lib/drtool") / f"sandbox-{digest}" / "postgres"
+    return Path("/var/lib/drtool") / f"{root.name}-{digest}" / "postgres"
 
 
 def load(root: Path) -> Layout | None:

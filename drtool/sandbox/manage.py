@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from drtool import paths
 from drtool.adapters import postgres, redis_client
-from drtool.adapters.execute import as_user, run
+from drtool.adapters.execute import run
 from drtool.errors import OrchestrationError
 from drtool.sandbox import app as demo_app
 from drtool.sandbox import layout as lay
 from drtool.sandbox import seed
-from drtool.sandbox.services import PG_USER, PostgresCluster, RedisServer
+from drtool.sandbox.services import (
+    PostgresCluster,
+    RedisServer,
+    ensure_secrets,
+    postgres_can_enter,
+)
 
 # Debian packages the sandbox needs, by the binary that shows each is installed.
 PACKAGES = {"redis-server": "redis-server", str(lay.PG_BIN / "initdb"): "postgresql-15"}
@@ -73,26 +77,20 @@ def current() -> Sandbox | None:
     return Sandbox(found) if found else None
 
 
-def ensure_packages() -> list[str]:
-    """Install what the sandbox needs and is missing (as root); return what was installed."""
-    missing = sorted({pkg for binary, pkg in PACKAGES.items()
+def ensure_packages(packages: dict[str, str] = PACKAGES) -> list[str]:
+    """Install the Debian packages (by the binary that shows each is there) that are
+    missing, as root; return what was installed."""
+    missing = sorted({pkg for binary, pkg in packages.items()
                       if not (shutil.which(binary) or Path(binary).exists())})
     if not missing:
         return []
     if os.geteuid() != 0:
-        raise OrchestrationError(f"the sandbox needs {', '.join(missing)}: install them, or run "
-                                 "`drtool sandbox up` as root to have it install them")
+        raise OrchestrationError(f"drtool needs {', '.join(missing)}: install them, or run "
+                                 "this as root to have drtool install them")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     run(["apt-get", "update", "-qq"], env=env, timeout=900)
     run(["apt-get", "install", "-y", "-qq", *missing], env=env, timeout=1800)
     return missing
-
-
-def _postgres_can_enter(root: Path) -> bool:
-    if os.geteuid() != 0:
-        return True
-    done = run(as_user(["test", "-x", str(root)], PG_USER), check=False)
-    return done.returncode == 0
 
 
 def up() -> Sandbox:
@@ -102,14 +100,9 @@ def up() -> Sandbox:
     root.mkdir(parents=True, exist_ok=True)
     previous = lay.load(root)
     layout = lay.Layout(root, lay.port_base(), previous.postgres_root if previous else
-                        lay.postgres_root_for(root, _postgres_can_enter(root)))
-    layout.secrets.mkdir(mode=0o700, exist_ok=True)
+                        lay.postgres_root_for(root, postgres_can_enter(root)))
+    ensure_secrets(layout.secrets)
     layout.logs.mkdir(exist_ok=True)
-    for name in ("postgres_password", "redis_password"):
-        secret = layout.secrets / name
-        if not secret.exists():
-            secret.write_text(secrets.token_urlsafe(24) + "\n", encoding="utf-8")
-            os.chmod(secret, 0o600)
     layout.postgres_root.mkdir(parents=True, exist_ok=True)
     layout.save()
     sandbox = Sandbox(layout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import time
@@ -66,6 +67,24 @@ def stop_pid(pid: int | None, sig: int = signal.SIGTERM, timeout: float = 30.0) 
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
         os.waitpid(pid, os.WNOHANG)
+
+
+def postgres_can_enter(folder: Path) -> bool:
+    """Whether the postgres user can reach `folder` (always, when drtool is not root)."""
+    if os.geteuid() != 0:
+        return True
+    return run(as_user(["test", "-x", str(folder)], PG_USER), check=False).returncode == 0
+
+
+def ensure_secrets(folder: Path, names: tuple[str, ...] = ("postgres_password",
+                                                            "redis_password")) -> None:
+    """Generate each missing secret as a random token in its own file, mode 0600."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name in names:
+        path = folder / name
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(24) + "\n", encoding="utf-8")
+            os.chmod(path, 0o600)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drtool.paths import content_root
-from tests.conftest import Drtool, pg, rd
+from tests.conftest import Drtool, descendants, pg, rd, wait_gone
 from tests.e2e.test_drill import target_state
 
 pytestmark = pytest.mark.integration
@@ -102,11 +101,11 @@ def test_sigterm_aborts_the_drill_records_it_and_rolls_back(sandbox: Drtool):
 def test_a_killed_drill_still_leaves_a_readable_journal(sandbox: Drtool):
     drill = sandbox.popen("drill", "--env", "sandbox")
     journal_path = wait_for_phase(sandbox.home / "evidence" / "sandbox", "backup")
-    descendants = children(drill.pid)
+    below = descendants(drill.pid)
 
     drill.kill()
     drill.wait(timeout=30)
-    for pid in descendants:  # ansible-playbook finishes its phase on its own; wait for it
+    for pid in below:  # ansible-playbook finishes its phase on its own; wait for it
         wait_gone(pid, timeout=120)
 
     journal = json.loads(journal_path.read_text())
@@ -124,32 +123,3 @@ def latest_backup(drtool: Drtool) -> str:
     code, backups = drtool.json("backups", "list", "--env", "sandbox")
     assert code == 0
     return next(b["id"] for b in backups if b["complete"])
-
-
-def children(pid: int) -> list[int]:
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[-1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == parent:
-                child = int(stat.parent.name)
-                found.append(child)
-                frontier.append(child)
-    return found
-
-
-def wait_gone(pid: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}").exists():
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] \
-            if Path(f"/proc/{pid}/stat").exists() else "X"
-        if state == "Z":
-            return
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            pytest.fail(f"process {pid} from the killed drill was still running")
-        time.sleep(0.1)

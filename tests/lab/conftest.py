@@ -7,11 +7,10 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import Drtool
+from tests.conftest import Drtool, alive
 
 PREFIX, SUBNET = "drtst", "10.231.8"
 
@@ -28,13 +27,16 @@ def lab(drtool: Drtool) -> Iterator[Drtool]:
     pids = {r["sshd_pid"] for r in rows} | {r["service_pid"] for r in rows}
     assert all(pids) and len(rows) == 5
     yield lab_drtool
+    # Everything running inside the lab's namespaces now, sessions and services alike.
+    inside = {int(p) for n in run("ip", "netns", "list").split() if n.startswith(PREFIX)
+              for p in run("ip", "netns", "pids", n).split()}
+    pids |= inside
     down = lab_drtool("lab", "down", "--purge")
     assert down.returncode == 0, down.stderr
     leftovers = {
         "namespaces": [n for n in run("ip", "netns", "list").split() if n.startswith(PREFIX)],
         "links": [line for line in run("ip", "-o", "link").splitlines() if f"{PREFIX}-" in line],
-        "processes": [pid for pid in pids if Path(f"/proc/{pid}").exists()
-                      and not zombie(pid)],
+        "processes": [pid for pid in pids if alive(pid)],
         "ssh masters": [line for line in run("ps", "-eo", "args").splitlines()
                         if line.startswith("ssh: ") and str(drtool.home) in line],
     }
@@ -44,13 +46,6 @@ def lab(drtool: Drtool) -> Iterator[Drtool]:
 
 def run(*argv: str) -> str:
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-
-
-def zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def lab_state(drtool: Drtool) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from drtool.adapters import postgres, redis_client
-from tests.conftest import Drtool
+from tests.conftest import Drtool, descendants, wait_gone
 from tests.lab.conftest import SUBNET, lab_state
 
 pytestmark = pytest.mark.lab
@@ -126,6 +126,23 @@ def test_the_production_guard_refuses_every_bypass(lab: Drtool, name, edit, refu
     shutil.rmtree(variant)
 
 
+def test_privilege_escalation_is_checked_on_every_host_when_the_inventory_asks_for_it(
+        lab: Drtool):
+    variant = lab.home / "inventories" / "lab-become"
+    shutil.rmtree(variant, ignore_errors=True)
+    shutil.copytree(lab.home / "inventories" / "lab", variant)
+    settings = variant / "group_vars" / "all.yml"
+    settings.write_text(settings.read_text() + "ansible_become: true\n")
+
+    code, journal = lab.json("drill", "--env", "lab-become")
+
+    shutil.rmtree(variant)
+    assert code == 0, journal["failure"]
+    become = {c["target"]: c["status"] for c in journal["checks"]
+              if c["name"] == "preflight.become"}
+    assert become == dict.fromkeys(LAB_HOSTS, "passed")
+
+
 def test_preflight_lists_every_problem_and_changes_nothing(lab: Drtool):
     state = lab_state(lab)
     target_redis = rd(lab, REDIS_TARGET)
@@ -192,28 +209,3 @@ def wait_for_phase(folder: Path, phase: str, process, timeout: float = 300) -> P
                 return path
         time.sleep(0.05)
     pytest.fail(f"phase {phase} never started")
-
-
-def descendants(pid: int) -> list[int]:
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[-1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == parent:
-                found.append(int(stat.parent.name))
-                frontier.append(int(stat.parent.name))
-    return found
-
-
-def wait_gone(pid: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}").exists():
-        stat = Path(f"/proc/{pid}/stat")
-        if stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z":
-            return
-        assert time.monotonic() < deadline, f"{pid} still running"
-        time.sleep(0.05)
