@@ -39,6 +39,11 @@ def backups_dir(env: str) -> Path:
     return drtool_home() / "backups" / env
 
 
+def history_db() -> Path:
+    """The drill history (SQLite), shared by every environment."""
+    return drtool_home() / "history.sqlite3"
+
+
 def runs_dir() -> Path:
     """Scratch space for ansible-runner's private data dirs and Ansible's temp files."""
     return drtool_home() / "run"

@@ -33,7 +33,9 @@ from drtool.core.model import (
 )
 from drtool.drill import phases as ph
 from drtool.drill.journal_writer import JournalWriter
+from drtool.drill.recovery import record_unrecorded
 from drtool.drill.versions import base_versions
+from drtool.store.history import History, record_of
 from drtool.store.local import LocalStore
 
 
@@ -86,6 +88,8 @@ class Drill:
         """Run every phase in order; always returns the finished journal (never raises for a
         failed phase: the failure is in the journal)."""
         self.writer.save()
+        with History(paths.history_db()) as history:
+            record_unrecorded(self.env.name, history, skip=self.journal.drill_id)
         previous = {sig: signal.signal(sig, self._interrupt)
                     for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -104,6 +108,8 @@ class Drill:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.writer.save()
+        with History(paths.history_db()) as history:
+            history.append(record_of(self.journal), self.writer.path)
         return self.journal
 
     def _interrupt(self, signum: int, _frame: Any) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
@@ -79,12 +79,16 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None)
                   f"{seconds(journal.rpo_backup_age_s)}  (objective {objectives.rpo_s:g} s)"
                   f"  {_verdict(journal, 'objective.rpo')}")
     if journal.checks:
-        by_name = Counter(c.name for c in journal.checks if c.status == PASSED)
+        # Every check, as a restore-drill log: what was expected, what was found.
+        out.print("Checks")
+        for check in journal.checks:
+            mark = "[green]PASSED[/]" if check.status == PASSED else "[red]FAILED[/]"
+            detail = f"  ({check.detail})" if check.detail else ""
+            line = (f"{check.name:<26} {check.target}: expected {check.expected}, "
+                    f"actual {check.actual}{detail}")
+            out.print(f"  {mark} {escape(line)}", soft_wrap=True)  # data, not markup
         failed = [c for c in journal.checks if c.status == FAILED]
-        out.print(f"Checks    {len(journal.checks) - len(failed)} passed, {len(failed)} failed  ("
-                  + ", ".join(f"{name} {count}" for name, count in sorted(by_name.items())) + ")")
-        for check in failed:
-            out.print(f"  [red]FAILED[/] {check.describe()}")
+        out.print(f"Checks    {len(journal.checks) - len(failed)} passed, {len(failed)} failed")
     if journal.failure is not None:
         where = f" at {journal.failure.phase}" if journal.failure.phase else ""
         out.print(f"Failure{where}: {journal.failure.reason}")

@@ -100,6 +100,27 @@ def test_the_human_summary_names_phases_objectives_and_verdict(sandbox: Drtool, 
     # growing heartbeat table are allowed, so verify still passes against the same backup.
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Verdict   PASSED" in done.stdout and "journal.json" in done.stdout
+    customers = passed_drill_count(passed_drill, "public.customers")
+    assert (f"PASSED {'postgres.row_count':<26} sandbox-pg-target/appdb:public.customers: "
+            f"expected {customers}, actual {customers}") in done.stdout
+
+
+def passed_drill_count(journal, table: str) -> int:
+    manifest = json.loads(Path(journal["backup"]["manifest"]).read_text())
+    return manifest["postgres"]["counts"][table]
+
+
+def test_every_drill_is_in_the_chained_history_and_the_chain_holds(sandbox: Drtool,
+                                                                    passed_drill):
+    code, rows = sandbox.json("history", "--env", "sandbox")
+    assert code == 0
+    evidence = sandbox.home / "evidence" / "sandbox"
+    journals = {p.parent.name for p in evidence.glob("*/journal.json")}
+    assert {row["drill_id"] for row in rows} == journals
+    assert [row["seq"] for row in rows] == sorted(row["seq"] for row in rows)
+    done = sandbox("evidence", "verify", "--env", "sandbox")
+    assert done.returncode == 0, done.stdout
+    assert done.stdout == f"sandbox: {len(rows)} records, chain intact\n"
 
 
 def test_a_corrupted_backup_is_refused_and_the_target_left_untouched(sandbox: Drtool):
