@@ -6,6 +6,7 @@ Every problem is collected and reported at once, each with the inventory file an
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -254,22 +255,30 @@ def endpoints(settings: dict[str, Any], service: str) -> frozenset[tuple[str, in
 def render(inventory: Path, problem: Problem) -> str:
     """'file: host: key: message', naming the inventory file that sets the key (or lists the
     host), relative to the inventory folder."""
-    where = locate(inventory, problem.key, problem.host)
+    where = locate(inventory, problem.key, problem.host, _inventory_files(inventory))
     parts = [where] if where else []
     parts += [p for p in (problem.host, problem.key) if p]
     return ": ".join([*parts, problem.message])
 
 
-def locate(inventory: Path, key: str | None, host: str | None) -> str | None:
-    """The file under `inventory` that sets `key` (for `host`, when given), else the file
-    that lists the host, else None."""
-    files = sorted(p for p in inventory.rglob("*") if p.suffix in (".yml", ".yaml"))
+@functools.lru_cache(maxsize=8)
+def _inventory_files(inventory: Path) -> dict[Path, Any]:
+    """Every YAML file of an inventory, parsed once per command, however many problems."""
     loaded = {}
-    for path in files:
+    for path in sorted(p for p in inventory.rglob("*") if p.suffix in (".yml", ".yaml")):
         try:
             loaded[path] = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError):
             continue
+    return loaded
+
+
+def locate(inventory: Path, key: str | None, host: str | None,
+           loaded: dict[Path, Any] | None = None) -> str | None:
+    """The file under `inventory` that sets `key` (for `host`, when given), else the file
+    that lists the host, else None. `loaded`: the inventory's files, already parsed."""
+    if loaded is None:
+        loaded = _inventory_files.__wrapped__(inventory)
     if key:
         # Most specific first: the host's own vars, its entry in an inventory file, group
         # vars, then anywhere in an inventory file.

@@ -4,6 +4,7 @@ only sequences, records and rolls back."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import signal
@@ -126,20 +127,13 @@ class Drill:
             self.journal.disaster_declared_at = iso(started)
         self.writer.save()
         self.progress.phase_started(name, index, len(self.phase_names))
-        if name == ph.PREFLIGHT:
-            refused = self._ssh_preflight()
-            if refused:  # the hosts are not ready: nothing may run, not even the playbook
-                ended = self.clock()
-                record.ended_at, record.duration_s = iso(ended), seconds_between(started, ended)
-                self._fail(record, refused, "preflight")
-                self.writer.save()
-                self.progress.phase_ended(record)
-                return False
+        refused = self._ssh_preflight() if name == ph.PREFLIGHT else None
+        if refused:  # the hosts are not ready: nothing may run, not even the playbook
+            self._fail(record, refused, "preflight")
+            return self._end_phase(record, started)
         changed_before = self.targets_changed
         self.targets_changed |= name in ph.CHANGES_TARGETS
         run = self._playbook(name, record)
-        ended = self.clock()
-        record.ended_at, record.duration_s = iso(ended), seconds_between(started, ended)
         if run.status == "canceled" or self.cancelled:
             self._fail(record, "interrupted by a signal", "interrupted", status=ABORTED)
         elif run.status != "successful":
@@ -154,8 +148,14 @@ class Drill:
                 self._fail(record, problem, "preflight" if name == ph.PREFLIGHT else "check")
             else:
                 record.status = PASSED
-                if name == ph.VERIFY:
-                    self.journal.verified_at = record.ended_at
+        return self._end_phase(record, started)
+
+    def _end_phase(self, record: PhaseRecord, started: dt.datetime) -> bool:
+        """Record the phase's end, save the journal, report it; True when it passed."""
+        ended = self.clock()
+        record.ended_at, record.duration_s = iso(ended), seconds_between(started, ended)
+        if record.name == ph.VERIFY and record.status == PASSED:
+            self.journal.verified_at = record.ended_at
         self.writer.save()
         self.progress.phase_ended(record)
         return record.status == PASSED
@@ -189,8 +189,6 @@ class Drill:
             # inventory's to say.
             values["drtool_backup_id"] = self.backup_id
             values["drtool_store_backup_path"] = str(self.store.backup_path(self.backup_id))
-        if self.journal.disaster_declared_at:
-            values["drtool_disaster_declared_at"] = self.journal.disaster_declared_at
         return values
 
     # -- failures and rollback ------------------------------------------------------------
