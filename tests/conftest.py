@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 
 BIN = Path(sys.executable).parent
-PORT_BASE = "56400"  # not the default 55400, so a developer's own sandbox is left alone
+# Not the default 55400, so a developer's own sandbox is left alone; DRTOOL_TEST_PORT_BASE
+# lets a second test run share the machine.
+PORT_BASE = os.environ.get("DRTOOL_TEST_PORT_BASE", "56400")
 
 
 @dataclass

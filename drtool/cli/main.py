@@ -8,7 +8,7 @@ import sys
 import click
 
 from drtool import __version__
-from drtool.cli import evidence, history, lab, operations, sandbox
+from drtool.cli import evidence, history, lab, operations, report, sandbox
 from drtool.errors import EXIT_INTERRUPTED, EXIT_ORCHESTRATION, EXIT_USAGE, DrtoolError
 
 
@@ -22,8 +22,8 @@ def cli() -> None:
     """
 
 
-for command in (*operations.COMMANDS, *history.COMMANDS, evidence.evidence, sandbox.sandbox,
-                lab.lab):
+for command in (*operations.COMMANDS, *history.COMMANDS, *report.COMMANDS, evidence.evidence,
+                sandbox.sandbox, lab.lab):
     cli.add_command(command)
 
 

@@ -12,9 +12,10 @@ from drtool.report.console import ConsoleProgress, render_plan, render_summary
 from drtool.store.local import LocalStore
 
 
-def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = None) -> int:
+def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = None,
+         note: str | None = None) -> int:
     env, adapter = load(env_name, touches_targets=operation in TOUCHES_TARGETS)
-    drill = Drill(env, operation, adapter, ConsoleProgress(), backup_id=backup_id)
+    drill = Drill(env, operation, adapter, ConsoleProgress(), backup_id=backup_id, note=note)
     journal = drill.run()
     if as_json:
         print_json(journal.to_dict())
@@ -28,12 +29,22 @@ def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = N
     return code
 
 
+def check_note(value: str | None) -> str | None:
+    """A note is one line of at most 500 characters (it is shown in reports as given)."""
+    if value is not None and (len(value) > 500 or "\n" in value or "\r" in value):
+        raise click.BadParameter("must be one line of at most 500 characters")
+    return value
+
+
 @click.command()
 @env_option
 @click.option("--plan", "plan_only", is_flag=True,
               help="Print the ordered plan (phases, hosts, what is destroyed where) and stop.")
+@click.option("--note", metavar="TEXT", callback=lambda _c, _p, v: check_note(v),
+              help="A line for the journal and reports: why this drill ran (a ticket, a "
+                   "change).")
 @json_option
-def drill(env_name: str, plan_only: bool, as_json: bool) -> int:
+def drill(env_name: str, plan_only: bool, note: str | None, as_json: bool) -> int:
     """Run a full drill: preflight, backup, snapshot, disaster, restore, restart, verify,
     cleanup. Prints progress, then a summary (or the journal with --json)."""
     if plan_only:
@@ -44,7 +55,7 @@ def drill(env_name: str, plan_only: bool, as_json: bool) -> int:
         else:
             render_plan(env, plan)
         return 0
-    return _run(env_name, "drill", as_json)
+    return _run(env_name, "drill", as_json, note=note)
 
 
 @click.command()

@@ -10,7 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+# 2: adds `scope` (hosts, data stores, inventory version) and `note`.
+SCHEMA_VERSION = 2
 
 # Phase and drill statuses.
 PENDING, RUNNING, PASSED, FAILED, SKIPPED, ABORTED = (
@@ -123,6 +124,8 @@ class Journal:
     failure: Failure | None = None
     tool_versions: dict[str, str] = field(default_factory=dict)
     inventory: str | None = None
+    scope: dict[str, Any] | None = None
+    note: str | None = None  # the operator's, from `drtool drill --note`
 
     def phase(self, name: str) -> PhaseRecord:
         for record in self.phases:

@@ -35,6 +35,7 @@ from drtool.core.model import (
 from drtool.drill import phases as ph
 from drtool.drill.journal_writer import JournalWriter
 from drtool.drill.recovery import record_unrecorded
+from drtool.drill.scope import inventory_version, scope_of
 from drtool.drill.versions import base_versions
 from drtool.store.history import History, record_of
 from drtool.store.local import LocalStore
@@ -56,7 +57,7 @@ class Drill:
 
     def __init__(
         self, env: Environment, operation: str, ansible: AnsibleAdapter, progress: Progress,
-        clock: Clock = utc_now, backup_id: str | None = None,
+        clock: Clock = utc_now, backup_id: str | None = None, note: str | None = None,
     ) -> None:
         self.env, self.operation, self.ansible, self.progress, self.clock = (
             env, operation, ansible, progress, clock)
@@ -76,6 +77,7 @@ class Drill:
             drill_id=drill_id, env=env.name, operation=operation, started_at=iso(clock()) or "",
             pid=os.getpid(), objectives=env.objectives, inventory=str(env.inventory),
             phases=[PhaseRecord(name) for name in self.phase_names], tool_versions=base_versions(),
+            scope=scope_of(env, inventory_version(env.inventory)), note=note,
         )
         if self.manifest is not None:
             self.journal.backup = self._backup_ref(self.manifest)
