@@ -10,6 +10,7 @@ EXIT_PASSED = 0
 EXIT_FAILED = 1  # the drill (or restore, verify) ran and failed a check or an objective
 EXIT_USAGE = 2  # bad command line or configuration
 EXIT_ORCHESTRATION = 3  # a phase could not run: Ansible, a host or a service failed
+EXIT_LOCKED = 75  # another operation holds the environment's lock (sysexits' EX_TEMPFAIL)
 EXIT_INTERRUPTED = 130  # stopped by SIGINT or SIGTERM; the journal says "aborted"
 
 
@@ -50,3 +51,9 @@ class OrchestrationError(DrtoolError):
     """A phase, a service or a host could not do its work (exit 3)."""
 
     exit_code = EXIT_ORCHESTRATION
+
+
+class LockedError(DrtoolError):
+    """Another drtool operation is running on the environment (exit 75: try again later)."""
+
+    exit_code = EXIT_LOCKED

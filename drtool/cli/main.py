@@ -8,7 +8,7 @@ import sys
 import click
 
 from drtool import __version__
-from drtool.cli import evidence, history, lab, operations, report, sandbox
+from drtool.cli import evidence, history, lab, operations, report, sandbox, schedule, status
 from drtool.errors import EXIT_INTERRUPTED, EXIT_ORCHESTRATION, EXIT_USAGE, DrtoolError
 
 
@@ -18,12 +18,13 @@ def cli() -> None:
     """Disaster-recovery drills: back up, destroy, restore, verify, and prove it.
 
     Exit codes: 0 passed, 1 a drill/restore/verify ran and failed a check or objective,
-    2 usage or configuration error, 3 a phase could not run, 130 interrupted.
+    2 usage or configuration error, 3 a phase could not run, 75 another operation holds the
+    environment's lock, 130 interrupted.
     """
 
 
-for command in (*operations.COMMANDS, *history.COMMANDS, *report.COMMANDS, evidence.evidence,
-                sandbox.sandbox, lab.lab):
+for command in (*operations.COMMANDS, *history.COMMANDS, *report.COMMANDS, *status.COMMANDS,
+                *schedule.COMMANDS, evidence.evidence, sandbox.sandbox, lab.lab):
     cli.add_command(command)
 
 

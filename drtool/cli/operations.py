@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
 import click
 
+from drtool import paths
 from drtool.cli.common import env_option, exit_code, json_option, load, print_json
+from drtool.core.model import PASSED, Journal
 from drtool.drill.engine import Drill
 from drtool.drill.phases import TOUCHES_TARGETS
 from drtool.drill.plan import build_plan
+from drtool.ops.logfile import redirect_output
 from drtool.report.console import ConsoleProgress, render_plan, render_summary
-from drtool.store.local import LocalStore
+from drtool.report.junit import junit_xml
+from drtool.report.metrics import write_metrics
+from drtool.store.history import History
+from drtool.store.local import LocalStore, atomic_write
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a drill's results go besides the journal: metrics and JUnit XML."""
+
+    metrics_dir: Path | None = None
+    junit: Path | None = None
 
 
 def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = None,
-         note: str | None = None) -> int:
+         note: str | None = None, outputs: Outputs | None = None) -> int:
     env, adapter = load(env_name, touches_targets=operation in TOUCHES_TARGETS)
     drill = Drill(env, operation, adapter, ConsoleProgress(), backup_id=backup_id, note=note)
     journal = drill.run()
+    if drill.lock.stale:
+        owner = drill.lock.stale
+        click.echo(f"drtool: took over the lock of {env.name} left by "
+                   f"{owner.get('operation')} {owner.get('drill_id')} (pid {owner.get('pid')}, "
+                   "no longer running)", err=True)
+    _write_outputs(journal, drill.writer.folder, outputs or Outputs())
     if as_json:
         print_json(journal.to_dict())
     else:
@@ -27,6 +51,25 @@ def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = N
         click.echo(f"drtool: {operation} {journal.status}{where}: {journal.failure.reason}",
                    err=True)
     return code
+
+
+def _write_outputs(journal: Journal, folder: Path, outputs: Outputs) -> None:
+    """JUnit XML beside the journal (and at --junit), metrics into --metrics-dir. A file that
+    cannot be written is reported; the drill's result stands."""
+    text = junit_xml(journal)
+    targets = [folder / "junit.xml", *([outputs.junit] if outputs.junit else [])]
+    try:
+        for target in targets:
+            atomic_write(target, text)
+        if outputs.metrics_dir is not None and journal.operation == "drill":
+            with History(paths.history_db()) as history:
+                passed = [link.record for link, _p in history.links(journal.env)
+                          if link.record.get("operation") == "drill"
+                          and link.record.get("status") == PASSED]
+            write_metrics(outputs.metrics_dir, journal,
+                          passed[-1].get("ended_at") if passed else None)
+    except OSError as exc:
+        click.echo(f"drtool: could not write {exc.filename}: {exc.strerror}", err=True)
 
 
 def check_note(value: str | None) -> str | None:
@@ -43,8 +86,17 @@ def check_note(value: str | None) -> str | None:
 @click.option("--note", metavar="TEXT", callback=lambda _c, _p, v: check_note(v),
               help="A line for the journal and reports: why this drill ran (a ticket, a "
                    "change).")
+@click.option("--metrics-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="DRTOOL_METRICS_DIR",
+              help="Write Prometheus textfile metrics (drtool_ENV.prom) into this folder "
+                   "[env: DRTOOL_METRICS_DIR].")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the drill's JUnit XML here (it is always beside the journal).")
+@click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Send all output to this file, rotated at 5 MB (for cron and timers).")
 @json_option
-def drill(env_name: str, plan_only: bool, note: str | None, as_json: bool) -> int:
+def drill(env_name: str, plan_only: bool, note: str | None, metrics_dir: Path | None,
+          junit_file: Path | None, log_file: Path | None, as_json: bool) -> int:
     """Run a full drill: preflight, backup, snapshot, disaster, restore, restart, verify,
     cleanup. Prints progress, then a summary (or the journal with --json)."""
     if plan_only:
@@ -55,7 +107,10 @@ def drill(env_name: str, plan_only: bool, note: str | None, as_json: bool) -> in
         else:
             render_plan(env, plan)
         return 0
-    return _run(env_name, "drill", as_json, note=note)
+    if log_file is not None:
+        redirect_output(log_file, f"drtool drill --env {env_name} (pid {os.getpid()})")
+    return _run(env_name, "drill", as_json, note=note,
+                outputs=Outputs(metrics_dir, junit_file))
 
 
 @click.command()

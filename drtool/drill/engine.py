@@ -39,6 +39,7 @@ from drtool.drill.scope import inventory_version, scope_of
 from drtool.drill.versions import base_versions
 from drtool.store.history import History, record_of
 from drtool.store.local import LocalStore
+from drtool.store.lock import EnvironmentLock
 
 
 class Progress(Protocol):
@@ -83,13 +84,22 @@ class Drill:
             self.journal.backup = self._backup_ref(self.manifest)
         self.writer = JournalWriter(paths.evidence_dir(env.name) / drill_id, self.journal)
         self.ansible.use_control_dir(drill_id)
+        self.lock = EnvironmentLock(paths.drtool_home() / "locks", env.name)
         self.sentinel_value = secrets.token_hex(16)
 
     # -- running ------------------------------------------------------------------------
 
     def run(self) -> Journal:
         """Run every phase in order; always returns the finished journal (never raises for a
-        failed phase: the failure is in the journal)."""
+        failed phase: the failure is in the journal). Raises LockedError, before anything is
+        written, when another operation holds the environment's lock."""
+        self.lock.acquire(self.operation, self.journal.drill_id)
+        try:
+            return self._run_locked()
+        finally:
+            self.lock.release()
+
+    def _run_locked(self) -> Journal:
         self.writer.save()
         with History(paths.history_db()) as history:
             record_unrecorded(self.env.name, history, skip=self.journal.drill_id)

@@ -18,7 +18,6 @@ class JournalWriter:
         self.folder = folder
         self.journal = journal
         self.path = folder / JOURNAL
-        folder.mkdir(parents=True, exist_ok=True)
 
     def save(self) -> None:
         atomic_write(self.path, dumps(self.journal))

@@ -1,0 +1,195 @@
+"""Drills on a schedule: a tagged entry in the user's crontab (python-crontab), or a systemd
+service and timer pair. The entry runs the drill non-interactively with absolute paths and
+the environment it needs, its output going to a rotated log under DRTOOL_HOME/logs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from crontab import CronSlices, CronTab
+
+from drtool import paths
+from drtool.errors import ConfigError, OrchestrationError
+
+TAG = "drtool:"  # every entry drtool writes carries the comment "drtool:<env>"
+# What a drill needs from the installing shell: drtool's own settings, where to find tools,
+# a UTF-8 locale (Ansible refuses others), and the usual secret sources.
+PASSED_ON = re.compile(r"^(DRTOOL_[A-Z0-9_]+|PATH|LANG|LC_ALL|HOME|ANSIBLE_VAULT_PASSWORD_FILE|"
+                       r"AWS_PROFILE|AWS_CONFIG_FILE|AWS_SHARED_CREDENTIALS_FILE)$")
+NEVER_PASSED_ON = ("DRTOOL_DEBUG",)
+
+
+@dataclass(frozen=True)
+class Entry:
+    env: str
+    schedule: str
+    command: str
+    enabled: bool
+
+
+def drtool_executable() -> str:
+    """The absolute path of the running drtool command."""
+    found = shutil.which("drtool") or str(Path(sys.executable).parent / "drtool")
+    return str(Path(found).resolve()) if Path(found).exists() else found
+
+
+def job_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if PASSED_ON.match(k) and
+           k not in NEVER_PASSED_ON}
+    env["DRTOOL_HOME"] = str(paths.drtool_home())
+    env.setdefault("LANG", "C.UTF-8")
+    bin_dir = str(Path(drtool_executable()).parent)
+    path = env.get("PATH", "/usr/bin:/bin")
+    if bin_dir not in path.split(os.pathsep):
+        env["PATH"] = f"{bin_dir}{os.pathsep}{path}"
+    return env
+
+
+def log_file(env: str) -> Path:
+    return paths.drtool_home() / "logs" / f"drill-{env}.log"
+
+
+def command_for(env: str, extra: list[str] | None = None) -> str:
+    """The shell command a schedule runs: env VAR=... drtool drill --env ENV --log FILE."""
+    assignments = [f"{k}={shlex.quote(v)}" for k, v in sorted(job_environment().items())]
+    argv = [drtool_executable(), "drill", "--env", env, "--log", str(log_file(env)),
+            *(extra or [])]
+    return " ".join(["/usr/bin/env", *assignments, *map(shlex.quote, argv)])
+
+
+def check_cron(expression: str) -> str:
+    expression = " ".join(expression.split())
+    if len(expression.split()) != 5 or not CronSlices.is_valid(expression):
+        raise ConfigError(f"not a valid cron expression: {expression!r} (five fields: "
+                          "minute hour day-of-month month day-of-week, such as '0 5 * * 1')")
+    return expression
+
+
+def _crontab() -> CronTab:
+    if shutil.which("crontab") is None:
+        raise OrchestrationError("no crontab command: install cron (`apt-get install cron`), "
+                                 "or use --systemd")
+    try:
+        return CronTab(user=True)
+    except (OSError, ValueError) as exc:
+        raise OrchestrationError(f"cannot read the crontab: {exc}") from None
+
+
+def install(env: str, expression: str, extra: list[str] | None = None) -> Entry:
+    """Add (or replace) the environment's crontab entry."""
+    expression = check_cron(expression)
+    tab = _crontab()
+    tab.remove_all(comment=f"{TAG}{env}")
+    # cron turns an unescaped % into a newline.
+    job = tab.new(command=command_for(env, extra).replace("%", "\\%"), comment=f"{TAG}{env}")
+    job.setall(expression)
+    log_file(env).parent.mkdir(parents=True, exist_ok=True)
+    tab.write()
+    return Entry(env, expression, job.command, job.is_enabled())
+
+
+def entries() -> list[Entry]:
+    tab = _crontab()
+    return [Entry(job.comment[len(TAG):], str(job.slices), job.command, job.is_enabled())
+            for job in tab if job.comment.startswith(TAG)]
+
+
+def remove(env: str) -> int:
+    """Remove the environment's entries; return how many there were."""
+    tab = _crontab()
+    count = tab.remove_all(comment=f"{TAG}{env}")
+    if count and not tab.render().strip():
+        # Nothing else was in it: delete the crontab, as it was before drtool wrote one.
+        subprocess.run(["crontab", "-r"], capture_output=True, check=False, timeout=30)
+    elif count:
+        tab.write()
+    return count
+
+
+# -- systemd -------------------------------------------------------------------------------
+
+DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def on_calendar(expression: str) -> str:
+    """The systemd OnCalendar= form of a five-field cron expression."""
+    minute, hour, dom, month, dow = check_cron(expression).split()
+    if dom != "*" and dow != "*":
+        # cron runs when EITHER field matches; systemd requires both.
+        raise ConfigError("a schedule restricting both day of month and day of week has no "
+                          "systemd equivalent; restrict only one of them")
+
+    def field(text: str, first: int, names: tuple[str, ...] | None = None) -> str:
+        parts = []
+        for part in text.split(","):
+            base, _, step = part.partition("/")
+            if names is not None:
+                if step or base == "*":
+                    raise ConfigError(f"day-of-week {text!r} has no systemd equivalent; list "
+                                      "the days (such as 1-5 or 1,3,5)")
+                low, _, high = base.partition("-")
+                base = names[int(low)] + (f"..{names[int(high)]}" if high else "")
+            elif base != "*":
+                base = base.replace("-", "..")
+            if step:  # '*/N' starts at the field's first value: minute 0, month 1
+                base = f"{first if base == '*' else base}/{step}"
+            parts.append(base)
+        return ",".join(parts)
+
+    weekday = "" if dow == "*" else field(dow, 0, DAYS) + " "
+    return (f"{weekday}*-{field(month, 1)}-{field(dom, 1)} "
+            f"{field(hour, 0)}:{field(minute, 0)}:00")
+
+
+def systemd_units(env: str, expression: str, folder: Path,
+                  extra: list[str] | None = None) -> list[Path]:
+    """Write drtool-drill-ENV.service and .timer into `folder`; return their paths."""
+    calendar = on_calendar(expression)
+    from drtool.store.local import atomic_write  # noqa: PLC0415
+
+    # systemd expands %-specifiers in both settings: a literal % is written %%.
+    environment = "\n".join(f"Environment={shlex.quote(f'{k}={v}')}".replace("%", "%%")
+                            for k, v in sorted(job_environment().items()))
+    argv = [drtool_executable(), "drill", "--env", env, "--log", str(log_file(env)),
+            *(extra or [])]
+    service = folder / f"drtool-drill-{env}.service"
+    timer = folder / f"drtool-drill-{env}.timer"
+    atomic_write(service, f"""[Unit]
+Description=drtool disaster-recovery drill of {env}
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+{environment}
+ExecStart={" ".join(shlex.quote(a) for a in argv).replace("%", "%%")}
+# 75: another drill of {env} was running; try again at the next tick.
+SuccessExitStatus=75
+""")
+    atomic_write(timer, f"""[Unit]
+Description=Run the drtool drill of {env} on its schedule ({expression})
+
+[Timer]
+OnCalendar={calendar}
+Persistent=true
+RandomizedDelaySec=60
+
+[Install]
+WantedBy=timers.target
+""")
+    log_file(env).parent.mkdir(parents=True, exist_ok=True)
+    return [service, timer]
+
+
+def default_unit_dir() -> Path:
+    """/etc/systemd/system for root, else the user's ~/.config/systemd/user."""
+    if os.geteuid() == 0:
+        return Path("/etc/systemd/system")
+    return Path.home() / ".config" / "systemd" / "user"

@@ -1,0 +1,225 @@
+"""Running drtool as a good citizen: status and overdue, metrics, JUnit XML, the environment
+lock, schedules (cron expressions, systemd units) and the rotated log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from drtool.cli.main import main
+from drtool.core.model import Check, Failure, Journal, Objectives, PhaseRecord
+from drtool.core.status import env_status
+from drtool.errors import EXIT_LOCKED, ConfigError, LockedError
+from drtool.ops import logfile, schedule
+from drtool.report.junit import junit_xml
+from drtool.report.metrics import write_metrics
+from drtool.store.lock import EnvironmentLock
+
+UTC = dt.UTC
+NOW = dt.datetime(2026, 11, 22, 12, tzinfo=UTC)
+
+
+def record(drill_id: str, days_ago: float, status: str = "passed", operation: str = "drill"):
+    when = (NOW - dt.timedelta(days=days_ago)).isoformat()
+    return {"drill_id": drill_id, "operation": operation, "status": status,
+            "started_at": when, "ended_at": when}
+
+
+def test_an_environment_is_overdue_without_a_pass_within_its_cadence():
+    records = [record("a", 10), record("b", 3, "failed"), record("c", 1, operation="backup")]
+    late = env_status("staging", records, 7, NOW)
+    assert (late["state"], late["last_drill"], late["last_status"]) == ("overdue", "b", "failed")
+    assert late["last_passed_drill"] == "a" and late["last_passed_age_s"] == 10 * 86400
+    fine = env_status("staging", records, 14, NOW)
+    assert fine["state"] == "ok" and fine["next_due_at"].startswith("2026-11-26T12:00")
+    assert env_status("staging", [], 7, NOW)["state"] == "overdue"  # never passed
+    assert env_status("staging", records, None, NOW)["state"] == "no cadence"
+
+
+def journal(status: str = "passed") -> Journal:
+    j = Journal("20261122T050000Z-abc123", "staging", "drill", "2026-11-22T05:00:00+00:00",
+                status=status, ended_at="2026-11-22T05:01:40+00:00",
+                objectives=Objectives(300, 120), rto_s=42.5, rpo_measured_s=6.0,
+                rpo_backup_age_s=5.0,
+                phases=[PhaseRecord("backup", "passed", duration_s=4.0),
+                        PhaseRecord("restore", "failed" if status == "failed" else "passed",
+                                    duration_s=9.5, error="restore broke"),
+                        PhaseRecord("verify", "skipped" if status == "failed" else "passed")],
+                checks=[Check("postgres.row_count", "t:public.orders", 10, 10, "passed"),
+                        Check("redis.key_count", "r:db0", 5, 4, "failed")])
+    if status == "failed":
+        j.failure = Failure("restore", "restore broke", "orchestration")
+        j.rto_s = None
+    return j
+
+
+def test_metrics_are_a_valid_textfile_with_every_figure(tmp_path):
+    path = write_metrics(tmp_path, journal(), "2026-11-22T05:01:40+00:00")
+    assert path.name == "drtool_staging.prom"
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(path.read_text())
+               for s in family.samples}
+
+    def value(name, **labels):
+        return samples[(name, tuple(sorted({"env": "staging", **labels}.items())))]
+
+    end = dt.datetime(2026, 11, 22, 5, 1, 40, tzinfo=UTC).timestamp()
+    assert value("drtool_drill_last_run_timestamp_seconds") == end
+    assert value("drtool_drill_last_success_timestamp_seconds") == end
+    assert value("drtool_drill_status", status="passed") == 1
+    assert value("drtool_drill_status", status="failed") == 0
+    assert value("drtool_drill_rto_seconds") == 42.5
+    assert value("drtool_drill_rpo_measured_seconds") == 6.0
+    assert value("drtool_drill_rpo_backup_age_seconds") == 5.0
+    assert value("drtool_drill_rto_objective_seconds") == 300
+    assert value("drtool_drill_phase_duration_seconds", phase="restore") == 9.5
+    assert value("drtool_drill_checks", result="failed") == 1
+    assert value("drtool_drill_duration_seconds") == 100
+    assert not list(tmp_path.glob("*.tmp*"))  # written through a temporary file, renamed
+
+
+def test_an_unmeasured_rto_is_absent_not_zero(tmp_path):
+    text = write_metrics(tmp_path, journal("failed"), None).read_text()
+    assert "drtool_drill_rto_seconds" not in text.replace("# HELP drtool_drill_rto_seconds", "")
+    assert "last_success_timestamp" not in text
+    assert 'drtool_drill_status{env="staging",status="failed"} 1.0' in text
+
+
+def test_junit_has_a_case_per_phase_and_per_check(tmp_path):
+    suite = ET.fromstring(junit_xml(journal("failed"))).find("testsuite")  # noqa: S314
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["backup", "restore", "verify",
+                                              "postgres.row_count t:public.orders",
+                                              "redis.key_count r:db0"]
+    assert cases[1].find("error").get("message") == "restore broke"
+    assert cases[2].find("skipped") is not None
+    assert cases[4].find("failure").get("message") == "expected 5, actual 4"
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"),
+            suite.get("skipped")) == ("5", "1", "1", "1")
+
+
+def test_a_second_holder_of_the_lock_is_refused_naming_the_first(tmp_path):
+    first = EnvironmentLock(tmp_path, "staging").acquire("drill", "d-1")
+    code = ("import sys; from pathlib import Path; from drtool.store.lock import EnvironmentLock;"
+            "from drtool.errors import LockedError\n"
+            "try:\n EnvironmentLock(Path(sys.argv[1]), 'staging').acquire('drill', 'd-2')\n"
+            "except LockedError as e:\n print(e.message); sys.exit(e.exit_code)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == EXIT_LOCKED == 75
+    assert "staging is busy: drill d-1 (pid" in done.stdout
+    first.release()
+    again = EnvironmentLock(tmp_path, "staging").acquire("drill", "d-3")
+    assert again.stale is None  # released properly: nothing stale
+    again.release()
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
+    code = ("import os, sys; from pathlib import Path; from drtool.store.lock import "
+            "EnvironmentLock\nEnvironmentLock(Path(sys.argv[1]), 'staging').acquire('drill', "
+            "'d-killed')\nos.kill(os.getpid(), 9)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], timeout=60, check=False)
+    assert done.returncode == -9
+    owner = json.loads((tmp_path / "staging.owner.json").read_text())
+    assert owner["drill_id"] == "d-killed"
+    lock = EnvironmentLock(tmp_path, "staging").acquire("drill", "d-next")
+    assert lock.stale is not None and lock.stale["drill_id"] == "d-killed"
+    with pytest.raises(LockedError):
+        EnvironmentLock(tmp_path, "staging").acquire("drill", "d-third")  # same process, too
+    lock.release()
+
+
+@pytest.mark.parametrize(("cron", "calendar"), [
+    ("0 5 * * 1", "Mon *-*-* 5:0:00"),
+    ("*/15 * * * *", "*-*-* *:0/15:00"),
+    ("30 2 1 */3 *", "*-1/3-1 2:30:00"),
+    ("0 */6 */2 * *", "*-*-1/2 0/6:0:00"),
+    ("0 6 * * 1-5", "Mon..Fri *-*-* 6:0:00"),
+    ("0 0,12 * * 0", "Sun *-*-* 0,12:0:00"),
+])
+def test_cron_expressions_become_systemd_calendars(cron, calendar):
+    assert schedule.on_calendar(cron) == calendar
+    # systemd's own parser agrees that it is a calendar (it is on this machine kind).
+    done = subprocess.run(["systemd-analyze", "calendar", calendar], capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert done.returncode == 0 and "Normalized form" in done.stdout, done.stderr
+
+
+def test_schedules_systemd_cannot_express_are_refused():
+    for cron, why in (("0 5 1 * 1", "both day of month and day of week"),
+                      ("0 5 * * */2", r"day-of-week '\*/2'")):
+        with pytest.raises(ConfigError, match=why):
+            schedule.on_calendar(cron)
+
+
+@pytest.mark.parametrize("bad", ["* * *", "61 * * * *", "0 5 * * 8", "every monday", ""])
+def test_invalid_cron_expressions_are_refused(bad, capsys):
+    assert main(["schedule", "install", "--env", "sandbox", "--cron", bad, "--systemd",
+                 "--unit-dir", "/nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a valid cron expression" in err
+
+
+def test_systemd_units_run_the_drill_with_absolute_paths(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path / "home"))
+    assert main(["schedule", "install", "--env", "sandbox", "--cron", "0 5 * * 1",
+                 "--systemd", "--unit-dir", str(tmp_path)]) == 0
+    service = (tmp_path / "drtool-drill-sandbox.service").read_text()
+    timer = (tmp_path / "drtool-drill-sandbox.timer").read_text()
+    start = next(line for line in service.splitlines() if line.startswith("ExecStart="))
+    argv = start.removeprefix("ExecStart=").split()
+    assert os.path.isabs(argv[0]) and argv[0].endswith("drtool") and os.access(argv[0], os.X_OK)
+    assert argv[1:4] == ["drill", "--env", "sandbox"]
+    assert f"--log {tmp_path}/home/logs/drill-sandbox.log" in start
+    assert f"Environment=DRTOOL_HOME={tmp_path}/home" in service
+    assert "OnCalendar=Mon *-*-* 5:0:00" in timer and "Persistent=true" in timer
+    assert "enable --now drtool-drill-sandbox.timer" in capsys.readouterr().out
+
+
+def test_a_schedule_for_an_unknown_environment_is_refused(capsys):
+    assert main(["schedule", "install", "--env", "atlantis", "--cron", "0 5 * * 1"]) == 2
+    assert "unknown environment 'atlantis'" in capsys.readouterr().err
+
+
+def test_the_log_is_rotated_past_its_size_keeping_five(tmp_path):
+    log = tmp_path / "drill.log"
+    for round_ in range(7):
+        log.write_text(f"round {round_}\n" + "x" * 100)
+        logfile.rotate(log, max_bytes=50, keep=5)
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == ["drill.log.1", "drill.log.2", "drill.log.3", "drill.log.4", "drill.log.5"]
+    assert (tmp_path / "drill.log.1").read_text().startswith("round 6")
+    assert (tmp_path / "drill.log.5").read_text().startswith("round 2")
+    small = tmp_path / "small.log"
+    small.write_text("short")
+    logfile.rotate(small, max_bytes=50)
+    assert small.read_text() == "short"
+
+
+def test_status_exits_1_when_an_environment_is_overdue(tmp_path, monkeypatch, capsys):
+    from drtool import paths
+    from drtool.drill.journal_writer import JournalWriter
+    from drtool.store.history import History, record_of
+
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path))
+    old = journal()
+    old.scope = {"cadence_days": 7}
+    old.started_at = old.ended_at = "2020-01-01T00:00:00+00:00"
+    writer = JournalWriter(paths.evidence_dir("staging") / old.drill_id, old)
+    writer.save()
+    with History(paths.history_db()) as history:
+        history.append(record_of(old), writer.path)
+    assert main(["status"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("staging: OVERDUE (every 7 d); last drill 20261122T050000Z-abc123")
+    assert main(["status", "--env", "staging", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)[0]["state"] == "overdue"
+    assert main(["status", "--env", "atlantis"]) == 2
