@@ -19,6 +19,7 @@ import yaml
 from drtool import paths
 from drtool.core.model import Objectives
 from drtool.errors import ConfigError
+from drtool.ops.notify import NotifySettings, parse_settings
 
 ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 SOURCE_GROUPS = ("pg_primary", "redis_primary")
@@ -53,6 +54,7 @@ class Environment:
     growing_tables: tuple[str, ...]
     cadence_days: float | None = None
     requires_sandbox: bool = False
+    notify: NotifySettings = NotifySettings()
 
     def host(self, group: str) -> str:
         return self.groups[group][0]
@@ -136,6 +138,8 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
             if not str(described[host].get(field) or "").startswith(("/", "STORE_PATH")):
                 problems.append(Problem("must be set to an absolute path on the host", key=key,
                                         host=host))
+    notify, notify_problems = parse_settings(setting("notify", "drtool_notify"))
+    problems += [Problem(message, key=key) for key, message in notify_problems]
     refusals = guard_problems(groups, described)
     tiers = {described[h].get("tier") for g in TARGET_GROUPS for h in groups[g]}
     settings = {
@@ -143,7 +147,7 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
                                                    objectives["rpo_objective_s"]),
         "tier": tiers.pop() if len(tiers) == 1 else "mixed", "growing": tuple(growing),
         "store": store, "cadence": _positive_number(cadence),
-        "requires_sandbox": first.get("requires_sandbox") is True,
+        "requires_sandbox": first.get("requires_sandbox") is True, "notify": notify,
     }
     return settings, problems, refusals
 
@@ -162,12 +166,16 @@ def environment_from_description(name: str, inventory: Path,
     if problems:
         raise ConfigError(f"inventory {inventory} is not usable",
                           [render(inventory, p) for p in problems])
+    # The notification settings hold tokens: they live in `notify` only, never with the hosts
+    # (whose settings are shown in plans and journals).
+    hosts = {host: {k: v for k, v in values.items() if k != "notify"}
+             for host, values in described.items()}
     return Environment(
         name=name, inventory=inventory, tier=settings["tier"],
-        objectives=settings["objectives"], groups=settings["groups"], hosts=described,
+        objectives=settings["objectives"], groups=settings["groups"], hosts=hosts,
         store_root=Path(settings["store"]) if settings["store"] else paths.backups_dir(name),
         growing_tables=settings["growing"], cadence_days=settings["cadence"],
-        requires_sandbox=settings["requires_sandbox"],
+        requires_sandbox=settings["requires_sandbox"], notify=settings["notify"],
     )
 
 
@@ -255,7 +263,9 @@ def endpoints(settings: dict[str, Any], service: str) -> frozenset[tuple[str, in
 def render(inventory: Path, problem: Problem) -> str:
     """'file: host: key: message', naming the inventory file that sets the key (or lists the
     host), relative to the inventory folder."""
-    where = locate(inventory, problem.key, problem.host, _inventory_files(inventory))
+    # A nested key (drtool_notify.webhooks[1].url) lives where its variable is set.
+    variable = re.split(r"[.\[]", problem.key, maxsplit=1)[0] if problem.key else None
+    where = locate(inventory, variable, problem.host, _inventory_files(inventory))
     parts = [where] if where else []
     parts += [p for p in (problem.host, problem.key) if p]
     return ": ".join([*parts, problem.message])

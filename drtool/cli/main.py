@@ -8,7 +8,17 @@ import sys
 import click
 
 from drtool import __version__
-from drtool.cli import evidence, history, lab, operations, report, sandbox, schedule, status
+from drtool.cli import (
+    evidence,
+    history,
+    lab,
+    notify,
+    operations,
+    report,
+    sandbox,
+    schedule,
+    status,
+)
 from drtool.errors import EXIT_INTERRUPTED, EXIT_ORCHESTRATION, EXIT_USAGE, DrtoolError
 
 
@@ -24,7 +34,7 @@ def cli() -> None:
 
 
 for command in (*operations.COMMANDS, *history.COMMANDS, *report.COMMANDS, *status.COMMANDS,
-                *schedule.COMMANDS, evidence.evidence, sandbox.sandbox, lab.lab):
+                *schedule.COMMANDS, *notify.COMMANDS, evidence.evidence, sandbox.sandbox, lab.lab):
     cli.add_command(command)
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # 2: adds `scope` (hosts, data stores, inventory version) and `note`.
-SCHEMA_VERSION = 2
+# 3: adds `notifications`.
+SCHEMA_VERSION = 3
 
 # Phase and drill statuses.
 PENDING, RUNNING, PASSED, FAILED, SKIPPED, ABORTED = (
@@ -98,6 +99,23 @@ class Failure:
     hosts: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Notification:
+    """One message sent about a drill, delivered or not. `target` is the endpoint redacted
+    to scheme://host and a hash of the URL: URLs carry tokens."""
+
+    target: str
+    kind: str  # webhook or healthchecks
+    event: str  # start, finished or test
+    status: str  # delivered or failed
+    attempts: int
+    http_status: int | None = None
+    error: str | None = None
+    sent_at: str | None = None
+    duration_s: float | None = None
+    format: str | None = None  # json or slack, for a webhook
+
+
 @dataclass
 class Journal:
     """The record of one drill (or backup, restore, verify), written as it goes."""
@@ -126,6 +144,7 @@ class Journal:
     inventory: str | None = None
     scope: dict[str, Any] | None = None
     note: str | None = None  # the operator's, from `drtool drill --note`
+    notifications: list[Notification] = field(default_factory=list)
 
     def phase(self, name: str) -> PhaseRecord:
         for record in self.phases:
@@ -152,5 +171,6 @@ def journal_from_dict(data: dict[str, Any]) -> Journal:
     fields["objectives"] = Objectives(**data["objectives"]) if data.get("objectives") else None
     fields["backup"] = BackupRef(**data["backup"]) if data.get("backup") else None
     fields["failure"] = Failure(**data["failure"]) if data.get("failure") else None
+    fields["notifications"] = [Notification(**raw) for raw in data.get("notifications", [])]
     known = {f.name for f in dataclasses.fields(Journal)}
     return Journal(**{k: v for k, v in fields.items() if k in known})

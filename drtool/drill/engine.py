@@ -37,6 +37,7 @@ from drtool.drill.journal_writer import JournalWriter
 from drtool.drill.recovery import record_unrecorded
 from drtool.drill.scope import inventory_version, scope_of
 from drtool.drill.versions import base_versions
+from drtool.ops import notify
 from drtool.store.history import History, record_of
 from drtool.store.local import LocalStore
 from drtool.store.lock import EnvironmentLock
@@ -103,6 +104,7 @@ class Drill:
         self.writer.save()
         with History(paths.history_db()) as history:
             record_unrecorded(self.env.name, history, skip=self.journal.drill_id)
+        self._notify(notify.start_messages(self.env.notify, self.journal))
         previous = {sig: signal.signal(sig, self._interrupt)
                     for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -121,9 +123,24 @@ class Drill:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.writer.save()
+        # After the verdict and before the history record, so that the record's hash covers
+        # what was sent. A notification never changes the verdict.
+        self._notify(notify.end_messages(self.env.notify, self.journal, str(self.writer.path)))
         with History(paths.history_db()) as history:
             history.append(record_of(self.journal), self.writer.path)
         return self.journal
+
+    def _notify(self, messages: list[notify.Request]) -> None:
+        if not messages:
+            return
+        try:
+            sent = notify.deliver_all(messages, self.env.notify)
+        except Exception as exc:  # noqa: BLE001 (a bug in sending must not lose the evidence)
+            sent = [notify.Notification(notify.redact(m.url), m.kind, m.event, "failed", 0,
+                                        error=f"{type(exc).__name__}: {exc}", format=m.format)
+                    for m in messages]
+        self.journal.notifications.extend(sent)
+        self.writer.save()
 
     def _interrupt(self, signum: int, _frame: Any) -> None:
         # First signal: cancel the running phase, then roll back and record. A second one

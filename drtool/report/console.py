@@ -94,6 +94,12 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None)
         out.print(f"Failure{where}: {journal.failure.reason}")
     colour = STYLE.get(journal.status, "")
     out.print(f"Verdict   [bold {colour}]{journal.status.upper()}[/]")
+    for sent in journal.notifications:
+        how = f" ({sent.format})" if sent.format else ""
+        outcome = ("[green]delivered[/]" if sent.status == "delivered" else
+                   f"[red]not delivered[/] after {sent.attempts} attempts: "
+                   f"{escape(sent.error or '')}")
+        out.print(f"Notified  {sent.event}: {sent.kind}{how} {escape(sent.target)}: {outcome}")
     out.print(f"Journal   {path}")
 
 

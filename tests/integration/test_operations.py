@@ -23,12 +23,21 @@ def journals(drtool: Drtool) -> set[str]:
     return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
+def owner_pid(drtool: Drtool) -> int | None:
+    try:
+        return json.loads((drtool.home / "locks" / "sandbox.owner.json").read_text())["pid"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def test_two_drills_started_together_one_runs_one_is_refused(sandbox: Drtool, tmp_path):
     before = journals(sandbox)
     first = sandbox.popen("drill", "--env", "sandbox", "--metrics-dir", str(tmp_path),
                           "--junit", str(tmp_path / "drill.xml"), "--json")
+    # Wait for the owner file to name the first drill: one left by a drill an earlier test
+    # killed may be there already, and starting the second drill then would race the first.
     deadline = time.monotonic() + 120
-    while not (sandbox.home / "locks" / "sandbox.owner.json").exists():
+    while owner_pid(sandbox) != first.pid:
         assert time.monotonic() < deadline and first.poll() is None, "no lock was taken"
         time.sleep(0.05)
     second = sandbox("drill", "--env", "sandbox")

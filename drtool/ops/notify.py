@@ -1,0 +1,364 @@
+"""Telling people how a drill went: webhooks (generic JSON or Slack) and a healthchecks-style
+dead man's switch, configured per environment by the inventory's `drtool_notify`.
+
+A notification never changes a drill's outcome. Each delivery has a timeout and a bounded
+number of retries with backoff, runs in parallel with the others, and is recorded in the
+journal, whether it arrived or not. URLs often carry a token, so the journal and every message
+drtool prints name an endpoint only by scheme, host and a short hash of the full URL.
+
+The standard library's urllib is enough for a POST with a timeout; no HTTP library is added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from drtool import __version__
+from drtool.core.clock import iso, utc_now
+from drtool.core.model import ABORTED, FAILED, PASSED, Journal, Notification
+
+FORMATS = ("json", "slack")
+OUTCOMES = (PASSED, FAILED, ABORTED)
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_RETRIES = 2
+MAX_RETRIES = 10
+# Waits between attempts: 1 s, 2 s, 4 s, ... capped, so that the worst case stays bounded:
+# (retries + 1) * timeout + the sum of these.
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 30.0
+HEALTHCHECKS_BODY_LIMIT = 10_000  # healthchecks.io keeps the first 100 kB; a summary is enough
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str = field(repr=False)
+    format: str = "json"
+    outcomes: tuple[str, ...] = OUTCOMES  # which drill outcomes it is sent for
+    secret: str | None = field(default=None, repr=False)  # HMAC key for the signature header
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    webhooks: tuple[Webhook, ...] = ()
+    healthchecks_url: str | None = field(default=None, repr=False)
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    retries: int = DEFAULT_RETRIES
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.webhooks or self.healthchecks_url)
+
+    def worst_case_s(self) -> float:
+        """How long one delivery can take at most, every attempt timing out."""
+        waits = sum(backoff(n) for n in range(1, self.retries + 1))
+        return (self.retries + 1) * self.timeout_s + waits
+
+
+def backoff(attempt: int) -> float:
+    """The wait before retry number `attempt` (1-based)."""
+    return float(min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)))
+
+
+def redact(url: str) -> str:
+    """An endpoint as the journal may name it: scheme://host[:port] and 8 hex digits of the
+    full URL's sha256, so that two endpoints on one host stay apart and no token is shown."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    digest = hashlib.sha256(url.encode()).hexdigest()[:8]
+    return f"{parts.scheme}://{host}{port} #{digest}"
+
+
+# -- settings, from the inventory -----------------------------------------------------------
+
+def _http_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urllib.parse.urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def parse_settings(raw: Any) -> tuple[NotifySettings, list[tuple[str, str]]]:
+    """NotifySettings from `drtool_notify` as Ansible resolved it, and every problem as
+    (key, message). Pure. Messages never quote a URL: it may hold a token."""
+    problems: list[tuple[str, str]] = []
+    if raw in (None, "", {}):
+        return NotifySettings(), problems
+    if not isinstance(raw, dict):
+        return NotifySettings(), [("drtool_notify", "must be a mapping")]
+    known = {"webhooks", "healthchecks_url", "timeout_s", "retries"}
+    for key in sorted(set(raw) - known, key=str):
+        problems.append((f"drtool_notify.{key}",
+                         f"unknown setting (known: {', '.join(sorted(known))})"))
+
+    timeout = raw.get("timeout_s", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float, str)):
+        timeout = None
+    try:
+        timeout = float(timeout) if timeout is not None else None
+    except ValueError:
+        timeout = None
+    if timeout is None or not 0 < timeout <= 300:
+        problems.append(("drtool_notify.timeout_s", "must be a number of seconds in (0, 300]"))
+        timeout = DEFAULT_TIMEOUT_S
+
+    retries = raw.get("retries", DEFAULT_RETRIES)
+    try:
+        retries = int(retries) if not isinstance(retries, bool) and str(retries).isdigit() else -1
+    except ValueError:
+        retries = -1
+    if not 0 <= retries <= MAX_RETRIES:
+        problems.append(("drtool_notify.retries",
+                         f"must be a whole number from 0 to {MAX_RETRIES}"))
+        retries = DEFAULT_RETRIES
+
+    healthchecks = raw.get("healthchecks_url")
+    if healthchecks in ("", None):
+        healthchecks = None
+    elif not _http_url(healthchecks):
+        problems.append(("drtool_notify.healthchecks_url", "must be an http(s) URL"))
+        healthchecks = None
+
+    hooks = raw.get("webhooks") or []
+    webhooks = []
+    if not isinstance(hooks, list):
+        problems.append(("drtool_notify.webhooks", "must be a list of {url, format, outcomes}"))
+        hooks = []
+    for number, hook in enumerate(hooks, start=1):
+        key = f"drtool_notify.webhooks[{number}]"
+        if not isinstance(hook, dict):
+            problems.append((key, "must be a mapping with a url"))
+            continue
+        for extra in sorted(set(hook) - {"url", "format", "outcomes", "secret"}, key=str):
+            # YAML 1.1 reads a bare `on:` key as true: name the real setting then.
+            hint = " (did you mean outcomes?)" if extra is True else ""
+            problems.append((f"{key}.{extra}",
+                             f"unknown setting{hint} (known: format, outcomes, secret, url)"))
+        if hook.get("url") in ("", None):
+            continue  # an unset secret (a vault or env lookup left empty) turns the hook off
+        if not _http_url(hook.get("url")):
+            problems.append((f"{key}.url", "must be an http(s) URL"))
+            continue
+        fmt = hook.get("format", "json")
+        if fmt not in FORMATS:
+            problems.append((f"{key}.format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}"))
+            continue
+        outcomes = hook.get("outcomes", list(OUTCOMES))
+        if isinstance(outcomes, str):
+            outcomes = [outcomes]
+        if (not isinstance(outcomes, list) or not outcomes
+                or not set(outcomes) <= set(OUTCOMES)):
+            problems.append((f"{key}.outcomes", f"must list some of {', '.join(OUTCOMES)}"))
+            continue
+        secret = hook.get("secret")
+        if secret not in (None, "") and not isinstance(secret, str):
+            problems.append((f"{key}.secret", "must be a string"))
+            continue
+        webhooks.append(Webhook(hook["url"], fmt, tuple(outcomes), secret or None))
+    return NotifySettings(tuple(webhooks), healthchecks, timeout, retries), problems
+
+
+# -- what is sent ------------------------------------------------------------------------------
+
+def summary_line(journal: Journal) -> str:
+    """One line a person reads in a chat or a pager."""
+    def seconds(value: float | None) -> str:
+        return "not measured" if value is None else f"{value:.1f} s"
+
+    parts = [f"drtool {journal.operation} {journal.drill_id} on {journal.env}: "
+             f"{journal.status.upper()}"]
+    if journal.operation == "drill":
+        rto = f"RTO {seconds(journal.rto_s)}"
+        rpo = f"RPO {seconds(journal.rpo_measured_s)}"
+        if journal.objectives is not None:
+            rto += f" (objective {journal.objectives.rto_s:g} s)"
+            rpo += f" (objective {journal.objectives.rpo_s:g} s)"
+        parts += [rto, rpo]
+    if journal.failure is not None:
+        where = f"{journal.failure.phase}: " if journal.failure.phase else ""
+        parts.append(f"failure at {where}{journal.failure.reason}")
+    return "; ".join(parts)
+
+
+def json_payload(journal: Journal, journal_path: str) -> dict[str, Any]:
+    """The generic webhook's body: the drill's outcome, the figures, and where the proof is."""
+    failed = sum(1 for c in journal.checks if c.status == FAILED)
+    return {
+        "event": f"{journal.operation}.finished",
+        "drill_id": journal.drill_id,
+        "env": journal.env,
+        "operation": journal.operation,
+        "status": journal.status,
+        "started_at": journal.started_at,
+        "ended_at": journal.ended_at,
+        "rto_s": journal.rto_s,
+        "rpo_measured_s": journal.rpo_measured_s,
+        "rpo_backup_age_s": journal.rpo_backup_age_s,
+        "objectives": (None if journal.objectives is None else
+                       {"rto_s": journal.objectives.rto_s, "rpo_s": journal.objectives.rpo_s}),
+        "failure": (None if journal.failure is None else
+                    {"phase": journal.failure.phase, "reason": journal.failure.reason,
+                     "kind": journal.failure.kind, "hosts": journal.failure.hosts}),
+        "checks": {"passed": len(journal.checks) - failed, "failed": failed},
+        "backup_id": journal.backup.id if journal.backup else None,
+        "summary": summary_line(journal),
+        "journal": journal_path,
+        "host": socket.gethostname(),
+        "drtool_version": __version__,
+    }
+
+
+def slack_payload(journal: Journal, journal_path: str) -> dict[str, Any]:
+    """A Slack incoming webhook's body: mrkdwn text, with the journal's path."""
+    mark = {PASSED: ":white_check_mark:", FAILED: ":x:"}.get(journal.status, ":warning:")
+    text = f"{mark} {summary_line(journal)}\nJournal: `{journal_path}` on {socket.gethostname()}"
+    return {"text": text}
+
+
+def trial_journal(env: str) -> Journal:
+    """A stand-in outcome for `drtool notify test`: says plainly that no drill ran."""
+    journal = Journal(drill_id="notification-test", env=env, operation="test",
+                      started_at=iso(utc_now()) or "", status="test")
+    journal.ended_at = journal.started_at
+    return journal
+
+
+# -- delivery ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Request:
+    """One message to deliver: its endpoint, kind and event, and its body."""
+
+    url: str = field(repr=False)
+    kind: str  # webhook or healthchecks
+    event: str  # start, finished, test
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+    format: str | None = None
+
+
+Opener = Callable[[urllib.request.Request, float], int]
+
+
+def _open(request: urllib.request.Request, timeout: float) -> int:
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) only)
+        response.read(65536)
+        return int(response.status)
+
+
+def _retryable(status: int | None) -> bool:
+    # No answer at all, a server error, or "too many requests" may go away; other 4xx won't.
+    return status is None or status >= 500 or status in (408, 429)
+
+
+def deliver(message: Request, timeout_s: float, retries: int,
+            sleep: Callable[[float], None] = time.sleep, opener: Opener = _open) -> Notification:
+    """Send one message, retrying with backoff; never raises. The record names the endpoint
+    only in redacted form and never quotes the URL in an error."""
+    started = time.monotonic()
+    sent_at = iso(utc_now())
+    status: int | None = None
+    error: str | None = None
+    attempts = 0
+    for attempt in range(retries + 1):
+        if attempt:
+            sleep(backoff(attempt))
+        attempts += 1
+        request = urllib.request.Request(  # noqa: S310 (parse_settings admits http(s) only)
+            message.url, data=message.body, method="POST",
+            headers={"Content-Type": message.content_type,
+                     "User-Agent": f"drtool/{__version__}", **dict(message.headers)})
+        try:
+            status, error = opener(request, timeout_s), None
+        except urllib.error.HTTPError as exc:
+            status, error = exc.code, f"HTTP {exc.code} {exc.reason}"
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            status, error = None, f"{type(reason).__name__}: {reason}" if str(reason) else (
+                type(reason).__name__)
+        if error is None and status is not None and 200 <= status < 300:
+            break
+        if error is None:
+            error = f"HTTP {status}"
+        if not _retryable(status):
+            break
+    error = error.replace(message.url, redact(message.url)) if error else None
+    return Notification(
+        target=redact(message.url), kind=message.kind, event=message.event,
+        format=message.format, status="delivered" if error is None else "failed",
+        attempts=attempts, http_status=status, error=error, sent_at=sent_at,
+        duration_s=round(time.monotonic() - started, 3))
+
+
+def deliver_all(messages: Iterable[Request], settings: NotifySettings,
+                opener: Opener = _open) -> list[Notification]:
+    """Deliver every message in parallel; the records in the messages' order."""
+    messages = list(messages)
+    if not messages:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(messages))) as pool:
+        return list(pool.map(
+            lambda m: deliver(m, settings.timeout_s, settings.retries, opener=opener), messages))
+
+
+def _signed(body: bytes, secret: str | None) -> tuple[tuple[str, str], ...]:
+    if not secret:
+        return ()
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return (("X-Drtool-Signature-256", f"sha256={digest}"),)
+
+
+def run_id(drill_id: str) -> str:
+    """healthchecks' `rid`: a UUID that pairs a start ping with its end ping."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"drtool:{drill_id}"))
+
+
+def _healthchecks(url: str, suffix: str, drill_id: str) -> str:
+    base = url.rstrip("/") + suffix
+    return f"{base}{'&' if '?' in base else '?'}rid={run_id(drill_id)}"
+
+
+def start_messages(settings: NotifySettings, journal: Journal) -> list[Request]:
+    """The start ping, when a healthchecks URL is set: a drill that never ends, or never
+    starts (cron did not run it), shows up there as late."""
+    if not settings.healthchecks_url or journal.operation != "drill":
+        return []
+    return [Request(_healthchecks(settings.healthchecks_url, "/start", journal.drill_id),
+                    "healthchecks", "start", summary_line(journal).encode(), "text/plain")]
+
+
+def end_messages(settings: NotifySettings, journal: Journal, journal_path: str) -> list[Request]:
+    """The webhooks that asked for this outcome, and the healthchecks success or fail ping."""
+    messages = []
+    event = "test" if journal.operation == "test" else "finished"
+    for hook in settings.webhooks:
+        if event == "finished" and journal.status not in hook.outcomes:
+            continue
+        payload = (slack_payload if hook.format == "slack" else json_payload)(
+            journal, journal_path)
+        body = json.dumps(payload, sort_keys=True).encode()
+        headers = (("X-Drtool-Event", payload.get("event", "drill.finished")),
+                   *_signed(body, hook.secret)) if hook.format == "json" else ()
+        messages.append(Request(hook.url, "webhook", event, body, "application/json",
+                                headers, hook.format))
+    # The dead man's switch watches scheduled drills; a manual backup or restore would reset it.
+    if settings.healthchecks_url and journal.operation in ("drill", "test"):
+        suffix = "" if journal.status in (PASSED, "test") else "/fail"
+        body = summary_line(journal).encode()[:HEALTHCHECKS_BODY_LIMIT]
+        messages.append(Request(_healthchecks(settings.healthchecks_url, suffix,
+                                              journal.drill_id),
+                                "healthchecks", event, body, "text/plain"))
+    return messages
