@@ -20,6 +20,7 @@ from drtool import paths
 from drtool.core.model import Objectives
 from drtool.errors import ConfigError
 from drtool.ops.notify import NotifySettings, parse_settings
+from drtool.store.settings import EvidenceSettings, S3StoreSettings, parse_evidence, parse_store
 
 ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 SOURCE_GROUPS = ("pg_primary", "redis_primary")
@@ -29,6 +30,9 @@ REQUIRED_GROUPS = SOURCE_GROUPS + TARGET_GROUPS
 TARGET_SERVICE = {"pg_restore_target": ("postgres", "pg_primary"),
                   "redis_restore_target": ("redis", "redis_primary")}
 THIS_MACHINE = "this machine"  # what a local connection, or a loopback address, points at
+# Described settings that may hold credentials or tokens: kept out of the host settings (which
+# plans and journals show), in Environment's own fields only.
+SECRET_SETTINGS = ("notify", "store_s3", "evidence_s3")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class Environment:
     cadence_days: float | None = None
     requires_sandbox: bool = False
     notify: NotifySettings = NotifySettings()
+    store_s3: S3StoreSettings | None = None  # None: backups stay in store_root
+    evidence_s3: EvidenceSettings | None = None  # an Object Lock bucket for evidence copies
 
     def host(self, group: str) -> str:
         return self.groups[group][0]
@@ -140,6 +146,9 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
                                         host=host))
     notify, notify_problems = parse_settings(setting("notify", "drtool_notify"))
     problems += [Problem(message, key=key) for key, message in notify_problems]
+    store_s3, s3_problems = parse_store(setting("store_s3", "drtool_store_s3"))
+    evidence_s3, evidence_problems = parse_evidence(setting("evidence_s3", "drtool_evidence_s3"))
+    problems += [Problem(message, key=key) for key, message in s3_problems + evidence_problems]
     refusals = guard_problems(groups, described)
     tiers = {described[h].get("tier") for g in TARGET_GROUPS for h in groups[g]}
     settings = {
@@ -148,6 +157,7 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
         "tier": tiers.pop() if len(tiers) == 1 else "mixed", "growing": tuple(growing),
         "store": store, "cadence": _positive_number(cadence),
         "requires_sandbox": first.get("requires_sandbox") is True, "notify": notify,
+        "store_s3": store_s3, "evidence_s3": evidence_s3,
     }
     return settings, problems, refusals
 
@@ -166,9 +176,7 @@ def environment_from_description(name: str, inventory: Path,
     if problems:
         raise ConfigError(f"inventory {inventory} is not usable",
                           [render(inventory, p) for p in problems])
-    # The notification settings hold tokens: they live in `notify` only, never with the hosts
-    # (whose settings are shown in plans and journals).
-    hosts = {host: {k: v for k, v in values.items() if k != "notify"}
+    hosts = {host: {k: v for k, v in values.items() if k not in SECRET_SETTINGS}
              for host, values in described.items()}
     return Environment(
         name=name, inventory=inventory, tier=settings["tier"],
@@ -176,6 +184,7 @@ def environment_from_description(name: str, inventory: Path,
         store_root=Path(settings["store"]) if settings["store"] else paths.backups_dir(name),
         growing_tables=settings["growing"], cadence_days=settings["cadence"],
         requires_sandbox=settings["requires_sandbox"], notify=settings["notify"],
+        store_s3=settings["store_s3"], evidence_s3=settings["evidence_s3"],
     )
 
 

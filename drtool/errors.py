@@ -57,3 +57,8 @@ class LockedError(DrtoolError):
     """Another drtool operation is running on the environment (exit 75: try again later)."""
 
     exit_code = EXIT_LOCKED
+
+
+class StoreError(OrchestrationError):
+    """The backup store (or the evidence bucket) could not be reached or refused an
+    operation (exit 3); the message names the object or bucket."""

@@ -137,6 +137,24 @@ def passed_drill(sandbox: Drtool) -> dict[str, Any]:
     return journal
 
 
+def copy_inventory(drtool: Drtool, name: str, all_vars: dict[str, Any],
+                   host_vars: dict[str, dict[str, Any]] | None = None) -> str:
+    """A copy of the sandbox inventory as environment NAME under DRTOOL_HOME/inventories,
+    with `all_vars` added to the group `all` and any host's vars overridden."""
+    import yaml
+
+    folder = drtool.home / "inventories" / name
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(Path(__file__).resolve().parents[1] / "inventories" / "sandbox", folder)
+    hosts = yaml.safe_load((folder / "hosts.yml").read_text())
+    hosts["all"]["vars"] = all_vars
+    (folder / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    for host, values in (host_vars or {}).items():
+        (folder / "host_vars").mkdir(exist_ok=True)
+        (folder / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump(values))
+    return name
+
+
 def pg(drtool: Drtool, service: str, database: str = "appdb") -> Any:
     from drtool.adapters import postgres
 

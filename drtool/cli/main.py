@@ -9,6 +9,7 @@ import click
 
 from drtool import __version__
 from drtool.cli import (
+    backups,
     evidence,
     history,
     lab,
@@ -34,7 +35,8 @@ def cli() -> None:
 
 
 for command in (*operations.COMMANDS, *history.COMMANDS, *report.COMMANDS, *status.COMMANDS,
-                *schedule.COMMANDS, *notify.COMMANDS, evidence.evidence, sandbox.sandbox, lab.lab):
+                *schedule.COMMANDS, *notify.COMMANDS, *backups.COMMANDS, evidence.evidence,
+                sandbox.sandbox, lab.lab):
     cli.add_command(command)
 
 

@@ -1,4 +1,4 @@
-"""drtool drill | backup | restore | verify | backups list: the commands that run phases."""
+"""drtool drill | backup | restore | verify | validate: the commands that run phases."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from drtool.report.console import ConsoleProgress, render_plan, render_summary
 from drtool.report.junit import junit_xml
 from drtool.report.metrics import write_metrics
 from drtool.store.history import History
-from drtool.store.local import LocalStore, atomic_write
+from drtool.store.local import atomic_write
 
 
 @dataclass(frozen=True)
@@ -141,31 +141,6 @@ def verify(env_name: str, backup_id: str, as_json: bool) -> int:
     return _run(env_name, "verify", as_json, backup_id)
 
 
-@click.group()
-def backups() -> None:
-    """The backup catalog."""
-
-
-@backups.command("list")
-@env_option
-@json_option
-def list_backups(env_name: str, as_json: bool) -> int:
-    """List the environment's backups, newest first."""
-    env, _adapter = load(env_name, runs_phases=False, touches_targets=False)
-    found = LocalStore(env.store_root).list()
-    if as_json:
-        print_json([vars(summary) for summary in found])
-        return 0
-    if not found:
-        click.echo(f"no backups in {env.store_root}")
-    for summary in found:
-        state = "complete" if summary.complete else "INCOMPLETE (no manifest)"
-        size = f"{summary.size:,} bytes" if summary.size is not None else "-"
-        click.echo(f"{summary.id}  {summary.consistent_at or '-'}  {size}  "
-                   f"{summary.location}  {state}")
-    return 0
-
-
 @click.command()
 @env_option
 @json_option
@@ -199,4 +174,4 @@ def validate(env_name: str, as_json: bool) -> int:
     return 0 if ok else 2
 
 
-COMMANDS = (drill, backup, restore, verify, backups, validate)
+COMMANDS = (drill, backup, restore, verify, validate)

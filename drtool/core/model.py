@@ -12,7 +12,8 @@ from typing import Any
 
 # 2: adds `scope` (hosts, data stores, inventory version) and `note`.
 # 3: adds `notifications`.
-SCHEMA_VERSION = 3
+# 4: adds `warnings` and `evidence_copies`.
+SCHEMA_VERSION = 4
 
 # Phase and drill statuses.
 PENDING, RUNNING, PASSED, FAILED, SKIPPED, ABORTED = (
@@ -145,6 +146,12 @@ class Journal:
     scope: dict[str, Any] | None = None
     note: str | None = None  # the operator's, from `drtool drill --note`
     notifications: list[Notification] = field(default_factory=list)
+    # What went wrong without changing the verdict (an evidence copy or a store housekeeping
+    # step that failed), one line each.
+    warnings: list[str] = field(default_factory=list)
+    # Copies of the evidence in an Object Lock bucket: file, url, version_id, sha256, mode,
+    # retain_until.
+    evidence_copies: list[dict[str, Any]] = field(default_factory=list)
 
     def phase(self, name: str) -> PhaseRecord:
         for record in self.phases:

@@ -37,9 +37,10 @@ from drtool.drill.journal_writer import JournalWriter
 from drtool.drill.recovery import record_unrecorded
 from drtool.drill.scope import inventory_version, scope_of
 from drtool.drill.versions import base_versions
+from drtool.errors import ConfigError, StoreError
 from drtool.ops import notify
+from drtool.store.base import Transfer, open_store
 from drtool.store.history import History, record_of
-from drtool.store.local import LocalStore
 from drtool.store.lock import EnvironmentLock
 
 
@@ -63,7 +64,7 @@ class Drill:
     ) -> None:
         self.env, self.operation, self.ansible, self.progress, self.clock = (
             env, operation, ansible, progress, clock)
-        self.store = LocalStore(env.store_root)
+        self.store = open_store(env)
         self.phase_names = ph.OPERATIONS[operation]
         self.manifest: Manifest | None = None
         self.restored: dict[str, dict[str, Any]] = {}
@@ -118,17 +119,49 @@ class Drill:
             if self._needs_rollback():
                 self._rollback()
             self._finish()
+            self._settle_store()
         finally:
             self.ansible.close_ssh_masters()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.writer.save()
+        self._copy_evidence()
         # After the verdict and before the history record, so that the record's hash covers
         # what was sent. A notification never changes the verdict.
         self._notify(notify.end_messages(self.env.notify, self.journal, str(self.writer.path)))
         with History(paths.history_db()) as history:
             history.append(record_of(self.journal), self.writer.path)
         return self.journal
+
+    def _settle_store(self) -> None:
+        """After the verdict: mark the backup verified when a drill (or verify) passed, and
+        empty the staging folder of an off-site store. A store that cannot be reached here
+        changes no verdict; the journal says so."""
+        backup = self.journal.backup
+        if backup is None:
+            return
+        try:
+            if self.journal.status == PASSED and self.operation in ("drill", "verify"):
+                self.store.mark_verified(backup.id, self.journal.drill_id)
+            self.store.release(backup.id)
+        except (StoreError, OSError) as exc:
+            self.journal.warnings.append(f"backup {backup.id}: {exc}")
+
+    def _copy_evidence(self) -> None:
+        """Copy the finished journal to the Object Lock bucket, when one is set, and record
+        the copy's version id. The copy is the journal as it was before this record (and the
+        notifications) were added; its sha256 is recorded with it."""
+        settings = self.env.evidence_s3
+        if settings is None:
+            return
+        from drtool.store.evidence_copy import copy_evidence  # noqa: PLC0415 - boto3
+
+        try:
+            self.journal.evidence_copies.extend(copy_evidence(
+                settings, self.env.name, self.journal.drill_id, [self.writer.path]))
+        except (StoreError, OSError) as exc:
+            self.journal.warnings.append(f"evidence copy failed: {exc}")
+        self.writer.save()
 
     def _notify(self, messages: list[notify.Request]) -> None:
         if not messages:
@@ -160,6 +193,11 @@ class Drill:
         if refused:  # the hosts are not ready: nothing may run, not even the playbook
             self._fail(record, refused, "preflight")
             return self._end_phase(record, started)
+        if name == ph.RESTORE:
+            problem = self._fetch_backup(record)
+            if problem:  # the backup is not fit to restore: the targets stay as they are
+                self._fail(record, *problem)
+                return self._end_phase(record, started)
         changed_before = self.targets_changed
         self.targets_changed |= name in ph.CHANGES_TARGETS
         run = self._playbook(name, record)
@@ -172,8 +210,10 @@ class Drill:
                 self.targets_changed = changed_before
         else:
             after = getattr(self, f"_after_{name}", None)
-            problem = after(run) if after else None
-            if problem:
+            problem = after(run, record) if after else None
+            if isinstance(problem, tuple):  # (reason, kind)
+                self._fail(record, *problem)
+            elif problem:
                 self._fail(record, problem, "preflight" if name == ph.PREFLIGHT else "check")
             else:
                 record.status = PASSED
@@ -192,6 +232,7 @@ class Drill:
     def _playbook(self, name: str, record: PhaseRecord) -> PlaybookRun:
         artifacts = self.writer.artifact_dir(name)
         record.artifacts = str(artifacts.relative_to(self.writer.folder))
+        earlier = list(record.tasks)  # drtool's own, such as a download before the playbook
 
         def on_event(event: dict[str, Any], task: TaskRecord | None) -> None:
             if event.get("event") == "playbook_on_task_start":
@@ -202,7 +243,7 @@ class Drill:
                 self.writer.save()  # a crash mid-phase still leaves the tasks done so far
 
         run = self.ansible.run(name, self._extravars(), artifacts, on_event, lambda: self.cancelled)
-        record.tasks = run.tasks
+        record.tasks = earlier + run.tasks
         return run
 
     def _extravars(self) -> dict[str, Any]:
@@ -285,13 +326,16 @@ class Drill:
             futures = {host: pool.submit(ssh.ask, settings, preflight.commands_for(host, settings))
                        for host, settings in hosts.items()}
             self.answers = {host: future.result() for host, future in futures.items()}
-        newest = next((b for b in self.store.list() if b.complete), None)
+        try:
+            newest = next((b for b in self.store.catalog() if b.complete), None)
+        except StoreError:
+            newest = None  # the backup phase will say that the store cannot be reached
         checks = preflight.judge(self.answers, newest.size if newest else None)
         self.journal.checks.extend(checks)
         bad = verdict.failed(checks)
         return "; ".join(check.describe() for check in bad) if bad else None
 
-    def _after_preflight(self, run: PlaybookRun) -> str | None:
+    def _after_preflight(self, run: PlaybookRun, _record: PhaseRecord) -> str | None:
         source, target = self.env.host("pg_primary"), self.env.host("pg_restore_target")
         server = run.stats.get("drtool_postgres_preflight", {}).get(source, {})
         answer = self.answers.get(target)
@@ -303,7 +347,7 @@ class Drill:
 
     # -- what each phase's results mean -----------------------------------------------------
 
-    def _after_backup(self, run: PlaybookRun) -> str | None:
+    def _after_backup(self, run: PlaybookRun, record: PhaseRecord) -> str | tuple[str, str] | None:
         if self.backup_id is None:
             return "the backup phase ran without a backup id"
         try:
@@ -315,6 +359,11 @@ class Drill:
         except (KeyError, ValueError, TypeError) as exc:
             return f"the backup roles did not report a complete manifest: {exc}"
         self.store.write_manifest(manifest)
+        try:  # to S3, when that is the store: the backup phase ends when it is off-site
+            manifest, transfer = self.store.publish(manifest)
+        except (StoreError, ConfigError) as exc:
+            return f"the backup could not be stored: {exc.message}", "orchestration"
+        self._record_transfer(record, transfer)
         self.manifest = manifest
         self.journal.backup = self._backup_ref(manifest)
         self.journal.tool_versions.update({
@@ -324,7 +373,38 @@ class Drill:
         })
         return None
 
-    def _after_restore(self, run: PlaybookRun) -> str | None:
+    def _fetch_backup(self, record: PhaseRecord) -> tuple[str, str] | None:
+        """Bring an off-site backup into the staging folder and check every file against
+        the manifest; (reason, kind) when it is not fit to restore."""
+        if self.manifest is None:
+            return "the restore needs a backup manifest and none is known", "orchestration"
+        try:
+            problems, transfer = self.store.fetch(self.manifest)
+        except StoreError as exc:
+            return f"the backup could not be fetched: {exc.message}", "orchestration"
+        self._record_transfer(record, transfer)
+        for problem in problems:
+            self.journal.checks.append(Check(
+                "backup.integrity", f"store:{problem['object']}", problem.get("expected"),
+                problem.get("actual"), FAILED, problem.get("problem", "")))
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            return (f"the backup failed its integrity check before anything was restored: "
+                    f"{problems[0]['problem']}{more}"), "check"
+        return None
+
+    def _record_transfer(self, record: PhaseRecord, transfer: Transfer | None) -> None:
+        """An upload or download is timed like a task, on the machine running drtool."""
+        if transfer is None:
+            return
+        rate = transfer.bytes / transfer.seconds / 1e6 if transfer.seconds else 0.0
+        record.tasks.append(TaskRecord(
+            "drtool", f"{transfer.direction} {transfer.objects} objects, {transfer.bytes:,} "
+            f"bytes ({rate:.1f} MB/s) {transfer.location}", f"drtool.store.{transfer.direction}",
+            "ok", transfer.started_at, transfer.ended_at, round(transfer.seconds, 3)))
+        self.writer.save()
+
+    def _after_restore(self, run: PlaybookRun, _record: PhaseRecord) -> str | None:
         self.restored = {
             "postgres": run.stats.get("drtool_postgres_restore", {}),
             "redis": run.stats.get("drtool_redis_restore", {}),
@@ -335,7 +415,7 @@ class Drill:
         }
         return None
 
-    def _after_verify(self, run: PlaybookRun) -> str | None:
+    def _after_verify(self, run: PlaybookRun, _record: PhaseRecord) -> str | None:
         if self.manifest is None:
             return "verify needs a backup manifest and none is known"
         checks: list[Check] = []
@@ -386,7 +466,7 @@ class Drill:
         journal.ended_at = iso(self.clock())
 
     def _backup_ref(self, manifest: Manifest) -> BackupRef:
-        folder = self.store.backup_path(manifest.backup_id)
+        where = self.store.location_of(manifest.backup_id)
         return BackupRef(manifest.backup_id, manifest.consistent_at,
-                         str(folder / "manifest.json"), manifest.size, str(folder))
+                         where.rstrip("/") + "/manifest.json", manifest.size, where)
 

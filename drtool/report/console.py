@@ -94,6 +94,11 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None)
         out.print(f"Failure{where}: {journal.failure.reason}")
     colour = STYLE.get(journal.status, "")
     out.print(f"Verdict   [bold {colour}]{journal.status.upper()}[/]")
+    for copy in journal.evidence_copies:
+        out.print(f"Evidence  {escape(copy['url'])} version {copy['version_id']} "
+                  f"({copy['mode']} until {copy['retain_until']})")
+    for warning in journal.warnings:
+        out.print(f"[yellow]Warning[/]   {escape(warning)}")
     for sent in journal.notifications:
         how = f" ({sent.format})" if sent.format else ""
         outcome = ("[green]delivered[/]" if sent.status == "delivered" else

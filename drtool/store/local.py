@@ -1,30 +1,27 @@
 """The local-directory backup store: one folder per backup, manifest.json inside.
 
-The store is the seam for S3 later: the drill asks it where a backup lives for the hosts,
-writes and reads manifests through it, and lists the catalog from it.
+The default store, and the staging folder of the S3 store (drtool.store.s3). The hosts read
+and write backups here (through drtool_transfer), so publishing and fetching are no-ops; the
+restore playbook checks every file against the manifest before its first change.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
+from typing import Any
 
+from drtool.core.clock import iso, utc_now
 from drtool.core.manifest import Manifest, manifest_from_json
 from drtool.errors import ConfigError
+from drtool.store.base import BackupSummary, Transfer, backup_time
 
 BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-@dataclass(frozen=True)
-class BackupSummary:
-    id: str
-    consistent_at: str | None
-    size: int | None
-    location: str
-    complete: bool  # has a readable manifest
+VERIFIED = "verified.json"
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -53,6 +50,17 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    @staticmethod
+    def valid_id(backup_id: str) -> bool:
+        return bool(BACKUP_ID.match(backup_id))
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def location_of(self, backup_id: str) -> str:
+        return str(self.backup_path(backup_id))
+
     def backup_path(self, backup_id: str) -> Path:
         if not BACKUP_ID.match(backup_id):
             raise ConfigError(f"not a backup id: {backup_id!r}")
@@ -75,7 +83,7 @@ class LocalStore:
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"backup {backup_id!r}: unreadable manifest {path}: {exc}") from exc
 
-    def list(self) -> list[BackupSummary]:
+    def catalog(self) -> list[BackupSummary]:
         """Every backup in the store, newest first; incomplete ones (no manifest) included."""
         if not self.root.is_dir():
             return []
@@ -83,10 +91,40 @@ class LocalStore:
         for folder in self.root.iterdir():
             if not folder.is_dir() or not BACKUP_ID.match(folder.name):
                 continue
+            verified = self._verified(folder)
+            created = backup_time(folder.name)
             try:
                 manifest = manifest_from_json((folder / "manifest.json").read_text("utf-8"))
                 summaries.append(BackupSummary(folder.name, manifest.consistent_at,
-                                               manifest.size, str(folder), True))
+                                               manifest.size, str(folder), True, verified,
+                                               created))
             except (OSError, ValueError, KeyError, TypeError):
-                summaries.append(BackupSummary(folder.name, None, None, str(folder), False))
+                summaries.append(BackupSummary(folder.name, None, None, str(folder), False,
+                                               verified, created))
         return sorted(summaries, key=lambda s: s.id, reverse=True)
+
+    @staticmethod
+    def _verified(folder: Path) -> str | None:
+        try:
+            data = json.loads((folder / VERIFIED).read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return str(data.get("drill_id")) if isinstance(data, dict) else None
+
+    def mark_verified(self, backup_id: str, drill_id: str) -> None:
+        """Record that a passed drill restored and verified this backup."""
+        atomic_write(self.backup_path(backup_id) / VERIFIED, json.dumps(
+            {"backup_id": backup_id, "drill_id": drill_id, "verified_at": iso(utc_now())},
+            indent=2) + "\n")
+
+    def publish(self, manifest: Manifest) -> tuple[Manifest, Transfer | None]:
+        return manifest, None  # the backup is already where it is kept
+
+    def fetch(self, manifest: Manifest) -> tuple[list[dict[str, Any]], Transfer | None]:
+        return [], None  # the restore playbook checks every file where it lies
+
+    def release(self, backup_id: str) -> None:
+        pass  # this folder is the store itself
+
+    def delete(self, backup_id: str) -> None:
+        shutil.rmtree(self.backup_path(backup_id))

@@ -22,7 +22,7 @@ def when(stamp: str) -> dt.datetime:
 
 def test_a_sandbox_drill_passes_with_every_journal_field(sandbox: Drtool, passed_drill):
     j = passed_drill
-    assert j["schema_version"] == 3 and j["env"] == "sandbox" and j["status"] == "passed"
+    assert j["schema_version"] == 4 and j["env"] == "sandbox" and j["status"] == "passed"
     assert j["operation"] == "drill" and j["failure"] is None
     assert when(j["started_at"]) < when(j["ended_at"])
     assert [p["name"] for p in j["phases"]] == DRILL_PHASES
@@ -92,6 +92,9 @@ def test_history_and_backups_list_show_the_drill(passed_drill, sandbox: Drtool):
     code, backups = sandbox.json("backups", "list", "--env", "sandbox")
     assert code == 0
     assert passed_drill["backup"]["id"] in {b["id"] for b in backups if b["complete"]}
+    # The passed drill marked its backup as verified (what retention always keeps).
+    [mine] = [b for b in backups if b["id"] == passed_drill["backup"]["id"]]
+    assert mine["verified"] is True and mine["verified_by"] == passed_drill["drill_id"]
 
 
 def test_the_human_summary_names_phases_objectives_and_verdict(sandbox: Drtool, passed_drill):

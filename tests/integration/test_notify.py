@@ -5,22 +5,19 @@ from __future__ import annotations
 
 import hmac
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import yaml
 
 from drtool.ops.notify import run_id
-from tests.conftest import Drtool
+from tests.conftest import Drtool, copy_inventory
 from tests.http_endpoint import Endpoint, closed_port, serve
 
 pytestmark = pytest.mark.integration
 
-SANDBOX_INVENTORY = Path(__file__).resolve().parents[2] / "inventories" / "sandbox"
 TOKEN = "hook-T0KEN-8f2d1c"  # stands for the secret part of a webhook URL
 HMAC_KEY = "hmac-K3Y-5e1a"
 
@@ -29,22 +26,6 @@ HMAC_KEY = "hmac-K3Y-5e1a"
 def endpoint() -> Iterator[Endpoint]:
     with serve() as server:
         yield server
-
-
-def inventory(drtool: Drtool, name: str, notify: Any, host_vars: dict[str, Any] | None = None
-              ) -> str:
-    """A copy of the sandbox inventory under DRTOOL_HOME/inventories/NAME with drtool_notify
-    set (and any host's vars overridden)."""
-    folder = drtool.home / "inventories" / name
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(SANDBOX_INVENTORY, folder)
-    hosts = yaml.safe_load((folder / "hosts.yml").read_text())
-    hosts["all"]["vars"] = {"drtool_notify": notify}
-    (folder / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    for host, values in (host_vars or {}).items():
-        (folder / "host_vars").mkdir(exist_ok=True)
-        (folder / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump(values))
-    return name
 
 
 def journal_of(drtool: Drtool, env: str, stdout: str) -> dict[str, Any]:
@@ -57,14 +38,14 @@ def journal_of(drtool: Drtool, env: str, stdout: str) -> dict[str, Any]:
 def test_a_passed_drill_notifies_and_an_endpoint_that_is_down_changes_nothing(
         sandbox: Drtool, endpoint: Endpoint):
     down = f"http://127.0.0.1:{closed_port()}/down/{TOKEN}"
-    env = inventory(sandbox, "notified", {
+    env = copy_inventory(sandbox, "notified", {"drtool_notify": {
         "webhooks": [
             {"url": endpoint.url(f"/hook/{TOKEN}"), "format": "json", "secret": HMAC_KEY},
             {"url": endpoint.url(f"/slack/{TOKEN}"), "format": "slack"},
             {"url": endpoint.url(f"/failures-only/{TOKEN}"), "outcomes": ["failed", "aborted"]},
             {"url": down, "format": "json"},
         ],
-        "healthchecks_url": endpoint.url(f"/ping/{TOKEN}"), "timeout_s": 2, "retries": 1})
+        "healthchecks_url": endpoint.url(f"/ping/{TOKEN}"), "timeout_s": 2, "retries": 1}})
 
     done = sandbox("drill", "--env", env)
 
@@ -117,9 +98,9 @@ def test_a_passed_drill_notifies_and_an_endpoint_that_is_down_changes_nothing(
 
 def test_a_failed_drill_pings_fail_and_reaches_failure_webhooks(sandbox: Drtool,
                                                                  endpoint: Endpoint):
-    env = inventory(sandbox, "notified-broken", {
+    env = copy_inventory(sandbox, "notified-broken", {"drtool_notify": {
         "webhooks": [{"url": endpoint.url(f"/failures-only/{TOKEN}"), "outcomes": ["failed"]}],
-        "healthchecks_url": endpoint.url(f"/ping/{TOKEN}"), "timeout_s": 2, "retries": 0},
+        "healthchecks_url": endpoint.url(f"/ping/{TOKEN}"), "timeout_s": 2, "retries": 0}},
         # Nothing listens there: preflight fails, before anything is changed.
         host_vars={"sandbox-pg-target": {"drtool_postgres_port": closed_port()}})
 
@@ -139,9 +120,9 @@ def test_a_failed_drill_pings_fail_and_reaches_failure_webhooks(sandbox: Drtool,
 
 def test_notify_test_sends_a_marked_message_and_exits_by_what_arrived(sandbox: Drtool,
                                                                      endpoint: Endpoint):
-    good = inventory(sandbox, "notify-good", {
+    good = copy_inventory(sandbox, "notify-good", {"drtool_notify": {
         "webhooks": [{"url": endpoint.url(f"/hook/{TOKEN}"), "outcomes": ["failed"]}],
-        "healthchecks_url": endpoint.url(f"/ping/{TOKEN}")})
+        "healthchecks_url": endpoint.url(f"/ping/{TOKEN}")}})
     done = sandbox("notify", "test", "--env", good)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("delivered\n") == 2 and TOKEN not in done.stdout
@@ -150,8 +131,8 @@ def test_notify_test_sends_a_marked_message_and_exits_by_what_arrived(sandbox: D
         "test.finished", "test", "test")
     assert f"/ping/{TOKEN}" in endpoint.by_path()  # a test is reported as a success
 
-    bad = inventory(sandbox, "notify-down", {
-        "webhooks": [{"url": f"http://127.0.0.1:{closed_port()}/{TOKEN}"}], "retries": 0})
+    bad = copy_inventory(sandbox, "notify-down", {"drtool_notify": {
+        "webhooks": [{"url": f"http://127.0.0.1:{closed_port()}/{TOKEN}"}], "retries": 0}})
     code, sent = sandbox.json("notify", "test", "--env", bad)
     assert code == 1 and [(s["status"], s["attempts"]) for s in sent] == [("failed", 1)]
 
@@ -162,8 +143,8 @@ def test_notify_test_sends_a_marked_message_and_exits_by_what_arrived(sandbox: D
 
 
 def test_a_bad_notify_setting_refuses_the_drill_naming_file_and_key(sandbox: Drtool):
-    env = inventory(sandbox, "notify-bad", {"webhooks": [{"url": f"https://h.example/{TOKEN}",
-                                                          "format": "xml"}]})
+    env = copy_inventory(sandbox, "notify-bad", {"drtool_notify": {
+        "webhooks": [{"url": f"https://h.example/{TOKEN}", "format": "xml"}]}})
     done = sandbox("drill", "--env", env)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "hosts.yml: drtool_notify.webhooks[1].format: must be one of json, slack" in done.stderr

@@ -25,7 +25,7 @@ def test_journal_round_trips_and_is_saved_as_json(tmp_path):
     writer = JournalWriter(tmp_path / "d-1", journal)
     writer.save()
     data = json.loads(writer.path.read_text())
-    assert data["schema_version"] == 3 and data["phases"][0]["tasks"][0]["host"] == "h"
+    assert data["schema_version"] == 4 and data["phases"][0]["tasks"][0]["host"] == "h"
     assert journal_from_dict(data) == journal
     assert [j.drill_id for _p, j in load_journals(tmp_path)] == ["d-1"]
 
@@ -47,5 +47,5 @@ def test_the_store_refuses_unknown_and_malformed_backup_ids(tmp_path):
 def test_a_backup_without_manifest_is_listed_as_incomplete(tmp_path):
     (tmp_path / "bk-2").mkdir()
     (tmp_path / "bk-1").mkdir()
-    summaries = LocalStore(tmp_path).list()
+    summaries = LocalStore(tmp_path).catalog()
     assert [(s.id, s.complete) for s in summaries] == [("bk-2", False), ("bk-1", False)]

@@ -1,0 +1,81 @@
+"""What every backup store offers the drill, the catalog and retention, and which store an
+environment uses: the local folder by default, S3 when `drtool_store_s3` is set."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from drtool.config import Environment
+    from drtool.core.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    id: str
+    consistent_at: str | None
+    size: int | None
+    location: str
+    complete: bool  # has a readable manifest
+    verified_by: str | None = None  # the passed drill that restored and verified it
+    created_at: str | None = None  # from the id, for incomplete backups too
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_by is not None
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Files moved to or from an off-site store, for the journal's timings."""
+
+    direction: str  # upload or download
+    objects: int
+    bytes: int
+    seconds: float
+    started_at: str | None
+    ended_at: str | None
+    location: str
+
+
+class BackupStore(Protocol):
+    @property
+    def location(self) -> str: ...
+    def location_of(self, backup_id: str) -> str: ...
+    def backup_path(self, backup_id: str) -> Path: ...
+    def write_manifest(self, manifest: Manifest) -> tuple[Path, str]: ...
+    def read_manifest(self, backup_id: str) -> Manifest: ...
+    def catalog(self) -> list[BackupSummary]: ...
+    def publish(self, manifest: Manifest) -> tuple[Manifest, Transfer | None]: ...
+    def fetch(self, manifest: Manifest) -> tuple[list[dict[str, Any]], Transfer | None]: ...
+    def release(self, backup_id: str) -> None: ...
+    def delete(self, backup_id: str) -> None: ...
+    def mark_verified(self, backup_id: str, drill_id: str) -> None: ...
+
+
+STAMP = re.compile(r"(\d{8}T\d{6}Z)")
+
+
+def backup_time(backup_id: str) -> str | None:
+    """When a backup was started, from its id (bk-20261122T051530Z-3fa2c1)."""
+    match = STAMP.search(backup_id)
+    if not match:
+        return None
+    moment = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    return moment.isoformat()
+
+
+def open_store(env: Environment) -> BackupStore:
+    """The environment's store. The S3 store stages files in the local store's folder."""
+    if env.store_s3 is not None:
+        from drtool.store.s3 import S3Store  # noqa: PLC0415 - boto3 only when S3 is used
+
+        return S3Store(env.store_s3, env.store_root)
+    from drtool.store.local import LocalStore  # noqa: PLC0415
+
+    return LocalStore(env.store_root)

@@ -1,0 +1,314 @@
+"""The S3 store and evidence copies against moto's S3 server on loopback (real HTTP, SigV4,
+multipart, versioning, Object Lock), started here and stopped by its PID."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from drtool.core.manifest import FileEntry, Manifest, PostgresPart, RedisPart
+from drtool.store import crypto
+from drtool.store.s3 import S3Store
+from drtool.store.settings import S3Connection, S3StoreSettings
+from tests.conftest import PORT_BASE, Drtool, alive, copy_inventory, wait_gone
+from tests.e2e.test_drill import target_state
+from tests.http_endpoint import closed_port
+
+pytestmark = pytest.mark.integration
+
+ACCESS_KEY = "AKIADRTOOLTEST4S3KEY"
+SECRET_KEY = "s3-secret-9f8e7d6c5b4a-never-written"
+BACKUPS, EVIDENCE = "drtool-backups", "drtool-evidence"
+PART_MB = 5  # S3's smallest part: a sandbox backup is larger than that
+
+
+@dataclasses.dataclass
+class S3:
+    endpoint: str
+    client: Any
+    drtool: Drtool  # the sandbox's drtool, with the credentials in its environment
+    key_file: Path
+    vault_password: Path
+    outputs: list[str] = dataclasses.field(default_factory=list)  # every stdout and stderr
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = self.drtool(*args)
+        self.outputs += [done.stdout, done.stderr]
+        return done
+
+    def objects(self, prefix: str) -> dict[str, int]:
+        listed = self.client.list_objects_v2(Bucket=BACKUPS, Prefix=prefix)
+        return {o["Key"]: o["Size"] for o in listed.get("Contents", [])}
+
+
+@pytest.fixture(scope="module")
+def s3(sandbox: Drtool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
+    port = int(PORT_BASE) + 90
+    state = tmp_path_factory.mktemp("moto")
+    with open(state / "moto.log", "wb") as log:  # the server keeps its own copy of the fd
+        server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
+                                   "127.0.0.1", "-p", str(port)],
+                                  stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, (
+                state / "moto.log").read_text()
+            time.sleep(0.1)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    client.create_bucket(Bucket=BACKUPS)
+    client.create_bucket(Bucket=EVIDENCE, ObjectLockEnabledForBucket=True)
+    env = dict(sandbox.env, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    vault_password = state / "vault-password"
+    vault_password.write_text("vault-pa55word-for-the-test\n")
+    key_file = state / "backup.key"
+    made = sandbox("backups", "new-key", str(key_file))
+    assert made.returncode == 0 and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    try:
+        yield S3(endpoint, client, Drtool(sandbox.home, env), key_file, vault_password)
+    finally:
+        server.terminate()
+        wait_gone(server.pid)
+        server.wait(5)
+    assert not alive(server.pid)
+
+
+def store_vars(s3: S3, prefix: str, **extra: Any) -> dict[str, Any]:
+    return {"bucket": BACKUPS, "prefix": prefix, "endpoint_url": s3.endpoint,
+            "region": "us-east-1", "part_size_mb": PART_MB, "sse": "AES256", "max_attempts": 3,
+            "connect_timeout_s": 1, **extra}
+
+
+def vaulted(s3: S3, env: str, variable: str, settings: dict[str, Any],
+            secrets: dict[str, str]) -> None:
+    """Append `variable` to the environment's group_vars/all.yml with `secrets` encrypted by
+    ansible-vault (as a team keeps credentials in an inventory)."""
+    lines = [f"{variable}:"] + [f"  {k}: {json.dumps(v)}" for k, v in settings.items()]
+    for name, value in secrets.items():
+        done = subprocess.run([str(Path(sys.executable).parent / "ansible-vault"),
+                               "encrypt_string", "--vault-password-file", str(s3.vault_password),
+                               "--name", name, value], capture_output=True, text=True, check=True)
+        lines += ["  " + line for line in done.stdout.splitlines()]
+    path = s3.drtool.home / "inventories" / env / "group_vars" / "all.yml"
+    path.write_text(path.read_text() + "\n" + "\n".join(lines) + "\n")
+
+
+def journal_of(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    path = next(line.split(None, 1)[1] for line in done.stdout.splitlines()
+                if line.startswith("Journal "))
+    return json.loads(Path(path).read_text())
+
+
+def manifest_for(folder: Path, backup_id: str) -> Manifest:
+    """A manifest for the files under `folder` (the store needs only files and id)."""
+    files = tuple(FileEntry(str(p.relative_to(folder)), p.stat().st_size,
+                            hashlib.sha256(p.read_bytes()).hexdigest())
+                  for p in sorted(folder.rglob("*")) if p.is_file())
+    postgres = PostgresPart("h", 1, "db", "2026-11-22T00:00:00+00:00", {}, {}, {}, None, "15",
+                            "15", 0)
+    redis = RedisPart("h", 2, "2026-11-22T00:00:00+00:00", {}, {}, None, "7", 0)
+    return Manifest(backup_id, "x", "2026-11-22T00:00:00+00:00", "2026-11-22T00:00:00+00:00",
+                    postgres, redis, files, sum(f.size for f in files))
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_a_backup_larger_than_a_part_goes_up_in_parts_and_comes_back_whole(
+        s3: S3, tmp_path: Path, encrypted: bool):
+    backup_id = f"bk-20261122T000000Z-{'sealed' if encrypted else 'plain0'}"
+    folder = tmp_path / "spool" / backup_id
+    (folder / "postgres").mkdir(parents=True)
+    big = os.urandom(12 * 1024 * 1024 + 123)  # three parts of 5 MiB
+    (folder / "postgres" / "big.dat").write_bytes(big)
+    (folder / "redis").mkdir()
+    (folder / "redis" / "dump.rdb").write_bytes(b"REDIS0011 small")
+    manifest = manifest_for(folder, backup_id)
+    settings = S3StoreSettings(
+        S3Connection(BACKUPS, "roundtrip/", "us-east-1", s3.endpoint, None, ACCESS_KEY,
+                     SECRET_KEY), sse="AES256", part_size_mb=PART_MB, concurrency=3,
+        encryption_key_file=str(s3.key_file) if encrypted else None)
+    store = S3Store(settings, tmp_path / "spool")
+
+    published, up = store.publish(manifest)
+
+    assert up is not None and up.objects == 3 and not folder.exists()  # only off-site now
+    key = f"roundtrip/{backup_id}/postgres/big.dat"
+    head = s3.client.head_object(Bucket=BACKUPS, Key=key, ChecksumMode="ENABLED")
+    assert head["ETag"].strip('"').endswith("-3")  # multipart, three parts
+    assert head["ChecksumSHA256"] and head["ServerSideEncryption"] == "AES256"
+    assert head["Metadata"]["drtool-sha256"] == hashlib.sha256(big).hexdigest()
+    stored = s3.client.get_object(Bucket=BACKUPS, Key=key)["Body"].read()
+    assert (stored.startswith(crypto.MAGIC) and big[:4096] not in stored) if encrypted else (
+        stored == big)
+    assert published.extra["storage"]["location"] == f"s3://{BACKUPS}/roundtrip/{backup_id}/"
+    assert (published.extra["storage"]["encryption"] is not None) == encrypted
+
+    problems, down = store.fetch(store.read_manifest(backup_id))
+
+    assert problems == [] and down is not None and down.bytes == up.bytes
+    assert (folder / "postgres" / "big.dat").read_bytes() == big
+    assert (folder / "redis" / "dump.rdb").read_bytes() == b"REDIS0011 small"
+    assert [b.id for b in store.catalog() if b.id == backup_id] == [backup_id]
+
+
+def test_an_encrypted_s3_drill_passes_and_leaves_locked_evidence(s3: S3):
+    env = copy_inventory(s3.drtool, "s3", {
+        "drtool_store_s3": store_vars(s3, "drills", encryption_key_file=str(s3.key_file)),
+        "drtool_evidence_s3": {"bucket": EVIDENCE, "prefix": "evidence",
+                               "endpoint_url": s3.endpoint, "region": "us-east-1",
+                               "lock_mode": "governance", "retention_days": 30}})
+
+    done = s3.run("drill", "--env", env)
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    journal = journal_of(done)
+    backup_id = journal["backup"]["id"]
+    assert journal["backup"]["location"] == f"s3://{BACKUPS}/drills/{backup_id}/"
+    # The backup phase ends with the upload; the restore phase starts with the download.
+    ours = {p["name"]: [t["action"] for t in p["tasks"] if t["host"] == "drtool"]
+            for p in journal["phases"]}
+    assert ours["backup"] == ["drtool.store.upload"]
+    assert ours["restore"] == ["drtool.store.download"]
+    assert not (s3.drtool.home / "backups" / env / backup_id).exists()  # staging emptied
+    objects = s3.objects(f"drills/{backup_id}/")
+    assert f"drills/{backup_id}/manifest.json" in objects
+    assert f"drills/{backup_id}/verified.json" in objects
+    dump = s3.client.get_object(Bucket=BACKUPS, Key=f"drills/{backup_id}/redis/dump.rdb")
+    assert dump["Body"].read().startswith(crypto.MAGIC)  # sealed before it left
+
+    listed = s3.run("backups", "list", "--env", env)
+    assert listed.returncode == 0
+    assert f"{backup_id}  " in listed.stdout and f"verified by drill {journal['drill_id']}" in (
+        listed.stdout)
+
+    # The journal's copy is in the Object Lock bucket, under the version the journal names,
+    # and that version cannot be deleted while its retention lasts.
+    [copy] = journal["evidence_copies"]
+    key = f"evidence/{env}/{journal['drill_id']}/journal.json"
+    assert copy["url"] == f"s3://{EVIDENCE}/{key}" and copy["mode"] == "GOVERNANCE"
+    head = s3.client.head_object(Bucket=EVIDENCE, Key=key, VersionId=copy["version_id"])
+    assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockRetainUntilDate"]
+    body = s3.client.get_object(Bucket=EVIDENCE, Key=key, VersionId=copy["version_id"])
+    assert hashlib.sha256(body["Body"].read()).hexdigest() == copy["sha256"]
+    with pytest.raises(ClientError, match="AccessDenied"):
+        s3.client.delete_object(Bucket=EVIDENCE, Key=key, VersionId=copy["version_id"])
+    assert s3.client.head_object(Bucket=EVIDENCE, Key=key, VersionId=copy["version_id"])
+
+    # A restore without the key fails before anything is changed, and says why.
+    nokey = copy_inventory(s3.drtool, "s3-nokey", {"drtool_store_s3": store_vars(s3, "drills")})
+    before = target_state(s3.drtool)
+    refused = s3.run("restore", "--env", nokey, "--backup", backup_id)
+    assert refused.returncode == 1, refused.stdout[-2000:] + refused.stderr
+    assert "the backup is encrypted (key " in refused.stderr
+    assert "drtool_store_s3.encryption_key_file is not set" in refused.stderr
+    assert target_state(s3.drtool) == before
+
+
+def test_a_corrupted_or_deleted_object_fails_the_restore_by_name_and_changes_nothing(s3: S3):
+    # Credentials from ansible-vault this time, and none in drtool's environment.
+    env = copy_inventory(s3.drtool, "s3-plain", {})
+    vaulted(s3, env, "drtool_store_s3", store_vars(s3, "plain"),
+            {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY})
+    s3 = dataclasses.replace(s3, drtool=Drtool(s3.drtool.home, {
+        **{k: v for k, v in s3.drtool.env.items() if not k.startswith("AWS_ACCESS")
+           and not k.startswith("AWS_SECRET")},
+        "ANSIBLE_VAULT_PASSWORD_FILE": str(s3.vault_password)}), outputs=s3.outputs)
+    ids = []
+    for _ in range(2):
+        done = s3.run("backup", "--env", env, "--json")
+        assert done.returncode == 0, done.stderr
+        ids.append(json.loads(done.stdout)["backup"]["id"])
+    older, newer = ids
+
+    toc = f"plain/{older}/postgres/toc.dat"
+    original = s3.client.get_object(Bucket=BACKUPS, Key=toc)["Body"].read()
+    flipped = bytearray(original)
+    flipped[len(flipped) // 2] ^= 0x01
+    s3.client.put_object(Bucket=BACKUPS, Key=toc, Body=bytes(flipped))
+    before = target_state(s3.drtool)
+
+    corrupted = s3.run("restore", "--env", env, "--backup", older)
+
+    assert corrupted.returncode == 1, corrupted.stdout[-2000:] + corrupted.stderr
+    journal = journal_of(corrupted)
+    assert journal["failure"]["phase"] == "restore" and journal["failure"]["kind"] == "check"
+    assert f"object s3://{BACKUPS}/{toc}: sha256 " in journal["failure"]["reason"]
+    [check] = [c for c in journal["checks"] if c["name"] == "backup.integrity"]
+    assert check["status"] == "failed" and check["actual"] == hashlib.sha256(
+        bytes(flipped)).hexdigest()
+    assert target_state(s3.drtool) == before
+    assert not (s3.drtool.home / "backups" / env / older).exists()  # nothing half-checked
+
+    rdb = f"plain/{newer}/redis/dump.rdb"
+    s3.client.delete_object(Bucket=BACKUPS, Key=rdb)
+    deleted = s3.run("restore", "--env", env, "--backup", newer)
+    assert deleted.returncode == 1
+    assert f"object s3://{BACKUPS}/{rdb} is missing" in journal_of(deleted)["failure"]["reason"]
+    assert target_state(s3.drtool) == before
+
+    # Retention: --dry-run removes nothing; then the older backup goes and is recorded.
+    dry = s3.run("backups", "prune", "--env", env, "--keep-last", "1", "--dry-run")
+    assert dry.returncode == 0 and f"would remove  {older}" in dry.stdout
+    assert s3.objects(f"plain/{older}/")
+    pruned = s3.run("backups", "prune", "--env", env, "--keep-last", "1", "--json")
+    assert pruned.returncode == 0, pruned.stderr
+    record = json.loads(pruned.stdout)
+    assert [p["id"] for p in record["pruned"]] == [older]
+    assert [k["id"] for k in record["kept"]] == [newer]
+    assert json.loads(Path(record["record"]).read_text())["pruned"] == record["pruned"]
+    assert not s3.objects(f"plain/{older}/") and s3.objects(f"plain/{newer}/")
+
+
+def test_an_endpoint_that_is_down_fails_clearly_within_a_bounded_time(s3: S3):
+    env = copy_inventory(s3.drtool, "s3-down", {"drtool_store_s3": store_vars(
+        s3, "down", endpoint_url=f"http://127.0.0.1:{closed_port()}")})
+
+    started = time.monotonic()
+    listed = s3.run("backups", "list", "--env", env)
+    took = time.monotonic() - started
+
+    assert listed.returncode == 3 and listed.stderr.count("\n") == 1
+    assert "drtool: error: s3://drtool-backups/down/: EndpointConnectionError" in listed.stderr
+    # Three attempts with a 1 s connect timeout and the standard backoff, plus start-up.
+    assert took < 30, took
+
+    backup = s3.run("backup", "--env", env)
+    assert backup.returncode == 3
+    journal = journal_of(backup)
+    assert journal["failure"]["phase"] == "backup"
+    assert journal["failure"]["reason"].startswith(
+        f"the backup could not be stored: upload to s3://{BACKUPS}/down/")
+    assert "EndpointConnectionError" in journal["failure"]["reason"]
+
+
+def test_no_credential_or_key_is_written_anywhere(s3: S3):
+    key_text = s3.key_file.read_text().strip()
+    secrets = [ACCESS_KEY, SECRET_KEY, key_text, s3.vault_password.read_text().strip()]
+    searched = 0
+    for path in s3.drtool.home.rglob("*"):
+        if path.is_file() and "inventories" not in path.parts:
+            searched += 1
+            data = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in data, f"{secret[:4]}... in {path}"
+    assert searched > 50
+    for output in s3.outputs:
+        assert not any(secret in output for secret in secrets)
