@@ -61,7 +61,7 @@ class Drtool:
 
     def port(self, service: str) -> int:
         return int(PORT_BASE) + {"pg_primary": 1, "pg_target": 2, "redis_primary": 3,
-                                 "redis_target": 4, "app": 5}[service]
+                                 "redis_target": 4, "app": 5, "s3": 6}[service]
 
 
 @pytest.fixture(scope="session")

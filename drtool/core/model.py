@@ -12,7 +12,7 @@ from typing import Any
 
 # 2: adds `scope` (hosts, data stores, inventory version) and `note`.
 # 3: adds `notifications`.
-# 4: adds `warnings` and `evidence_copies`.
+# 4: adds `warnings`, `evidence_copies` and `transfers`.
 SCHEMA_VERSION = 4
 
 # Phase and drill statuses.
@@ -152,6 +152,9 @@ class Journal:
     # Copies of the evidence in an Object Lock bucket: file, url, version_id, sha256, mode,
     # retain_until.
     evidence_copies: list[dict[str, Any]] = field(default_factory=list)
+    # Uploads to and downloads from an off-site store, each with every object it moved: where
+    # it went, its sha256, and how it was checked.
+    transfers: list[dict[str, Any]] = field(default_factory=list)
 
     def phase(self, name: str) -> PhaseRecord:
         for record in self.phases:

@@ -4,6 +4,7 @@ only sequences, records and rolls back."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import secrets
@@ -397,6 +398,7 @@ class Drill:
         """An upload or download is timed like a task, on the machine running drtool."""
         if transfer is None:
             return
+        self.journal.transfers.append(dataclasses.asdict(transfer))
         rate = transfer.bytes / transfer.seconds / 1e6 if transfer.seconds else 0.0
         record.tasks.append(TaskRecord(
             "drtool", f"{transfer.direction} {transfer.objects} objects, {transfer.bytes:,} "

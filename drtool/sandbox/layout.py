@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 DEFAULT_PORT_BASE = 55400
-OFFSETS = {"pg_primary": 1, "pg_target": 2, "redis_primary": 3, "redis_target": 4, "app": 5}
+OFFSETS = {"pg_primary": 1, "pg_target": 2, "redis_primary": 3, "redis_target": 4, "app": 5,
+           "s3": 6}
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 STATE = "state.json"
 

@@ -17,9 +17,16 @@ from drtool.sandbox import seed
 from drtool.sandbox.services import (
     PostgresCluster,
     RedisServer,
+    S3Server,
     ensure_secrets,
     postgres_can_enter,
 )
+from drtool.store import crypto
+
+# The sandbox's S3 buckets: backups, and evidence copies under Object Lock
+# (inventories/sandbox-s3 names them too).
+S3_BUCKETS = {"drtool-sandbox-backups": False, "drtool-sandbox-evidence": True}
+SECRETS = ("postgres_password", "redis_password", "s3_access_key_id", "s3_secret_access_key")
 
 # Debian packages the sandbox needs, by the binary that shows each is installed.
 PACKAGES = {"redis-server": "redis-server", str(lay.PG_BIN / "initdb"): "postgresql-15"}
@@ -46,6 +53,10 @@ class Sandbox:
         }
 
     @property
+    def s3(self) -> S3Server:
+        return S3Server("s3", self.layout.root / "s3", self.layout.port("s3"))
+
+    @property
     def app_config(self) -> Path:
         return self.layout.root / "app.json"
 
@@ -65,6 +76,7 @@ class Sandbox:
         rows = [(n, c.port, c.pid) for n, c in self.clusters.items()]
         rows += [(n, r.port, r.pid) for n, r in self.redises.items()]
         rows.append(("app", self.layout.port("app"), demo_app.running_pid(self.app_config)))
+        rows.append(("s3", self.s3.port, self.s3.pid))
         return rows
 
 
@@ -101,7 +113,11 @@ def up() -> Sandbox:
     previous = lay.load(root)
     layout = lay.Layout(root, lay.port_base(), previous.postgres_root if previous else
                         lay.postgres_root_for(root, postgres_can_enter(root)))
-    ensure_secrets(layout.secrets)
+    ensure_secrets(layout.secrets, SECRETS)
+    backup_key = layout.secrets / "backup.key"  # client-side encryption, for sandbox-s3
+    if not backup_key.exists():
+        backup_key.write_text(crypto.new_key(), encoding="utf-8")
+        backup_key.chmod(0o600)
     layout.logs.mkdir(exist_ok=True)
     layout.postgres_root.mkdir(parents=True, exist_ok=True)
     layout.save()
@@ -119,11 +135,28 @@ def up() -> Sandbox:
         seed.seed_redis("127.0.0.1", layout.port("redis_primary"), redis_password)
     except (postgres.Error, redis_client.Error) as exc:
         raise OrchestrationError(f"seeding the sandbox failed: {exc}") from exc
+    sandbox.s3.start()
+    create_buckets(layout)
     sandbox.write_app_config()
     if demo_app.running_pid(sandbox.app_config) is None and demo_app.start(
             sandbox.app_config, "primary") != 0:
         raise OrchestrationError(f"the sandbox app did not start; see {layout.logs / 'app.log'}")
     return sandbox
+
+
+def create_buckets(layout: lay.Layout) -> None:
+    """The sandbox's buckets, on its S3 server (which forgets them when it stops)."""
+    from drtool.store.s3 import client  # noqa: PLC0415 - boto3 only here
+    from drtool.store.settings import S3Connection  # noqa: PLC0415
+
+    s3 = client(S3Connection("drtool-sandbox-backups", "", "us-east-1",
+                             f"http://127.0.0.1:{layout.port('s3')}", None,
+                             layout.secret("s3_access_key_id"),
+                             layout.secret("s3_secret_access_key")))
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    for bucket, locked in S3_BUCKETS.items():
+        if bucket not in existing:
+            s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=locked)
 
 
 def down(purge: bool = False) -> list[str]:
@@ -140,6 +173,8 @@ def down(purge: bool = False) -> list[str]:
     for name, server in sandbox.redises.items():
         if server.stop():
             stopped.append(name)
+    if sandbox.s3.stop():
+        stopped.append("s3")
     for name, cluster in sandbox.clusters.items():
         if cluster.stop():
             stopped.append(name)

@@ -1,5 +1,5 @@
-"""The sandbox's processes: two PostgreSQL clusters, two Redis servers. Each is started
-here and stopped by the PID it recorded, never by name."""
+"""The sandbox's processes: two PostgreSQL clusters, two Redis servers, an S3 server. Each is
+started here and stopped by the PID it recorded, never by name."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import os
 import secrets
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,3 +210,45 @@ def _chown_tree(path: Path) -> None:
         for name in dirs + files:
             os.chown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid)
     os.chmod(path, 0o700)
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """moto's S3 server on loopback: the sandbox's off-site store, reached over real HTTP
+    with SigV4. It keeps objects in memory, so a restart empties it (`sandbox up` creates the
+    buckets again)."""
+
+    name: str
+    root: Path  # pidfile, log
+    port: int
+    address: str = "127.0.0.1"
+
+    @property
+    def pid(self) -> int | None:
+        pid = read_pid(self.root / "s3.pid")
+        return pid if pid_alive(pid) else None
+
+    def start(self) -> None:
+        if self.pid:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        binary = Path(sys.executable).parent / "moto_server"
+        with open(self.root / "s3.log", "ab") as log:
+            child = subprocess.Popen(
+                [str(binary), "-H", self.address, "-p", str(self.port)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        (self.root / "s3.pid").write_text(f"{child.pid}\n", encoding="utf-8")
+        deadline = time.monotonic() + 30
+        while True:
+            if child.poll() is not None or time.monotonic() > deadline:
+                stop_pid(child.pid)
+                raise OrchestrationError(
+                    f"{self.name}: the S3 server did not start; see {self.root}/s3.log")
+            try:
+                with socket.create_connection((self.address, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+
+    def stop(self) -> bool:
+        return stop_pid(self.pid, signal.SIGTERM)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -41,6 +41,9 @@ class Transfer:
     started_at: str | None
     ended_at: str | None
     location: str
+    # One record per object: path, url, bytes, sha256 and how it was checked (upload: S3's
+    # checksum; download: the manifest's sha256, `verified`).
+    files: list[dict[str, Any]] = field(default_factory=list)
 
 
 class BackupStore(Protocol):

@@ -13,6 +13,7 @@ receipt; with a client-side key, files are sealed (drtool.store.crypto) before t
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -220,6 +221,7 @@ class S3Store:
                    "encryption": None if key is None else {
                        "algorithm": ENCRYPTION, "key_fingerprint": crypto.fingerprint(key)}}
         sent = 0
+        files: list[dict[str, Any]] = []
         sealed_dir = folder / ".sealed"
         try:
             for entry in manifest.files:
@@ -230,31 +232,59 @@ class S3Store:
                     with open(source, "rb") as plain, open(sealed, "wb") as out:
                         crypto.encrypt(key, plain, out)
                     source = sealed
+                stored_sha256 = entry.sha256 if key is None else _sha256(source)
                 metadata = {"drtool-sha256": entry.sha256,
                             "drtool-encrypted": "yes" if key is not None else "no"}
-                where = self.url(manifest.backup_id, entry.path)
-                self._upload(source, self.key(manifest.backup_id, entry.path), metadata, where)
+                files.append(self._upload(source, manifest.backup_id, entry.path, metadata,
+                                          stored_sha256, entry.sha256))
                 sent += source.stat().st_size
             published = dataclasses.replace(manifest, extra={**manifest.extra,
                                                              "storage": storage})
             self.spool.write_manifest(published)
-            where = self.url(manifest.backup_id, MANIFEST)
-            self._upload(folder / MANIFEST, self.key(manifest.backup_id, MANIFEST), {}, where)
+            manifest_file = folder / MANIFEST
+            files.append(self._upload(manifest_file, manifest.backup_id, MANIFEST, {},
+                                      _sha256(manifest_file), _sha256(manifest_file)))
         finally:
             shutil.rmtree(sealed_dir, ignore_errors=True)
         took = time.monotonic() - started
         self.release(manifest.backup_id)  # the off-site copy is now the only one
-        return published, Transfer("upload", len(manifest.files) + 1, sent, took, began,
-                                   iso(utc_now()), self.location_of(manifest.backup_id))
+        return published, Transfer("upload", len(files), sent, took, began, iso(utc_now()),
+                                   self.location_of(manifest.backup_id), files)
 
-    def _upload(self, source: Path, key: str, metadata: dict[str, str], where: str) -> None:
+    def _upload(self, source: Path, backup_id: str, path: str, metadata: dict[str, str],
+                stored_sha256: str, sha256: str) -> dict[str, Any]:
+        """Upload one file with an S3 SHA-256 checksum, then read back what S3 recorded. A
+        whole-object checksum must be the file's sha256; a multipart (composite) one was
+        checked part by part by S3 on receipt. Returns the file's record for the journal."""
+        key, where = self.key(backup_id, path), self.url(backup_id, path)
         extra = {"ChecksumAlgorithm": "SHA256", "Metadata": metadata, **self._object_args()}
         started = time.monotonic()
         try:
             self.s3.upload_file(str(source), self.connection.bucket, key, ExtraArgs=extra,
                                 Config=self._transfer_config())
+            head = self.s3.head_object(Bucket=self.connection.bucket, Key=key,
+                                       ChecksumMode="ENABLED")
         except (BotoCoreError, ClientError, OSError) as exc:
             raise StoreError(describe_error(exc, f"upload to {where}", started)) from None
+        checksum = head.get("ChecksumSHA256")
+        # A multipart upload's checksum is a checksum of the parts' checksums (S3 marks it
+        # COMPOSITE and suffixes "-N"; some servers do neither). Its ETag ends in "-N" always.
+        etag = str(head.get("ETag", "")).strip('"')
+        composite = (head.get("ChecksumType") == "COMPOSITE" or "-" in str(checksum or "")
+                     or "-" in etag)
+        if not checksum:
+            checked = "no checksum came back"
+        elif composite:
+            checked = "per part, by S3"
+        elif base64.b64decode(checksum).hex() == stored_sha256:
+            checked = "whole object, matches"
+        else:
+            raise StoreError(f"upload to {where}: S3's SHA-256 {checksum} is not the file's "
+                             f"({stored_sha256})")
+        return {"path": path, "url": where, "bytes": int(head.get("ContentLength", 0)),
+                "sha256": sha256, "stored_sha256": stored_sha256, "s3_checksum_sha256": checksum,
+                "checksum": checked, "etag": etag,
+                "version_id": head.get("VersionId")}
 
     # -- down --------------------------------------------------------------------------------
 
@@ -278,6 +308,7 @@ class S3Store:
                                  "expected": f"key {sealed_by}", "actual": problem,
                                  "problem": problem})
         received = 0
+        files: list[dict[str, Any]] = []
         for entry in manifest.files if not problems else ():
             where = self.url(manifest.backup_id, entry.path)
             target = folder / entry.path
@@ -298,10 +329,14 @@ class S3Store:
             except (BotoCoreError, OSError) as exc:
                 self.release(manifest.backup_id)
                 raise StoreError(describe_error(exc, f"download of {where}", started)) from None
-            received += part.stat().st_size
+            size = part.stat().st_size
+            received += size
             actual, problem = self._open_file(part, target, key)
             if problem is None and actual != entry.sha256:
                 problem = f"object {where}: sha256 {actual} differs from the manifest's"
+            files.append({"path": entry.path, "url": where, "bytes": size,
+                          "expected_sha256": entry.sha256, "sha256": actual,
+                          "verified": problem is None})
             if problem is not None:
                 problems.append({"path": entry.path, "object": where, "expected": entry.sha256,
                                  "actual": actual, "problem": problem})
@@ -309,9 +344,9 @@ class S3Store:
             self.release(manifest.backup_id)
         else:
             self.spool.write_manifest(manifest)
-        return problems, Transfer("download", len(manifest.files), received,
+        return problems, Transfer("download", len(files), received,
                                   time.monotonic() - started, began, iso(utc_now()),
-                                  self.location_of(manifest.backup_id))
+                                  self.location_of(manifest.backup_id), files)
 
     def _restore_key(self, sealed_by: str) -> tuple[bytes | None, str | None]:
         path = self.settings.encryption_key_file

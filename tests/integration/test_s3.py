@@ -153,6 +153,10 @@ def test_a_backup_larger_than_a_part_goes_up_in_parts_and_comes_back_whole(
     key = f"roundtrip/{backup_id}/postgres/big.dat"
     head = s3.client.head_object(Bucket=BACKUPS, Key=key, ChecksumMode="ENABLED")
     assert head["ETag"].strip('"').endswith("-3")  # multipart, three parts
+    checked = {f["path"]: f["checksum"] for f in up.files}
+    assert checked == {"postgres/big.dat": "per part, by S3",
+                       "redis/dump.rdb": "whole object, matches",
+                       "manifest.json": "whole object, matches"}
     assert head["ChecksumSHA256"] and head["ServerSideEncryption"] == "AES256"
     assert head["Metadata"]["drtool-sha256"] == hashlib.sha256(big).hexdigest()
     stored = s3.client.get_object(Bucket=BACKUPS, Key=key)["Body"].read()

@@ -1,0 +1,74 @@
+"""The sandbox with its backups in its own S3 server (inventories/sandbox-s3): a drill whose
+restore comes from the bucket, every object's trip in the journal, and the journal's copy
+under Object Lock."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from drtool.store import crypto
+from drtool.store.s3 import client
+from drtool.store.settings import S3Connection
+from tests.conftest import Drtool
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_sandbox_drill_with_the_s3_store_restores_from_the_bucket(sandbox: Drtool):
+    done = sandbox("drill", "--env", "sandbox-s3", "--json")
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    journal = json.loads(done.stdout)
+    backup = journal["backup"]
+    prefix = f"s3://drtool-sandbox-backups/sandbox-s3/{backup['id']}/"
+    assert backup["location"] == prefix and backup["manifest"] == prefix + "manifest.json"
+    assert not (sandbox.home / "backups" / "sandbox-s3" / backup["id"]).exists()
+
+    # Every file of the manifest went up (S3's checksum read back and compared) and came
+    # down again, checked against the manifest's sha256, before the restore playbook ran.
+    up, down = journal["transfers"]
+    assert (up["direction"], down["direction"]) == ("upload", "download")
+    s3 = client(S3Connection("drtool-sandbox-backups", "", "us-east-1",
+                             f"http://127.0.0.1:{sandbox.port('s3')}", None,
+                             sandbox.secret("s3_access_key_id"),
+                             sandbox.secret("s3_secret_access_key")))
+    manifest = json.loads(s3.get_object(Bucket="drtool-sandbox-backups",
+                                        Key=f"sandbox-s3/{backup['id']}/manifest.json")
+                          ["Body"].read())
+    paths = {f["path"] for f in manifest["files"]}
+    assert {f["path"] for f in up["files"]} == paths | {"manifest.json"}
+    assert all(f["checksum"] in ("whole object, matches", "per part, by S3")
+               for f in up["files"])
+    assert {f["path"] for f in down["files"]} == paths
+    assert all(f["verified"] and f["sha256"] == f["expected_sha256"] for f in down["files"])
+    assert manifest["extra"]["storage"]["encryption"]["key_fingerprint"] == crypto.fingerprint(
+        crypto.load_key(sandbox.home / "sandbox" / "secrets" / "backup.key"))
+    rdb = s3.get_object(Bucket="drtool-sandbox-backups",
+                        Key=f"sandbox-s3/{backup['id']}/redis/dump.rdb")["Body"].read()
+    assert rdb.startswith(crypto.MAGIC)
+    phases = {p["name"]: p for p in journal["phases"]}
+    assert [t["action"] for t in phases["restore"]["tasks"]][0] == "drtool.store.download"
+
+    # The journal's copy is locked.
+    [copy] = journal["evidence_copies"]
+    key = copy["url"].split("/", 3)[3]
+    with pytest.raises(ClientError, match="AccessDenied"):
+        s3.delete_object(Bucket="drtool-sandbox-evidence", Key=key,
+                         VersionId=copy["version_id"])
+
+    listed = sandbox("backups", "list", "--env", "sandbox-s3")
+    assert f"{backup['id']}  " in listed.stdout and "verified by drill" in listed.stdout
+
+    secrets = [sandbox.secret(name) for name in ("s3_access_key_id", "s3_secret_access_key")]
+    secrets.append((sandbox.home / "sandbox" / "secrets" / "backup.key").read_text().strip())
+    searched = 0
+    for top in ("evidence/sandbox-s3", "backups", "run", "logs", "history.sqlite3"):
+        for path in [sandbox.home / top, *(sandbox.home / top).rglob("*")]:
+            if path.is_file():
+                searched += 1
+                assert not any(s.encode() in path.read_bytes() for s in secrets), path
+    assert searched > 20
+    assert not any(s in done.stdout + done.stderr for s in secrets)
