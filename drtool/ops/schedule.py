@@ -17,6 +17,7 @@ from crontab import CronSlices, CronTab
 
 from drtool import paths
 from drtool.errors import ConfigError, OrchestrationError
+from drtool.store.local import atomic_write
 
 TAG = "drtool:"  # every entry drtool writes carries the comment "drtool:<env>"
 # What a drill needs from the installing shell: drtool's own settings, where to find tools,
@@ -56,11 +57,16 @@ def log_file(env: str) -> Path:
     return paths.drtool_home() / "logs" / f"drill-{env}.log"
 
 
+def drill_argv(env: str, extra: list[str] | None = None) -> list[str]:
+    """What a schedule runs, for cron and systemd alike: drtool drill --env ENV --log FILE."""
+    return [drtool_executable(), "drill", "--env", env, "--log", str(log_file(env)),
+            *(extra or [])]
+
+
 def command_for(env: str, extra: list[str] | None = None) -> str:
     """The shell command a schedule runs: env VAR=... drtool drill --env ENV --log FILE."""
     assignments = [f"{k}={shlex.quote(v)}" for k, v in sorted(job_environment().items())]
-    argv = [drtool_executable(), "drill", "--env", env, "--log", str(log_file(env)),
-            *(extra or [])]
+    argv = drill_argv(env, extra)
     return " ".join(["/usr/bin/env", *assignments, *map(shlex.quote, argv)])
 
 
@@ -152,13 +158,10 @@ def systemd_units(env: str, expression: str, folder: Path,
                   extra: list[str] | None = None) -> list[Path]:
     """Write drtool-drill-ENV.service and .timer into `folder`; return their paths."""
     calendar = on_calendar(expression)
-    from drtool.store.local import atomic_write  # noqa: PLC0415
-
     # systemd expands %-specifiers in both settings: a literal % is written %%.
     environment = "\n".join(f"Environment={shlex.quote(f'{k}={v}')}".replace("%", "%%")
                             for k, v in sorted(job_environment().items()))
-    argv = [drtool_executable(), "drill", "--env", env, "--log", str(log_file(env)),
-            *(extra or [])]
+    argv = drill_argv(env, extra)
     service = folder / f"drtool-drill-{env}.service"
     timer = folder / f"drtool-drill-{env}.timer"
     atomic_write(service, f"""[Unit]

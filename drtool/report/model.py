@@ -148,7 +148,7 @@ def cadence_compliance(cadence_days: float | None, start: dt.datetime, as_of: dt
             state = "open"
         else:
             state = "missed" if not ran else "no drill passed"
-        periods.append({"start": iso(cursor), "end": iso(min(end, as_of) if end > as_of else end),
+        periods.append({"start": iso(cursor), "end": iso(min(end, as_of)),
                         "drills": len(ran), "passed": len(passed), "state": state,
                         "drill_ids": [d["drill_id"] for d in ran]})
         cursor = end
@@ -279,11 +279,15 @@ def quarterly_report(env: str, quarter: Quarter, history: list[Recorded],
                                       last_pass_before),
         "chain": chain,
         "frameworks": FRAMEWORKS,
-        "sign_off": [{"role": role, "name": "", "date": "", "signature": ""}
-                     for role in SIGN_OFF_ROLES],
+        "sign_off": sign_off(),
     }
     report["headline"] = headline(report)
     return report
+
+
+def sign_off() -> list[dict[str, str]]:
+    """The blank sign-off block every report ends with, one row per role."""
+    return [{"role": role, "name": "", "date": "", "signature": ""} for role in SIGN_OFF_ROLES]
 
 
 def drill_report(item: Recorded, chain: dict[str, Any], now: dt.datetime,
@@ -295,8 +299,7 @@ def drill_report(item: Recorded, chain: dict[str, Any], now: dt.datetime,
         "schema": REPORT_SCHEMA, "kind": "drill", "env": item.record.get("env"),
         "generated_at": iso(now), "generated_by": generated_by, "drill": entry,
         "scope": entry["scope"], "chain": chain, "frameworks": FRAMEWORKS,
-        "sign_off": [{"role": role, "name": "", "date": "", "signature": ""}
-                     for role in SIGN_OFF_ROLES],
+        "sign_off": sign_off(),
     }
 
 

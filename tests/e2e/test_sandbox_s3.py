@@ -72,3 +72,14 @@ def test_a_sandbox_drill_with_the_s3_store_restores_from_the_bucket(sandbox: Drt
                 assert not any(s.encode() in path.read_bytes() for s in secrets), path
     assert searched > 20
     assert not any(s in done.stdout + done.stderr for s in secrets)
+
+
+def test_the_plan_shows_the_upload_and_the_download(sandbox: Drtool):
+    code, planned = sandbox.json("drill", "--env", "sandbox-s3", "--plan")
+    assert code == 0
+    phases = {p["phase"]: p["steps"] for p in planned["plan"]}
+    url = "s3://drtool-sandbox-backups/sandbox-s3/"
+    assert phases["backup"][-1]["host"] == "drtool"
+    assert phases["backup"][-1]["action"].startswith(f"upload the backup to {url}")
+    assert phases["restore"][0]["action"].startswith(f"download the backup from {url}, check")
+    assert not any(s["host"] == "drtool" for s in phases["verify"])
