@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,14 @@ import yaml
 
 import drtool
 from drtool import paths
-from drtool.cli.common import json_option, print_json
+from drtool.cli.common import json_option, load, print_json
 from drtool.config import ENV_NAME, find_inventory
 from drtool.core.clock import utc_now
 from drtool.drill.recovery import record_unrecorded
 from drtool.errors import EXIT_FAILED, ConfigError
 from drtool.report import gather, model, render
 from drtool.store.history import History
+from drtool.store.local import atomic_write
 
 GENERATED_BY = {"drtool": drtool.__version__}
 
@@ -61,12 +63,17 @@ def _remediation(path: Path | None) -> dict[str, str]:
 @click.option("--remediation", "remediation_file", metavar="FILE",
               type=click.Path(dir_okay=False, path_type=Path),
               help="YAML mapping failed or aborted drill ids to their remediation notes.")
+@click.option("--copy-evidence", is_flag=True,
+              help="Also copy the written files to the environment's Object Lock bucket "
+                   "(drtool_evidence_s3) and record their version ids.")
 @json_option
 def report(env_name: str | None, quarter: str | None, drill_id: str | None, format_list: str,
-           out_dir: Path | None, remediation_file: Path | None, as_json: bool) -> int:
+           out_dir: Path | None, remediation_file: Path | None, copy_evidence: bool,
+           as_json: bool) -> int:
     """Write a DR evidence report: a quarter of one environment's drills (--env), or one
     drill (--drill). Exit 0 when written, 1 when written but the evidence chain is broken
-    (the report says where), 2 for bad arguments, 3 when the PDF could not be printed."""
+    (the report says where), 2 for bad arguments, 3 when the PDF could not be printed or
+    the copy to the evidence bucket failed."""
     if (env_name is None) == (drill_id is None):
         raise click.UsageError("give either --env (a quarterly report) or --drill (one drill)")
     if drill_id is not None and quarter is not None:
@@ -86,17 +93,36 @@ def report(env_name: str | None, quarter: str | None, drill_id: str | None, form
         raise ConfigError(f"cannot write the report into {folder}: "
                           f"{exc.strerror or exc}") from None
     intact = data["chain"]["intact"]
+    copies = _copy_to_evidence_bucket(env, written, folder, basename) if copy_evidence else []
     if as_json:
         print_json({"files": [str(p) for p in written], "chain_intact": intact,
-                    "headline": data.get("headline")})
+                    "headline": data.get("headline"), "evidence_copies": copies})
     else:
         for path in written:
             click.echo(str(path))
+        for copy in copies:
+            click.echo(f"copied to {copy['url']} version {copy['version_id']} "
+                       f"({copy['mode']} until {copy['retain_until']})")
     if not intact:
         click.echo(f"drtool: the evidence chain of {env} is broken at "
                    f"{data['chain']['first_break']}; the report says so", err=True)
         return EXIT_FAILED
     return 0
+
+
+def _copy_to_evidence_bucket(env: str, written: list[Path], folder: Path,
+                             basename: str) -> list[dict[str, Any]]:
+    """Copy the report's files under Object Lock; keep the version ids beside them."""
+    from drtool.store.evidence_copy import copy_evidence  # noqa: PLC0415 - boto3
+
+    environment, _adapter = load(env, runs_phases=False, touches_targets=False)
+    if environment.evidence_s3 is None:
+        raise ConfigError(f"the report was written, but {env} has no drtool_evidence_s3 "
+                          "bucket to copy it to")
+    copies = copy_evidence(environment.evidence_s3, env, "reports", written)
+    atomic_write(folder / f"{basename}.evidence-copies.json",
+                 json.dumps(copies, indent=2) + "\n")
+    return copies
 
 
 def _one_drill(history: History, drill_id: str, notes: dict[str, str], now: dt.datetime

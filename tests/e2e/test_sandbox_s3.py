@@ -83,3 +83,39 @@ def test_the_plan_shows_the_upload_and_the_download(sandbox: Drtool):
     assert phases["backup"][-1]["action"].startswith(f"upload the backup to {url}")
     assert phases["restore"][0]["action"].startswith(f"download the backup from {url}, check")
     assert not any(s["host"] == "drtool" for s in phases["verify"])
+
+
+def test_a_report_is_copied_under_object_lock_with_its_version_ids(sandbox: Drtool, tmp_path):
+    rows = sandbox.json("history", "--env", "sandbox-s3")[1]
+    drill_id = rows[-1]["drill_id"]
+    code, written = sandbox.json("report", "--drill", drill_id, "--format", "md,json",
+                                 "--out", str(tmp_path), "--copy-evidence")
+    assert code == 0, written
+    copies = written["evidence_copies"]
+    assert [c["file"] for c in copies] == [f"sandbox-s3-{drill_id}.md",
+                                           f"sandbox-s3-{drill_id}.json"]
+    kept = json.loads((tmp_path / f"sandbox-s3-{drill_id}.evidence-copies.json").read_text())
+    assert kept == copies
+    s3 = client(S3Connection("drtool-sandbox-evidence", "", "us-east-1",
+                             f"http://127.0.0.1:{sandbox.port('s3')}", None,
+                             sandbox.secret("s3_access_key_id"),
+                             sandbox.secret("s3_secret_access_key")))
+    for copy in copies:
+        key = copy["url"].split("/", 3)[3]
+        assert key == f"drills/sandbox-s3/reports/{copy['file']}"
+        head = s3.head_object(Bucket="drtool-sandbox-evidence", Key=key,
+                              VersionId=copy["version_id"])
+        assert head["ObjectLockMode"] == "GOVERNANCE"
+        with pytest.raises(ClientError, match="AccessDenied"):
+            s3.delete_object(Bucket="drtool-sandbox-evidence", Key=key,
+                             VersionId=copy["version_id"])
+
+
+def test_a_report_copy_without_an_evidence_bucket_is_refused_after_writing(
+        sandbox: Drtool, passed_drill, tmp_path):
+    refused = sandbox("report", "--drill", passed_drill["drill_id"], "--format", "json",
+                      "--out", str(tmp_path), "--copy-evidence")
+    assert refused.returncode == 2
+    assert refused.stderr == ("drtool: error: the report was written, but sandbox has no "
+                              "drtool_evidence_s3 bucket to copy it to\n")
+    assert (tmp_path / f"sandbox-{passed_drill['drill_id']}.json").is_file()

@@ -32,7 +32,9 @@ def unseal(data: bytes, key: bytes = KEY) -> bytes:
 def test_encryption_round_trips_any_size(size):
     data = os.urandom(size)
     sealed = seal(data)
-    assert sealed.startswith(crypto.MAGIC) and data not in sealed or size == 0
+    assert sealed.startswith(crypto.MAGIC)
+    if size >= 16:  # a shorter plaintext may turn up in random ciphertext by chance
+        assert data[:16] not in sealed
     assert unseal(sealed) == data
 
 
