@@ -115,10 +115,7 @@ def parse_settings(raw: Any) -> tuple[NotifySettings, list[tuple[str, str]]]:
         timeout = DEFAULT_TIMEOUT_S
 
     retries = raw.get("retries", DEFAULT_RETRIES)
-    try:
-        retries = int(retries) if not isinstance(retries, bool) and str(retries).isdigit() else -1
-    except ValueError:
-        retries = -1
+    retries = int(retries) if not isinstance(retries, bool) and str(retries).isdigit() else -1
     if not 0 <= retries <= MAX_RETRIES:
         problems.append(("drtool_notify.retries",
                          f"must be a whole number from 0 to {MAX_RETRIES}"))

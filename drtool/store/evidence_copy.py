@@ -31,6 +31,7 @@ def copy_evidence(settings: EvidenceSettings, env: str, drill_id: str, files: li
     copies = []
     for path in files:
         body = path.read_bytes()
+        sha256 = hashlib.sha256(body).hexdigest()
         key = f"{connection.prefix}{env}/{drill_id}/{path.name}"
         url = f"s3://{connection.bucket}/{key}"
         started = time.monotonic()
@@ -38,7 +39,7 @@ def copy_evidence(settings: EvidenceSettings, env: str, drill_id: str, files: li
             answer = s3.put_object(
                 Bucket=connection.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
                 ObjectLockMode=settings.lock_mode, ObjectLockRetainUntilDate=retain_until,
-                Metadata={"drtool-sha256": hashlib.sha256(body).hexdigest()})
+                Metadata={"drtool-sha256": sha256})
         except (BotoCoreError, ClientError) as exc:
             raise StoreError(describe_error(exc, f"evidence copy to {url}", started)) from None
         version = answer.get("VersionId")
@@ -46,6 +47,6 @@ def copy_evidence(settings: EvidenceSettings, env: str, drill_id: str, files: li
             raise StoreError(f"evidence copy to {url}: no version id came back: is the bucket "
                              "versioned, with Object Lock?")
         copies.append({"file": path.name, "url": url, "version_id": version,
-                       "sha256": hashlib.sha256(body).hexdigest(), "mode": settings.lock_mode,
+                       "sha256": sha256, "mode": settings.lock_mode,
                        "retain_until": iso(retain_until)})
     return copies

@@ -59,9 +59,10 @@ def client(connection: S3Connection) -> Any:
         raise StoreError(f"{connection.url}: {exc}") from None
 
 
-def describe_error(exc: Exception, where: str, started: float) -> str:
-    """One line for an S3 failure: what, where, after how long. Never a credential."""
-    took = f" (after {time.monotonic() - started:.1f} s)"
+def describe_error(exc: Exception, where: str, started: float | None = None) -> str:
+    """One line for an S3 failure: what, where, and (given when it began) after how long.
+    Never a credential."""
+    took = f" (after {time.monotonic() - started:.1f} s)" if started is not None else ""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code, message = error.get("Code", "?"), error.get("Message", "")
@@ -132,7 +133,7 @@ class S3Store:
         except ClientError as exc:
             if _not_found(exc):
                 raise ConfigError(f"no backup {backup_id!r} in {self.location}") from None
-            raise StoreError(describe_error(exc, where, time.monotonic())) from None
+            raise StoreError(describe_error(exc, where)) from None
         try:
             return manifest_from_json(body.decode("utf-8"))
         except (ValueError, KeyError, TypeError) as exc:
@@ -169,7 +170,7 @@ class S3Store:
                     backup_id, consistent, size, self.location_of(backup_id), complete,
                     verified_by=verified, created_at=backup_time(backup_id)))
         except ClientError as exc:
-            raise StoreError(describe_error(exc, where, time.monotonic())) from None
+            raise StoreError(describe_error(exc, where)) from None
         return sorted(summaries, key=lambda s: s.id, reverse=True)
 
     def _verified(self, backup_id: str) -> str | None:
@@ -192,7 +193,7 @@ class S3Store:
                        Key=self.key(backup_id, VERIFIED), Body=body,
                        ChecksumAlgorithm="SHA256", **self._object_args())
         except ClientError as exc:
-            raise StoreError(describe_error(exc, where, time.monotonic())) from None
+            raise StoreError(describe_error(exc, where)) from None
 
     # -- up ----------------------------------------------------------------------------------
 
@@ -241,9 +242,9 @@ class S3Store:
             published = dataclasses.replace(manifest, extra={**manifest.extra,
                                                              "storage": storage})
             self.spool.write_manifest(published)
-            manifest_file = folder / MANIFEST
-            files.append(self._upload(manifest_file, manifest.backup_id, MANIFEST, {},
-                                      _sha256(manifest_file), _sha256(manifest_file)))
+            manifest_sha256 = _sha256(folder / MANIFEST)
+            files.append(self._upload(folder / MANIFEST, manifest.backup_id, MANIFEST, {},
+                                      manifest_sha256, manifest_sha256))
         finally:
             shutil.rmtree(sealed_dir, ignore_errors=True)
         took = time.monotonic() - started
