@@ -23,7 +23,9 @@ def history(env_name: str, as_json: bool) -> int:
         raise ConfigError(f"not an environment name: {env_name!r}")
     with History(paths.history_db()) as recorded:
         record_unrecorded(env_name, recorded)
-        rows = [dict(link.record, seq=link.seq, hash=link.hash, journal=str(path))
+        anchors = recorded.anchors(env_name)
+        rows = [dict(link.record, seq=link.seq, hash=link.hash, journal=str(path),
+                     anchor=anchors.get(link.drill_id))
                 for link, path in recorded.links(env_name)]
     if as_json:
         print_json(rows)

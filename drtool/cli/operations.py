@@ -43,8 +43,11 @@ def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = N
     _write_outputs(journal, drill.writer.folder, outputs or Outputs())
     if as_json:
         print_json(journal.to_dict())
+        if drill.anchor_problem:
+            click.echo(f"drtool: warning: {drill.anchor_problem}", err=True)
     else:
-        render_summary(journal, drill.writer.path)
+        render_summary(journal, drill.writer.path, anchor=drill.anchor,
+                       anchor_problem=drill.anchor_problem)
     code = exit_code(journal)
     if code and journal.failure is not None:
         where = f" at {journal.failure.phase}" if journal.failure.phase else ""

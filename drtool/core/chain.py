@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,4 +73,26 @@ def first_break(links: Iterable[Link], journal_now: Mapping[str, str | None]) ->
                          f"its journal changed (recorded sha256 {entry.journal_sha256}, "
                          f"now {now})")
         expected_previous = entry.hash
+    return None
+
+
+def first_anchor_break(links: Sequence[Link], anchors: Iterable[Mapping[str, Any]]
+                       ) -> Break | None:
+    """Check one environment's records against the anchors read back from the evidence
+    bucket (see drtool.store.anchor): every anchored record must still be in the history
+    with the hash it was anchored with. This is what shows the newest records cut off."""
+    held = {entry.drill_id: entry for entry in links}
+    for anchor in sorted(anchors, key=lambda a: (a["seq"], a["url"])):
+        where = f"{anchor['url']} (version {anchor['version_id']})"
+        if "invalid" in anchor:
+            return Break(anchor["seq"], anchor["drill_id"],
+                         f"{where} is not an anchor drtool wrote: {anchor['invalid']}")
+        entry = held.get(anchor["drill_id"])
+        if entry is None:
+            return Break(anchor["seq"], anchor["drill_id"],
+                         f"it is anchored at {where} but missing from the history "
+                         "(records were cut off or removed)")
+        if entry.hash != anchor["hash"]:
+            return Break(entry.seq, entry.drill_id,
+                         f"its hash differs from the one anchored at {where}")
     return None

@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import secrets
 import signal
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ from drtool.adapters import ssh
 from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun
 from drtool.config import Environment
 from drtool.core import preflight, timing, verdict
+from drtool.core.chain import Link
 from drtool.core.clock import Clock, iso, parse_iso, seconds_between, utc_now
 from drtool.core.manifest import Manifest, build_manifest
 from drtool.core.model import (
@@ -89,6 +91,9 @@ class Drill:
         self.ansible.use_control_dir(drill_id)
         self.lock = EnvironmentLock(paths.drtool_home() / "locks", env.name)
         self.sentinel_value = secrets.token_hex(16)
+        # Where the history's head was anchored, or why it was not (after the journal).
+        self.anchor: dict[str, Any] | None = None
+        self.anchor_problem: str | None = None
 
     # -- running ------------------------------------------------------------------------
 
@@ -131,7 +136,8 @@ class Drill:
         # what was sent. A notification never changes the verdict.
         self._notify(notify.end_messages(self.env.notify, self.journal, str(self.writer.path)))
         with History(paths.history_db()) as history:
-            history.append(record_of(self.journal), self.writer.path)
+            entry = history.append(record_of(self.journal), self.writer.path)
+            self._anchor(history, entry)
         return self.journal
 
     def _settle_store(self) -> None:
@@ -163,6 +169,22 @@ class Drill:
         except (StoreError, OSError) as exc:
             self.journal.warnings.append(f"evidence copy failed: {exc}")
         self.writer.save()
+
+    def _anchor(self, history: History, entry: Link) -> None:
+        """Anchor the new head of the chain in the Object Lock bucket, when one is set (see
+        drtool.store.anchor). The journal is sealed by now, so the outcome goes to
+        `self.anchor` or `self.anchor_problem` for the caller to print; a failure changes
+        no verdict, and the next anchor covers this record too."""
+        settings = self.env.evidence_s3
+        if settings is None:
+            return
+        from drtool.store.anchor import put_anchor  # noqa: PLC0415 - boto3
+
+        try:
+            self.anchor = put_anchor(settings, self.env.name, entry)
+            history.note_anchor(entry.drill_id, self.anchor)
+        except (StoreError, OSError, sqlite3.Error) as exc:
+            self.anchor_problem = f"the history's head was not anchored: {exc}"
 
     def _notify(self, messages: list[notify.Request]) -> None:
         if not messages:

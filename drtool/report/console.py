@@ -54,8 +54,11 @@ class ConsoleProgress:
         self.console.print(line)
 
 
-def render_summary(journal: Journal, path: Path, console: Console | None = None) -> None:
-    """The end-of-drill summary: phases, RTO and RPO against objectives, checks, verdict."""
+def render_summary(journal: Journal, path: Path, console: Console | None = None,
+                   anchor: dict[str, Any] | None = None, anchor_problem: str | None = None
+                   ) -> None:
+    """The end-of-drill summary: phases, RTO and RPO against objectives, checks, verdict;
+    then where the evidence went (copies, the history's anchor, notifications)."""
     out = console or Console(highlight=False)
     table = Table(title=f"{journal.operation} {journal.drill_id} on {journal.env}")
     table.add_column("phase")
@@ -97,7 +100,10 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None)
     for copy in journal.evidence_copies:
         out.print(f"Evidence  {escape(copy['url'])} version {copy['version_id']} "
                   f"({copy['mode']} until {copy['retain_until']})")
-    for warning in journal.warnings:
+    if anchor is not None:
+        out.print(f"Anchored  history head at {escape(anchor['url'])} version "
+                  f"{anchor['version_id']}")
+    for warning in [*journal.warnings, *([anchor_problem] if anchor_problem else [])]:
         out.print(f"[yellow]Warning[/]   {escape(warning)}")
     for sent in journal.notifications:
         how = f" ({sent.format})" if sent.format else ""

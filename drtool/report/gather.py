@@ -27,11 +27,14 @@ def recorded(history: History, env: str) -> list[Recorded]:
 
 
 def chain(history: History, env: str, now: dt.datetime) -> dict[str, Any]:
-    """The chain's state, recomputed now, and its newest hash."""
+    """The chain's state, recomputed now, its newest hash and its newest anchor."""
     checked, broken = history.verify(env)
     links = history.links(env)
+    anchors = history.anchors(env)
+    newest = next(({"drill_id": entry.drill_id, "seq": entry.seq, **anchors[entry.drill_id]}
+                   for entry, _path in reversed(links) if entry.drill_id in anchors), None)
     return chain_state(checked, broken.describe() if broken else None,
-                       links[-1][0].hash if links else None, now)
+                       links[-1][0].hash if links else None, now, newest)
 
 
 def find_drill(history: History, drill_id: str) -> str | None:

@@ -214,9 +214,13 @@ def human_seconds(value: float | None) -> str:
 
 
 def chain_state(records: int, first_break: str | None, head: str | None,
-                checked_at: dt.datetime) -> dict[str, Any]:
+                checked_at: dt.datetime, anchor: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """The chain as the report quotes it. `anchor` is where the newest anchored record was
+    put in the Object Lock bucket (its drill id, url, version id), as the history notes it;
+    `drtool evidence verify --anchors` reads it back."""
     return {"intact": first_break is None, "records": records, "first_break": first_break,
-            "head_hash": head, "checked_at": iso(checked_at)}
+            "head_hash": head, "checked_at": iso(checked_at), "anchor": anchor}
 
 
 def quarterly_report(env: str, quarter: Quarter, history: list[Recorded],

@@ -24,6 +24,14 @@ CREATE TABLE IF NOT EXISTS drills (
   hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS drills_env ON drills (env, seq);
+-- Where a record was anchored off-site (drtool.store.anchor). Not part of the chain: the
+-- anchor itself, read back from the bucket, is the evidence; this says where to look.
+CREATE TABLE IF NOT EXISTS anchors (
+  drill_id TEXT PRIMARY KEY REFERENCES drills (drill_id),
+  url TEXT NOT NULL,
+  version_id TEXT NOT NULL,
+  retain_until TEXT NOT NULL
+);
 """
 
 
@@ -92,6 +100,19 @@ class History:
             raise
         return chain.Link(int(cursor.lastrowid or 0), record["drill_id"], json.loads(text),
                           digest, previous, digest_chain)
+
+    def note_anchor(self, drill_id: str, anchor: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO anchors (drill_id, url, version_id, "
+                        "retain_until) VALUES (?, ?, ?, ?)",
+                        (drill_id, anchor["url"], anchor["version_id"], anchor["retain_until"]))
+
+    def anchors(self, env: str) -> dict[str, dict[str, Any]]:
+        """drill id -> where its record was anchored, for the records of `env` that were."""
+        rows = self.db.execute(
+            "SELECT a.drill_id, a.url, a.version_id, a.retain_until FROM anchors a "
+            "JOIN drills d ON d.drill_id = a.drill_id WHERE d.env = ? ORDER BY d.seq", (env,))
+        return {drill_id: {"url": url, "version_id": version, "retain_until": until}
+                for drill_id, url, version, until in rows}
 
     def envs(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT DISTINCT env FROM drills ORDER BY 1")]

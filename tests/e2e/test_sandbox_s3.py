@@ -62,6 +62,14 @@ def test_a_sandbox_drill_with_the_s3_store_restores_from_the_bucket(sandbox: Drt
     listed = sandbox("backups", "list", "--env", "sandbox-s3")
     assert f"{backup['id']}  " in listed.stdout and "verified by drill" in listed.stdout
 
+    # The history's head is anchored in the same bucket, and the history holds to it.
+    anchored = sandbox("evidence", "verify", "--env", "sandbox-s3", "--anchors", "--json")
+    assert anchored.returncode == 0, anchored.stderr
+    [chain] = json.loads(anchored.stdout)
+    assert chain["intact"] and chain["anchors"]["checked"] >= 1
+    assert chain["anchors"]["records_after_newest_anchor"] == 0
+    assert chain["anchors"]["where"] == "s3://drtool-sandbox-evidence/drills/sandbox-s3/chain/"
+
     secrets = [sandbox.secret(name) for name in ("s3_access_key_id", "s3_secret_access_key")]
     secrets.append((sandbox.home / "sandbox" / "secrets" / "backup.key").read_text().strip())
     searched = 0
@@ -96,6 +104,14 @@ def test_a_report_is_copied_under_object_lock_with_its_version_ids(sandbox: Drto
                                            f"sandbox-s3-{drill_id}.json"]
     kept = json.loads((tmp_path / f"sandbox-s3-{drill_id}.evidence-copies.json").read_text())
     assert kept == copies
+    # The report quotes where the history's newest record is anchored.
+    report = json.loads((tmp_path / f"sandbox-s3-{drill_id}.json").read_text())
+    anchor = report["chain"]["anchor"]
+    assert (anchor["drill_id"], anchor["url"], anchor["version_id"]) == (
+        drill_id, rows[-1]["anchor"]["url"], rows[-1]["anchor"]["version_id"])
+    markdown = (tmp_path / f"sandbox-s3-{drill_id}.md").read_text()
+    assert f"- Anchored off-site: record {anchor['seq']} (`{drill_id}`) at `{anchor['url']}`" in (
+        markdown)
     s3 = client(S3Connection("drtool-sandbox-evidence", "", "us-east-1",
                              f"http://127.0.0.1:{sandbox.port('s3')}", None,
                              sandbox.secret("s3_access_key_id"),

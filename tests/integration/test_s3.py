@@ -7,7 +7,9 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -301,6 +303,93 @@ def test_an_endpoint_that_is_down_fails_clearly_within_a_bounded_time(s3: S3):
     assert journal["failure"]["reason"].startswith(
         f"the backup could not be stored: upload to s3://{BACKUPS}/down/")
     assert "EndpointConnectionError" in journal["failure"]["reason"]
+
+
+def evidence_vars(s3: S3, prefix: str, **extra: Any) -> dict[str, Any]:
+    return {"bucket": EVIDENCE, "prefix": prefix, "endpoint_url": s3.endpoint,
+            "region": "us-east-1", "lock_mode": "governance", "retention_days": 30,
+            "max_attempts": 2, "connect_timeout_s": 1, **extra}
+
+
+def test_the_history_head_is_anchored_and_a_cut_off_record_is_named(s3: S3):
+    env = copy_inventory(s3.drtool, "s3-anchor", {"drtool_evidence_s3": evidence_vars(
+        s3, "anchored")})
+    runs = [s3.run("backup", "--env", env) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr
+    assert all("Anchored  history head at s3://drtool-evidence/anchored/s3-anchor/chain/" in
+               r.stdout for r in runs)
+    history = json.loads(s3.run("history", "--env", env, "--json").stdout)
+    assert len(history) == 2 and all(row["anchor"] for row in history)
+
+    # Each anchor is the record and its hash, under Object Lock.
+    newest = history[-1]
+    key = f"anchored/{env}/chain/{newest['seq']:010d}-{newest['drill_id']}.json"
+    assert newest["anchor"]["url"] == f"s3://{EVIDENCE}/{key}"
+    head = s3.client.head_object(Bucket=EVIDENCE, Key=key,
+                                 VersionId=newest["anchor"]["version_id"])
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    body = json.loads(s3.client.get_object(Bucket=EVIDENCE, Key=key)["Body"].read())
+    assert (body["hash"], body["record"]["status"]) == (newest["hash"], "passed")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        s3.client.delete_object(Bucket=EVIDENCE, Key=key,
+                                VersionId=newest["anchor"]["version_id"])
+
+    held = s3.run("evidence", "verify", "--env", env, "--anchors", "--json")
+    assert held.returncode == 0, held.stderr
+    [result] = json.loads(held.stdout)
+    assert result["intact"] and result["anchors"]["checked"] == 2
+    assert result["anchors"]["records_after_newest_anchor"] == 0
+
+    # Cut off the newest record together with its journal. The local chain still holds;
+    # the anchor names what is missing.
+    shutil.rmtree(Path(newest["journal"]).parent)
+    db = sqlite3.connect(s3.drtool.home / "history.sqlite3")
+    db.execute("DELETE FROM drills WHERE drill_id = ?", (newest["drill_id"],))
+    db.commit()
+    db.close()
+    assert s3.run("evidence", "verify", "--env", env).returncode == 0
+    cut = s3.run("evidence", "verify", "--env", env, "--anchors")
+    assert cut.returncode == 1
+    assert (f"BROKEN at record {newest['seq']} (drill {newest['drill_id']}): it is anchored at "
+            f"s3://{EVIDENCE}/{key} (version ") in cut.stdout
+    assert "missing from the history (records were cut off or removed)" in cut.stdout
+
+    # A version written over an anchor by someone with the bucket's credentials is found.
+    first = history[0]
+    forged_key = f"anchored/{env}/chain/{first['seq']:010d}-{first['drill_id']}.json"
+    s3.client.put_object(Bucket=EVIDENCE, Key=forged_key, Body=b'{"env": "s3-anchor"}')
+    forged = s3.run("evidence", "verify", "--env", env, "--anchors")
+    assert forged.returncode == 1
+    assert f"record {first['seq']} (drill {first['drill_id']}): s3://{EVIDENCE}/{forged_key}" in (
+        forged.stdout) and "is not an anchor drtool wrote: not a chain anchor" in forged.stdout
+
+
+def test_an_anchor_that_cannot_be_written_is_a_warning_and_checking_needs_a_bucket(s3: S3):
+    down = copy_inventory(s3.drtool, "s3-anchor-down", {"drtool_evidence_s3": evidence_vars(
+        s3, "down", endpoint_url=f"http://127.0.0.1:{closed_port()}")})
+    done = s3.run("backup", "--env", down)
+    assert done.returncode == 0, done.stderr  # the backup stands
+    assert "the history's head was not anchored: evidence copy to s3://drtool-evidence/" in (
+        done.stdout)
+    assert "EndpointConnectionError" in done.stdout
+    as_json = s3.run("backup", "--env", down, "--json")
+    assert as_json.returncode == 0
+    assert as_json.stderr.count("drtool: warning: the history's head was not anchored") == 1
+    [row, _] = json.loads(s3.run("history", "--env", down, "--json").stdout)
+    assert row["anchor"] is None
+
+    unreadable = s3.run("evidence", "verify", "--env", down, "--anchors")
+    assert unreadable.returncode == 3 and unreadable.stderr.count("\n") == 1
+    assert "EndpointConnectionError" in unreadable.stderr
+
+    plain = copy_inventory(s3.drtool, "s3-no-evidence", {})
+    assert s3.run("backup", "--env", plain).returncode == 0
+    refused = s3.run("evidence", "verify", "--env", plain, "--anchors")
+    assert refused.returncode == 2
+    assert refused.stderr == ("drtool: error: s3-no-evidence has no drtool_evidence_s3 bucket: "
+                              "its chain is not anchored\n")
+    usage = s3.run("evidence", "verify", "--anchors")
+    assert usage.returncode == 2 and "--anchors needs --env" in usage.stderr
 
 
 def test_no_credential_or_key_is_written_anywhere(s3: S3):

@@ -4,15 +4,19 @@ is recorded as aborted."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 import sqlite3
 
 import pytest
 
 from drtool import paths
 from drtool.cli.main import main
+from drtool.core.chain import first_anchor_break
 from drtool.core.model import Journal, PhaseRecord
 from drtool.drill.journal_writer import JournalWriter
+from drtool.store.anchor import anchor_body, named_by, parse_anchor
 from drtool.store.history import History, record_of
 
 
@@ -107,3 +111,72 @@ def test_a_killed_drill_is_recorded_as_aborted_with_what_its_journal_holds(home,
     assert last.record["failure"]["phase"] == "backup"
     assert "process 4194311 was gone" in last.record["failure"]["reason"]
     assert json.loads(path.read_text())["status"] == "running"  # the journal is untouched
+
+
+# -- anchors: the chain's head copied to the Object Lock bucket ---------------------------
+
+def anchors_of(links: list) -> list[dict]:
+    """Anchors as read back from a bucket, one per record (drtool.store.anchor's body)."""
+    return [{"url": f"s3://evidence/sandbox/chain/{e.seq:010d}-{e.drill_id}.json",
+             "version_id": f"v{e.seq}",
+             **parse_anchor(anchor_body("sandbox", e), "sandbox")} for e in links]
+
+
+def chain_links(home, count: int = 3) -> list:
+    recorded(home, count)
+    with History(paths.history_db()) as history:
+        return [entry for entry, _path in history.links("sandbox")]
+
+
+def test_a_history_holding_every_anchored_record_passes(home):
+    links = chain_links(home)
+    assert first_anchor_break(links, anchors_of(links)) is None
+    assert first_anchor_break(links, anchors_of(links)[:1]) is None  # newer not anchored yet
+
+
+def test_the_newest_records_cut_off_are_named_by_their_anchor(home, capsys):
+    links = chain_links(home)
+    anchors = anchors_of(links)
+    # Cut off the newest record and its journal: the local chain still holds ...
+    shutil.rmtree(paths.evidence_dir("sandbox") / "d-3")
+    db = sqlite3.connect(paths.history_db())
+    db.execute("DELETE FROM drills WHERE drill_id = 'd-3'")
+    db.commit()
+    db.close()
+    assert verify(capsys)[0] == 0
+    with History(paths.history_db()) as history:
+        left = [entry for entry, _path in history.links("sandbox")]
+    # ... but its anchor names it.
+    broken = first_anchor_break(left, anchors)
+    assert broken is not None and (broken.seq, broken.drill_id) == (3, "d-3")
+    assert "missing from the history (records were cut off or removed)" in broken.reason
+    assert "(version v3)" in broken.reason
+
+
+def test_a_rewritten_history_differs_from_its_anchor(home):
+    links = chain_links(home)
+    anchors = anchors_of(links)
+    forged = [dataclasses.replace(links[0], hash="f" * 64), *links[1:]]
+    broken = first_anchor_break(forged, anchors)
+    assert broken is not None and broken.drill_id == "d-1"
+    assert broken.reason.startswith("its hash differs from the one anchored at s3://evidence/")
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b"not json", "not JSON"),
+    (b'{"env": "sandbox"}', "not a chain anchor"),
+    ("other", "an anchor of 'other', not of 'sandbox'"),
+    ("edited", "its record does not match its hash"),
+])
+def test_an_object_drtool_did_not_write_is_a_finding(home, body, reason):
+    links = chain_links(home, 1)
+    if body in ("other", "edited"):
+        anchor = json.loads(anchor_body("other" if body == "other" else "sandbox", links[0]))
+        if body == "edited":
+            anchor["record"]["status"] = "passed!"
+        body = json.dumps(anchor).encode()
+    found = {"url": "s3://evidence/sandbox/chain/0000000001-d-1.json", "version_id": "v9",
+             **named_by("0000000001-d-1.json"), **parse_anchor(body, "sandbox")}
+    broken = first_anchor_break(links, [found])
+    assert broken is not None and (broken.seq, broken.drill_id) == (1, "d-1")
+    assert broken.reason.endswith(f"is not an anchor drtool wrote: {reason}")
