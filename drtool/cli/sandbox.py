@@ -33,6 +33,10 @@ def _show(box: manage.Sandbox) -> None:
 def up(as_json: bool) -> int:
     """Create, seed and start the sandbox; installs missing packages as root. Idempotent."""
     box = manage.up()
+    if box.cleared:
+        click.echo(f"drtool: removed the PostgreSQL clusters at {box.cleared}: an earlier "
+                   "sandbox at this path left them when its state was deleted, and their "
+                   "password went with it", err=True)
     if as_json:
         print_json(_rows(box))
     else:

@@ -35,6 +35,7 @@ PACKAGES = {"redis-server": "redis-server", str(lay.PG_BIN / "initdb"): "postgre
 @dataclass(frozen=True)
 class Sandbox:
     layout: lay.Layout
+    cleared: Path | None = None  # stale clusters `up` removed (see clear_orphaned_clusters)
 
     @property
     def clusters(self) -> dict[str, PostgresCluster]:
@@ -113,6 +114,7 @@ def up() -> Sandbox:
     previous = lay.load(root)
     layout = lay.Layout(root, lay.port_base(), previous.postgres_root if previous else
                         lay.postgres_root_for(root, postgres_can_enter(root)))
+    cleared = None if previous else clear_orphaned_clusters(layout)
     ensure_secrets(layout.secrets, SECRETS)
     backup_key = layout.secrets / "backup.key"  # client-side encryption, for sandbox-s3
     if not backup_key.exists():
@@ -121,7 +123,7 @@ def up() -> Sandbox:
     layout.logs.mkdir(exist_ok=True)
     layout.postgres_root.mkdir(parents=True, exist_ok=True)
     layout.save()
-    sandbox = Sandbox(layout)
+    sandbox = Sandbox(layout, cleared)
     pg_password = layout.secret("postgres_password")
     redis_password = layout.secret("redis_password")
     for cluster in sandbox.clusters.values():
@@ -142,6 +144,21 @@ def up() -> Sandbox:
             sandbox.app_config, "primary") != 0:
         raise OrchestrationError(f"the sandbox app did not start; see {layout.logs / 'app.log'}")
     return sandbox
+
+
+def clear_orphaned_clusters(layout: lay.Layout) -> Path | None:
+    """A sandbox set up for the first time at its folder owns no clusters yet. Clusters
+    already at its relocated PostgreSQL folder (/var/lib/drtool/<name>-<hash>, named after
+    the sandbox's folder) were left by an earlier sandbox at the same path whose state was
+    deleted without `sandbox down --purge`; their password went with that state, so they
+    cannot be used. Stop them (by their PIDs) and remove them; return where they were."""
+    relocated = layout.postgres_root.parent
+    if relocated == layout.root or not relocated.exists():
+        return None
+    for cluster in Sandbox(layout).clusters.values():
+        cluster.stop()
+    shutil.rmtree(relocated)
+    return relocated
 
 
 def create_buckets(layout: lay.Layout) -> None:
