@@ -13,6 +13,7 @@ from drtool.config import ENV_NAME
 from drtool.core import chain
 from drtool.drill.recovery import record_unrecorded
 from drtool.errors import EXIT_FAILED, ConfigError
+from drtool.report.model import plural
 from drtool.store.history import History
 
 
@@ -58,7 +59,7 @@ def verify_chain(env_name: str | None, check_anchors: bool, as_json: bool) -> in
             click.echo("no drills recorded yet")
         for result in results:
             state = "chain intact" if result["intact"] else f"BROKEN at {result['first_break']}"
-            click.echo(f"{result['env']}: {result['records']} records, {state}"
+            click.echo(f"{result['env']}: {plural(result['records'], 'record')}, {state}"
                        + _anchor_line(result.get("anchors")))
     return EXIT_FAILED if any(not r["intact"] for r in results) else 0
 
@@ -86,5 +87,5 @@ def _anchor_line(anchors: dict[str, Any] | None) -> str:
     if anchors is None:
         return ""
     after = anchors["records_after_newest_anchor"]
-    return (f"; {anchors['checked']} anchors in {anchors['where']}"
-            + (f", {after} newer records not anchored" if after else ""))
+    return (f"; {plural(anchors['checked'], 'anchor')} in {anchors['where']}"
+            + (f", {plural(after, 'newer record')} not anchored" if after else ""))

@@ -92,26 +92,29 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None,
             out.print(f"  {mark} {escape(line)}", soft_wrap=True)  # data, not markup
         failed = [c for c in journal.checks if c.status == FAILED]
         out.print(f"Checks    {len(journal.checks) - len(failed)} passed, {len(failed)} failed")
+    # The lines below hold paths, URLs and errors: never folded, so that a log read by a
+    # program (cron's, a CI job's) keeps each on its line whatever the terminal's width.
     if journal.failure is not None:
         where = f" at {journal.failure.phase}" if journal.failure.phase else ""
-        out.print(f"Failure{where}: {journal.failure.reason}")
+        out.print(f"Failure{where}: {escape(journal.failure.reason)}", soft_wrap=True)
     colour = STYLE.get(journal.status, "")
     out.print(f"Verdict   [bold {colour}]{journal.status.upper()}[/]")
     for copy in journal.evidence_copies:
         out.print(f"Evidence  {escape(copy['url'])} version {copy['version_id']} "
-                  f"({copy['mode']} until {copy['retain_until']})")
+                  f"({copy['mode']} until {copy['retain_until']})", soft_wrap=True)
     if anchor is not None:
         out.print(f"Anchored  history head at {escape(anchor['url'])} version "
-                  f"{anchor['version_id']}")
+                  f"{anchor['version_id']}", soft_wrap=True)
     for warning in [*journal.warnings, *([anchor_problem] if anchor_problem else [])]:
-        out.print(f"[yellow]Warning[/]   {escape(warning)}")
+        out.print(f"[yellow]Warning[/]   {escape(warning)}", soft_wrap=True)
     for sent in journal.notifications:
         how = f" ({sent.format})" if sent.format else ""
         outcome = ("[green]delivered[/]" if sent.status == "delivered" else
                    f"[red]not delivered[/] after {sent.attempts} attempts: "
                    f"{escape(sent.error or '')}")
-        out.print(f"Notified  {sent.event}: {sent.kind}{how} {escape(sent.target)}: {outcome}")
-    out.print(f"Journal   {path}")
+        out.print(f"Notified  {sent.event}: {sent.kind}{how} {escape(sent.target)}: {outcome}",
+                  soft_wrap=True)
+    out.print(f"Journal   {escape(str(path))}", soft_wrap=True)
 
 
 def render_plan(env: Environment, plan: list[dict[str, Any]],

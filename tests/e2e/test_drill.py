@@ -123,7 +123,7 @@ def test_every_drill_is_in_the_chained_history_and_the_chain_holds(sandbox: Drto
     assert [row["seq"] for row in rows] == sorted(row["seq"] for row in rows)
     done = sandbox("evidence", "verify", "--env", "sandbox")
     assert done.returncode == 0, done.stdout
-    assert done.stdout == f"sandbox: {len(rows)} records, chain intact\n"
+    assert done.stdout == f"sandbox: {len(rows)} record{'s' * (len(rows) != 1)}, chain intact\n"
 
 
 def test_a_corrupted_backup_is_refused_and_the_target_left_untouched(sandbox: Drtool):

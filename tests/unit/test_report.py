@@ -219,3 +219,29 @@ def test_remediation_notes_must_map_ids_to_text(home, capsys):
     assert "must map drill ids to text" in capsys.readouterr().err
     assert main(["report", "--env", "sandbox", "--remediation", str(home / "none.yml")]) == 2
     assert "cannot read remediation notes" in capsys.readouterr().err
+
+
+def test_the_summary_keeps_paths_urls_and_errors_whole_on_a_narrow_terminal(tmp_path):
+    """A scheduled drill's log is 80 columns wide or less: a journal path folded over two
+    lines cannot be found by a program reading the log, and an error's brackets are text."""
+    import io
+
+    from rich.console import Console
+
+    from drtool.report.console import render_summary
+
+    journal = Journal("20261122T113531Z-ae2e64", "sandbox-s3", "drill",
+                      "2026-11-22T11:35:31+00:00", status="failed",
+                      failure=Failure("restore", "[errno 5] read error on /srv/x", "check"),
+                      warnings=["evidence copy failed: [bold]not markup[/bold]"])
+    path = tmp_path / ("long-folder-name-" * 4) / "journal.json"
+    anchor = {"url": "s3://drtool-sandbox-evidence/drills/sandbox-s3/chain/"
+                     "0000000004-20261122T113531Z-ae2e64.json", "version_id": "f2eb6506"}
+    out = io.StringIO()
+    render_summary(journal, path, Console(file=out, width=40, highlight=False),
+                   anchor=anchor, anchor_problem=None)
+    lines = out.getvalue().splitlines()
+    assert f"Journal   {path}" in lines
+    assert f"Anchored  history head at {anchor['url']} version f2eb6506" in lines
+    assert "Failure at restore: [errno 5] read error on /srv/x" in lines
+    assert "Warning   evidence copy failed: [bold]not markup[/bold]" in lines
