@@ -79,16 +79,16 @@ def named_by(name: str) -> dict[str, Any]:
 
 
 def parse_anchor(data: bytes, env: str) -> dict[str, Any]:
+    """An anchor's fields, or {"invalid": why} for anything drtool did not write for `env`."""
     try:
         anchor = json.loads(data)
     except ValueError:
         return {"invalid": "not JSON"}
-    if not isinstance(anchor, dict) or any(k not in anchor for k in ANCHOR_FIELDS):
+    if (not isinstance(anchor, dict) or any(k not in anchor for k in ANCHOR_FIELDS)
+            or not isinstance(anchor["seq"], int) or not isinstance(anchor.get("record"), dict)):
         return {"invalid": "not a chain anchor"}
     if anchor["env"] != env:
         return {"invalid": f"an anchor of {anchor['env']!r}, not of {env!r}"}
-    if not isinstance(anchor["seq"], int) or not isinstance(anchor.get("record"), dict):
-        return {"invalid": "not a chain anchor"}
     if chain.link(anchor["previous_hash"], anchor["record"],
                   anchor["journal_sha256"]) != anchor["hash"]:
         return {"invalid": "its record does not match its hash"}
