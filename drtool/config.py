@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import shlex
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,9 @@ from typing import Any
 import yaml
 
 from drtool import paths
+from drtool.adapters.execute import run
 from drtool.core.model import Objectives
-from drtool.errors import ConfigError
+from drtool.errors import ConfigError, DrtoolError
 from drtool.ops.notify import NotifySettings, parse_settings
 from drtool.store.settings import EvidenceSettings, S3StoreSettings, parse_evidence, parse_store
 
@@ -30,6 +32,12 @@ REQUIRED_GROUPS = SOURCE_GROUPS + TARGET_GROUPS
 TARGET_SERVICE = {"pg_restore_target": ("postgres", "pg_primary"),
                   "redis_restore_target": ("redis", "redis_primary")}
 THIS_MACHINE = "this machine"  # what a local connection, or a loopback address, points at
+# The only tiers in which destructive steps may run, compared exactly (no case folding, no
+# trimming): every other value, empty and null included, is production. An environment adds
+# its own with `drtool_nonproduction_tiers`; roles/drtool_guard/defaults/main.yml holds the
+# same list for the Ansible side of the guard.
+NONPRODUCTION_TIERS = ("sandbox", "lab", "dev", "test", "staging", "drill")
+SSH_CONFIG_TIMEOUT_S = 5  # `ssh -G` only reads configuration files
 # Described settings that may hold credentials or tokens: kept out of the host settings (which
 # plans and journals show), in Environment's own fields only.
 SECRET_SETTINGS = ("notify", "store_s3", "evidence_s3")
@@ -65,6 +73,11 @@ class Environment:
     def host(self, group: str) -> str:
         return self.groups[group][0]
 
+    def production_hosts(self) -> frozenset[str]:
+        """The hosts whose own tier counts as production (see is_nonproduction)."""
+        return frozenset(h for h, s in self.hosts.items()
+                         if not is_nonproduction(s.get("tier"), nonproduction_tiers(s)))
+
 
 def inventory_search_path() -> list[Path]:
     """Where `--env NAME` looks for inventories/NAME, in order."""
@@ -98,8 +111,10 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
     """Judge an environment from its described hosts; return its settings, every problem,
     and every refusal of the production guard.
 
-    Pure: given {host: settings} as playbooks/describe.yml resolved them.
+    Given {host: settings} as playbooks/describe.yml resolved them; the only outside look is
+    `ssh -G` for the ssh hosts whose connection_address is not known yet (and DNS).
     """
+    described = with_connection_addresses(described)
     problems: list[Problem] = []
     groups = {g: tuple(sorted(h for h, d in described.items() if g in d.get("groups", [])))
               for g in REQUIRED_GROUPS}
@@ -149,12 +164,21 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
     store_s3, s3_problems = parse_store(setting("store_s3", "drtool_store_s3"))
     evidence_s3, evidence_problems = parse_evidence(setting("evidence_s3", "drtool_evidence_s3"))
     problems += [Problem(message, key=key) for key, message in s3_problems + evidence_problems]
+    _declared, tiers_problem = declared_tiers(setting("nonproduction_tiers",
+                                                      "drtool_nonproduction_tiers"))
+    if tiers_problem:
+        problems.append(Problem(tiers_problem, key="drtool_nonproduction_tiers"))
     refusals = guard_problems(groups, described)
-    tiers = {described[h].get("tier") for g in TARGET_GROUPS for h in groups[g]}
+    targets = [h for g in TARGET_GROUPS for h in groups[g]]
+    tiers = {described[h].get("tier") for h in targets}
     settings = {
         "groups": groups, "objectives": Objectives(objectives["rto_objective_s"],
                                                    objectives["rpo_objective_s"]),
         "tier": tiers.pop() if len(tiers) == 1 else "mixed", "growing": tuple(growing),
+        # Every target's tier counts as production: drills are refused, backups run.
+        "production": bool(targets) and not any(
+            is_nonproduction(described[h].get("tier"), nonproduction_tiers(described[h]))
+            for h in targets),
         "store": store, "cadence": _positive_number(cadence),
         "requires_sandbox": first.get("requires_sandbox") is True, "notify": notify,
         "store_s3": store_s3, "evidence_s3": evidence_s3,
@@ -168,8 +192,10 @@ def environment_from_description(name: str, inventory: Path,
     """Build an Environment, or raise ConfigError listing every problem with its file.
 
     The production guard's refusals count only when the operation touches the restore
-    targets: a backup of a production environment only reads its primaries.
+    targets: a backup of a production environment only reads its primaries. Each host
+    keeps the connection_address the guard judged (see with_connection_addresses).
     """
+    described = with_connection_addresses(described)
     settings, problems, refusals = check_environment(name, described)
     if touches_targets:
         problems += refusals
@@ -204,8 +230,12 @@ def guard_problems(groups: dict[str, tuple[str, ...]],
             def refuse(why: str, key: str | None = None, host: str = host) -> None:
                 problems.append(Problem(f"refused as a destructive target: {why}", key, host))
 
-            if target.get("tier", "production") == "production":
-                refuse("its tier is production", "drtool_tier")
+            allowed = nonproduction_tiers(target)
+            if not is_nonproduction(target.get("tier"), allowed):
+                seen = "not set (null)" if target.get("tier") is None else repr(target["tier"])
+                refuse(f"its tier is production: {seen} is not one of the non-production "
+                       f"tiers ({', '.join(allowed)}), the only exact names that allow "
+                       "destructive steps", "drtool_tier")
             if target.get("drill_target") is not True:
                 refuse("it is not marked drtool_drill_target: true", "drtool_drill_target")
             for source in sources:
@@ -226,6 +256,33 @@ def guard_problems(groups: dict[str, tuple[str, ...]],
     return problems
 
 
+def nonproduction_tiers(settings: dict[str, Any]) -> tuple[str, ...]:
+    """The tiers that allow destructive steps on a host: NONPRODUCTION_TIERS and the names
+    its `drtool_nonproduction_tiers` adds (a malformed setting adds nothing; validation
+    reports it)."""
+    extra, _problem = declared_tiers(settings.get("nonproduction_tiers"))
+    return NONPRODUCTION_TIERS + tuple(t for t in extra if t not in NONPRODUCTION_TIERS)
+
+
+def is_nonproduction(tier: Any, allowed: tuple[str, ...] = NONPRODUCTION_TIERS) -> bool:
+    """True only when `tier`, as str(), is exactly one of `allowed`; None is production."""
+    return tier is not None and str(tier) in allowed
+
+
+def declared_tiers(value: Any) -> tuple[tuple[str, ...], str | None]:
+    """The names a `drtool_nonproduction_tiers` setting declares, and what is wrong with it
+    (None when nothing). A name that contains "prod" in any case is never taken."""
+    if value in (None, "", []):
+        return (), None
+    if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
+        return (), f"must be a list of tier names, got {value!r}"
+    named = [t for t in value if "prod" in t.lower()]
+    if named:
+        return (tuple(t for t in value if t not in named),
+                f"cannot declare a production tier as non-production: {', '.join(named)}")
+    return tuple(value), None
+
+
 def _source_group(host: str, groups: dict[str, tuple[str, ...]]) -> str:
     return next(g for g in SOURCE_GROUPS if host in groups.get(g, ()))
 
@@ -235,26 +292,74 @@ def _local(settings: dict[str, Any]) -> bool:
 
 
 def resolve(name: str) -> frozenset[str]:
-    """Every address `name` resolves to; loopback addresses become THIS_MACHINE."""
+    """Every address `name` resolves to, as an identity rather than a spelling: an
+    IPv4-mapped IPv6 address becomes its IPv4 address, and loopback and unspecified
+    addresses (0.0.0.0, ::), which all reach this machine, become THIS_MACHINE."""
     try:
         found = {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
-    except (socket.gaierror, UnicodeError):
+    except (socket.gaierror, UnicodeError, ValueError):
         found = {name}
     out = set()
     for address in found:
         try:
-            out.add(THIS_MACHINE if ipaddress.ip_address(address.split("%")[0]).is_loopback
-                    else address)
+            ip = ipaddress.ip_address(address.split("%")[0])
         except ValueError:
             out.add(address)
+            continue
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        out.add(THIS_MACHINE if ip.is_loopback or ip.is_unspecified else str(ip))
     return frozenset(out)
 
 
 def machine(settings: dict[str, Any]) -> frozenset[str]:
-    """The machine a host runs on, as a set of addresses."""
+    """The machine a host runs on, as a set of addresses: those of the address Ansible
+    connects to (connection_address, when resolved, else address)."""
     if _local(settings):
         return frozenset({THIS_MACHINE})
-    return resolve(str(settings.get("address", "")))
+    return resolve(str(settings.get("connection_address") or settings.get("address", "")))
+
+
+def with_connection_addresses(described: dict[str, dict[str, Any]]
+                              ) -> dict[str, dict[str, Any]]:
+    """A copy of `described` in which every host has `connection_address`: where Ansible
+    really connects. For the ssh connection, ssh_config's HostName for the host's address
+    (as `ssh -G`, given the host's ssh arguments, says); THIS_MACHINE for a local
+    connection; the described address otherwise. A value already there is kept."""
+    out = {}
+    for host, settings in described.items():
+        settings = dict(settings)
+        if not settings.get("connection_address"):
+            address = str(settings.get("address") or host)
+            if _local(settings):
+                settings["connection_address"] = THIS_MACHINE
+            elif settings.get("connection", "ssh") == "ssh":
+                settings["connection_address"] = ssh_hostname(
+                    address, str(settings.get("ssh_args") or ""))
+            else:
+                settings["connection_address"] = address
+        out[host] = settings
+    return out
+
+
+def ssh_hostname(address: str, ssh_args: str = "") -> str:
+    """The HostName ssh_config gives `address` (`ssh -G`, which reads configuration only and
+    connects nowhere), or `address` itself when ssh is missing, fails or says nothing."""
+    try:
+        argv = [*shlex.split(ssh_args), "-G", "--", address]
+    except ValueError:
+        argv = ["-G", "--", address]
+    try:
+        done = run(["ssh", *argv], timeout=SSH_CONFIG_TIMEOUT_S, check=False)
+    except DrtoolError:  # ssh is not installed, or did not answer in time
+        return address
+    if done.returncode != 0:
+        return address
+    for line in done.stdout.splitlines():
+        key, _sep, value = line.partition(" ")
+        if key.lower() == "hostname" and value.strip():
+            return value.strip()
+    return address
 
 
 def endpoints(settings: dict[str, Any], service: str) -> frozenset[tuple[str, int]]:

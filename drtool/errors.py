@@ -8,7 +8,7 @@ from __future__ import annotations
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1  # the drill (or restore, verify) ran and failed a check or an objective
-EXIT_USAGE = 2  # bad command line or configuration
+EXIT_USAGE = 2  # bad command line or configuration; a production guard refusal
 EXIT_ORCHESTRATION = 3  # a phase could not run: Ansible, a host or a service failed
 EXIT_LOCKED = 75  # another operation holds the environment's lock (sysexits' EX_TEMPFAIL)
 EXIT_INTERRUPTED = 130  # stopped by SIGINT or SIGTERM; the journal says "aborted"

@@ -42,6 +42,9 @@ def scope_of(env: Environment, version: dict[str, Any]) -> dict[str, Any]:
         groups = [g for g in (*SOURCE_GROUPS, *TARGET_GROUPS) if name in env.groups.get(g, ())]
         hosts.append({
             "name": name, "groups": groups, "address": settings.get("address"),
+            # Where Ansible really connects (ssh_config's HostName resolved by `ssh -G`):
+            # the address the production guard judged.
+            "connection_address": settings.get("connection_address"),
             "connection": settings.get("connection"), "tier": settings.get("tier"),
             "drill_target": settings.get("drill_target") is True,
         })

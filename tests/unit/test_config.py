@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,14 @@ from drtool.config import (
     find_inventory,
     locate,
     render,
+    ssh_hostname,
+    with_connection_addresses,
 )
 from drtool.errors import EXIT_USAGE, ConfigError
 
 ADDRESSES = {"pg1": "10.9.0.11", "pg2": "10.9.0.12", "r1": "10.9.0.13", "r2": "10.9.0.14",
              "app1": "10.9.0.15"}
+ALLOWED = "sandbox, lab, dev, test, staging, drill"
 GROUPS = {"pg1": "pg_primary", "pg2": "pg_restore_target", "r1": "redis_primary",
           "r2": "redis_restore_target", "app1": "app"}
 
@@ -65,7 +69,9 @@ def test_every_problem_is_reported_at_once_with_its_key():
 def test_a_production_tier_refuses_every_destructive_target_but_not_a_backup():
     hosts = described(**{h: {"tier": "production"} for h in GROUPS})
     refused = [(host, msg) for host, _key, msg in messages(hosts)]
-    assert refused == [(h, "refused as a destructive target: its tier is production")
+    assert refused == [(h, "refused as a destructive target: its tier is production: "
+                           f"'production' is not one of the non-production tiers ({ALLOWED}), "
+                           "the only exact names that allow destructive steps")
                        for h in ("pg2", "r2", "app1")]
     with pytest.raises(ConfigError, match="pg2: drtool_tier: refused"):
         environment_from_description("prod", Path("/inv"), hosts)
@@ -76,8 +82,8 @@ def test_a_production_tier_refuses_every_destructive_target_but_not_a_backup():
 def test_a_production_group_pulled_into_a_staging_inventory_is_refused():
     # The target's own tier comes from the production group it was pulled in with.
     hosts = described(pg2={"tier": "production"})
-    assert messages(hosts) == [("pg2", "drtool_tier",
-                                "refused as a destructive target: its tier is production")]
+    assert [(h, k, m.split(":")[:2]) for h, k, m in messages(hosts)] == [
+        ("pg2", "drtool_tier", ["refused as a destructive target", " its tier is production"])]
 
 
 def test_an_unmarked_target_is_refused_and_only_a_real_true_marks_one():
@@ -154,3 +160,90 @@ def test_unknown_and_malformed_environment_names_are_usage_errors():
         find_inventory("nope")
     with pytest.raises(ConfigError, match="not an environment name"):
         find_inventory("../etc")
+
+
+# -- the production guard: tiers are an allow-list, addresses are identities -----------------
+
+@pytest.mark.parametrize("tier", ["Production", "prod", "PROD", "", None, "Staging", "staging ",
+                                  "qa", "None", "production"])
+def test_every_tier_but_the_exact_non_production_names_is_production(tier):
+    hosts = described(pg2={"tier": tier})
+    seen = "not set (null)" if tier is None else repr(tier)
+    assert messages(hosts) == [("pg2", "drtool_tier", "refused as a destructive target: its "
+                                f"tier is production: {seen} is not one of the non-production "
+                                f"tiers ({ALLOWED}), the only exact names that allow "
+                                "destructive steps")]
+    settings, _problems, _refusals = check_environment("e", described(
+        **{h: {"tier": tier} for h in GROUPS}))
+    assert settings["production"] is True  # `drtool validate`: backups only
+
+
+@pytest.mark.parametrize("tier", ["sandbox", "lab", "dev", "test", "staging", "drill"])
+def test_the_documented_non_production_tiers_allow_a_drill(tier):
+    hosts = described(**{h: {"tier": tier} for h in GROUPS})
+    assert messages(hosts) == []
+    settings, _problems, _refusals = check_environment("e", hosts)
+    assert settings["production"] is False
+    assert environment_from_description("e", Path("/inv"), hosts).production_hosts() == set()
+
+
+def test_an_environment_declares_more_non_production_tiers_but_never_a_production_one():
+    declared = {"nonproduction_tiers": ["qa", "perf"]}
+    hosts = described(**{h: {"tier": "qa", **declared} for h in GROUPS})
+    assert messages(hosts) == []
+    hosts = described(**{h: {"tier": "Prod-copy", "nonproduction_tiers": ["Prod-copy", "qa"]}
+                         for h in GROUPS})
+    found = messages(hosts)
+    assert found[0] == (None, "drtool_nonproduction_tiers", "cannot declare a production tier "
+                        "as non-production: Prod-copy")
+    assert [(h, k) for h, k, _m in found[1:]] == [(h, "drtool_tier") for h in ("pg2", "r2", "app1")]
+    assert "(sandbox, lab, dev, test, staging, drill, qa)" in found[1][2]
+    hosts = described(**{h: {"nonproduction_tiers": "qa"} for h in GROUPS})
+    assert messages(hosts) == [(None, "drtool_nonproduction_tiers",
+                                "must be a list of tier names, got 'qa'")]
+
+
+def test_an_ipv4_mapped_ipv6_address_is_the_ipv4_address():
+    hosts = described(pg2={"address": "::ffff:" + ADDRESSES["pg1"]})
+    assert messages(hosts)[0] == ("pg2", None, "refused as a destructive target: it is the "
+                                  "same machine as backup source pg1 (10.9.0.11)")
+    hosts = described(pg2={"postgres_host": "::ffff:" + ADDRESSES["pg1"]})
+    assert messages(hosts) == [("pg2", None, "refused as a destructive target: its postgres "
+                                "endpoint 10.9.0.11:5432 is backup source pg1's")]
+
+
+@pytest.mark.parametrize("spelling", ["0.0.0.0", "::", "::ffff:127.0.0.1",  # noqa: S104
+                                      "127.0.0.2", "::1", "localhost"])
+def test_every_spelling_of_this_machine_reaches_a_local_primary_on_the_same_port(spelling):
+    # The sandbox's shape: every host local, each service on its own port; then the target
+    # Redis is written as another spelling of this machine, on the primary's port.
+    local = {"connection": "local"}
+    hosts = described(**{h: dict(local) for h in GROUPS})
+    hosts["pg2"]["postgres_port"] = 5433
+    hosts["r2"].update(redis_port=6379, redis_host=spelling)
+    assert messages(hosts) == [("r2", None, "refused as a destructive target: its redis "
+                                f"endpoint {THIS_MACHINE}:6379 is backup source r1's")]
+
+
+def test_the_address_judged_is_where_ssh_config_sends_the_connection(tmp_path):
+    if shutil.which("ssh") is None:
+        pytest.skip("no ssh client")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host pg-drill-alias\n  HostName {ADDRESSES['pg1']}\n")
+    hosts = described(pg2={"address": "pg-drill-alias", "ssh_args": f"-F {config}"})
+    assert with_connection_addresses(hosts)["pg2"]["connection_address"] == ADDRESSES["pg1"]
+    assert messages(hosts)[0] == ("pg2", None, "refused as a destructive target: it is the "
+                                  "same machine as backup source pg1 (10.9.0.11)")
+    # What the guard judged is kept for the journal's scope; a local host is this machine.
+    env = environment_from_description("e", Path("/inv"), described(
+        pg2={"address": "pg-drill-alias", "ssh_args": f"-F {config}", "postgres_port": 5433,
+             "tier": "staging"}, r2={"connection": "local"}), touches_targets=False)
+    assert env.hosts["pg2"]["connection_address"] == ADDRESSES["pg1"]
+    assert env.hosts["r2"]["connection_address"] == THIS_MACHINE
+    assert env.hosts["app1"]["connection_address"] == ADDRESSES["app1"]
+
+
+def test_without_ssh_the_described_address_is_judged(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert ssh_hostname("pg-drill-alias", "-F /nonexistent") == "pg-drill-alias"
+    assert ssh_hostname("10.9.0.12", "-o 'unbalanced") == "10.9.0.12"

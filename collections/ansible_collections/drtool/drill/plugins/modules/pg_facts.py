@@ -28,6 +28,10 @@ author: drtool maintainers
 RETURN = r"""
 exists: {description: Whether the database exists., type: bool, returned: always}
 counts: {description: Exact row count of every table., type: dict, returned: when the database exists}
+system_identifier:
+  description: The cluster's system identifier (pg_control_system()), as a string; null when it cannot be read.
+  type: str
+  returned: always
 """
 
 import uuid
@@ -56,6 +60,17 @@ def write_check(conn):
     return {"written": key, "read_back": row[0] if row else None}
 
 
+def system_identifier(psycopg, conn):
+    """The cluster's identity, set by initdb and shared by its physical copies: what tells
+    two servers apart whatever address or port they answer on. None when it cannot be read
+    (a role without the right to call pg_control_system)."""
+    try:
+        row = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()
+    except psycopg.Error:  # an unknown identity is for the caller to judge
+        return None
+    return row[0] if row else None
+
+
 def main():
     args = dict(CONNECTION_ARGS)
     args.update(
@@ -73,7 +88,9 @@ def main():
             exists = admin.execute(
                 "SELECT count(*) > 0 FROM pg_database WHERE datname = %s", (params["database"],)
             ).fetchone()[0]
-        result = dict(changed=False, exists=exists, server_version=version)
+            identifier = system_identifier(psycopg, admin)
+        result = dict(changed=False, exists=exists, server_version=version,
+                      system_identifier=identifier)
         if params["reachable_only"] or not exists:
             module.exit_json(**result)
         with connect(psycopg, params) as conn:

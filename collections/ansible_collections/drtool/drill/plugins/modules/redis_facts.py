@@ -23,6 +23,15 @@ author: drtool maintainers
 RETURN = r"""
 ping: {description: Whether the server answered PING., type: bool, returned: success}
 counts: {description: Keys per database., type: dict, returned: success}
+run_id: {description: The server process's run_id (INFO server)., type: str, returned: success}
+dir:
+  description: The server's working directory (CONFIG GET dir); null when CONFIG is not allowed.
+  type: str
+  returned: success
+dbfilename:
+  description: The server's RDB file name (CONFIG GET dbfilename); null when CONFIG is not allowed.
+  type: str
+  returned: success
 """
 
 import time
@@ -35,6 +44,15 @@ from ansible_collections.drtool.drill.plugins.module_utils.redis import (
     import_redis,
     keyspace_counts,
 )
+
+
+def config_value(redis, client, name):
+    """One CONFIG GET value, or None where CONFIG is renamed away or refused (managed Redis
+    often forbids it)."""
+    try:
+        return client.config_get(name).get(name)
+    except redis.RedisError:
+        return None
 
 
 def main():
@@ -65,11 +83,17 @@ def main():
             module.fail_json(msg="Redis %s:%s still loading" % (params["host"], params["port"]))
         time.sleep(0.05)
     try:
+        server = client.info("server")
         result = dict(
             changed=False,
             ping=True,
             ready_after_s=round(time.monotonic() - waited_since, 3),
-            redis_version=client.info("server")["redis_version"],
+            redis_version=server["redis_version"],
+            # What this server is, whatever address it answers on: its process (run_id)
+            # and the file it loads and saves (dir, dbfilename).
+            run_id=server.get("run_id"),
+            dir=config_value(redis, client, "dir"),
+            dbfilename=config_value(redis, client, "dbfilename"),
             counts=keyspace_counts(client.info("keyspace")),
             sentinel_value=client.get(params["sentinel_key"]) if params["sentinel_key"] else None,
             heartbeat_at=heartbeat_iso(

@@ -1,0 +1,285 @@
+"""The production guard with real Ansible, PostgreSQL and Redis: tiers are an allow-list in
+the drtool_guard role too, describe.yml publishes the address Ansible really connects to, and
+a restore target that *is* a source behind another port is refused at preflight (exit 2),
+before anything is destroyed."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from drtool.paths import content_root
+from tests.conftest import BIN, Drtool, copy_inventory, pg, rd
+
+pytestmark = pytest.mark.integration
+
+
+# -- the Ansible side: drtool_guard and describe.yml, no sandbox needed ----------------------
+
+GUARD_PLAY = """
+- name: Apply the guard to every host and say what it said
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Guard
+      block:
+        - name: Apply the guard
+          ansible.builtin.import_role:
+            name: drtool_guard
+        - name: Allowed
+          ansible.builtin.set_fact:
+            said: allowed
+      rescue:
+        - name: Refused
+          ansible.builtin.set_fact:
+            said: "{{ ansible_failed_result.msg }}"
+
+- name: Write down what the guard said to each host
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Write
+      ansible.builtin.copy:
+        content: "{{ dict(groups.all | zip(groups.all | map('extract', hostvars, 'said'))) }}"
+        dest: "{{ out }}"
+        mode: "0600"
+"""
+# host: its variables (beyond being a local drill target), and whether the guard allows it.
+TIER_CASES: dict[str, tuple[dict[str, Any], bool]] = {
+    **{f"t-{t}": ({"drtool_tier": t}, True)
+       for t in ("sandbox", "lab", "dev", "test", "staging", "drill")},
+    **{f"t-{i}": ({"drtool_tier": t}, False) for i, t in enumerate(
+        ("production", "Production", "prod", "PROD", "Staging", "", None, "qa", "staging "))},
+    "t-undefined": ({}, False),
+    "t-declared": ({"drtool_tier": "qa", "drtool_nonproduction_tiers": ["qa"]}, True),
+    "t-declared-prod": ({"drtool_tier": "prod-copy",
+                         "drtool_nonproduction_tiers": ["prod-copy"]}, False),
+    "t-not-a-target": ({"drtool_tier": "staging", "drtool_drill_target": False}, False),
+}
+
+
+def test_the_guard_role_allows_only_the_exact_non_production_tiers(tmp_path: Path):
+    hosts = {name: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                    "drtool_drill_target": True, **variables}
+             for name, (variables, _allowed) in TIER_CASES.items()}
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    playbook = tmp_path / "guard.yml"
+    playbook.write_text(GUARD_PLAY)
+    out = tmp_path / "said.json"
+    env = dict(os.environ, ANSIBLE_CONFIG=str(content_root() / "ansible.cfg"),
+               ANSIBLE_ANY_ERRORS_FATAL="false", ANSIBLE_FORKS=str(len(TIER_CASES)),
+               PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook),
+                           "-e", f"out={out}"], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:]
+    said = json.loads(out.read_text())
+    assert sorted(said) == sorted(TIER_CASES)
+    assert {n for n, s in said.items() if s == "allowed"} == {
+        n for n, (_v, allowed) in TIER_CASES.items() if allowed}
+    assert "tier=\"Production\"" in said["t-1"] and "tier=null" in said["t-6"]
+    assert "exactly one of sandbox, lab, dev, test, staging, drill," in said["t-1"]
+    assert "is not a drill target" in said["t-not-a-target"]
+
+
+def test_describe_publishes_the_address_ssh_really_uses_and_the_tier_as_it_is(
+        drtool: Drtool, tmp_path: Path):
+    from drtool.adapters.ansible import AnsibleAdapter
+
+    folder = tmp_path / "inventory"
+    shutil_copy(content_root() / "inventories" / "staging", folder)
+    hosts = yaml.safe_load((folder / "hosts.yml").read_text())
+    children = hosts["all"]["children"]
+    children["pg_restore_target"]["hosts"]["pg-drill-1.example.internal"].update(
+        ansible_host="10.20.9.11", ansible_ssh_host="10.20.0.11")
+    children["redis_restore_target"]["hosts"]["redis-drill-1.example.internal"].update(
+        ansible_host="10.20.9.21", drtool_tier=None)
+    children["app"]["hosts"]["app-drill-1.example.internal"]["drtool_tier"] = ""
+    (folder / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    described = AnsibleAdapter(content_root(), folder, drtool.home / "runs").describe()
+    assert described["pg-drill-1.example.internal"]["address"] == "10.20.0.11"
+    assert described["redis-drill-1.example.internal"]["address"] == "10.20.9.21"
+    assert described["app-drill-1.example.internal"]["address"] == "app-drill-1.example.internal"
+    assert described["redis-drill-1.example.internal"]["tier"] is None
+    assert described["app-drill-1.example.internal"]["tier"] == ""
+    assert described["pg-staging-1.example.internal"]["nonproduction_tiers"] == []
+
+
+def test_validate_refuses_a_target_behind_the_primarys_ansible_ssh_host(drtool: Drtool):
+    # staging's pg target, reached through ansible_ssh_host = the primary's address: the
+    # primary under another name. ansible_host says otherwise; Ansible would not listen to it.
+    folder = drtool.home / "inventories" / "staging-ssh-host"
+    shutil_copy(content_root() / "inventories" / "staging", folder)
+    hosts = yaml.safe_load((folder / "hosts.yml").read_text())
+    target = hosts["all"]["children"]["pg_restore_target"]["hosts"]["pg-drill-1.example.internal"]
+    target.update(ansible_host="10.20.9.11", ansible_ssh_host="10.20.0.11")
+    primary = hosts["all"]["children"]["pg_primary"]["hosts"]["pg-staging-1.example.internal"]
+    primary["ansible_host"] = "10.20.0.11"
+    (folder / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    done = drtool("validate", "--env", "staging-ssh-host")
+    assert done.returncode == 2, done.stdout
+    assert ("drills refused: hosts.yml: pg-drill-1.example.internal: refused as a destructive "
+            "target: it is the same machine as backup source pg-staging-1.example.internal "
+            "(10.20.0.11)") in done.stdout
+
+
+@pytest.mark.parametrize("env", ["sandbox", "staging", "production"])
+def test_the_shipped_inventories_still_validate(drtool: Drtool, env: str):
+    done = drtool("validate", "--env", env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    expected = ("can be backed up; drills are refused" if env == "production"
+                else "can be drilled")
+    assert expected in done.stdout
+
+
+# -- identity at preflight, against the sandbox ----------------------------------------------
+
+class Forwarder:
+    """A TCP port on loopback that forwards every connection to another port, as a pooler,
+    a NAT rule or an ssh tunnel does: the guard cannot see through it by address or port."""
+
+    def __init__(self, to_port: int) -> None:
+        self.to_port = to_port
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _address = self.server.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(("127.0.0.1", self.to_port))
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.server.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+@pytest.fixture
+def forwarder() -> Iterator[Any]:
+    opened: list[Forwarder] = []
+
+    def open_to(port: int) -> Forwarder:
+        opened.append(Forwarder(port))
+        return opened[-1]
+
+    yield open_to
+    for one in opened:
+        one.close()
+
+
+def primary_state(drtool: Drtool) -> dict[str, object]:
+    """What the primaries hold and are, exactly enough to see them dropped, flushed or
+    restarted (the app's heartbeats keep growing and are left out)."""
+    with pg(drtool, "pg_primary", "postgres") as admin:
+        oid = admin.execute("SELECT oid FROM pg_database WHERE datname = 'appdb'").fetchone()
+        system = admin.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
+    with pg(drtool, "pg_primary") as conn:
+        rows = conn.execute("SELECT (SELECT count(*) FROM customers), "
+                            "(SELECT count(*) FROM order_items)").fetchone()
+    client = rd(drtool, "redis_primary")
+    return {"appdb_oid": oid, "system_identifier": system, "rows": rows,
+            "redis_run_id": client.info("server")["run_id"], "redis_keys": client.dbsize()}
+
+
+@pytest.mark.parametrize(("store", "target", "source", "identity"), [
+    ("pg", "sandbox-pg-target", "sandbox-pg-primary", "PostgreSQL system_identifier"),
+    ("redis", "sandbox-redis-target", "sandbox-redis-primary", "Redis run_id"),
+])
+def test_a_target_that_is_the_primary_behind_another_port_is_refused_at_preflight(
+        sandbox: Drtool, forwarder, store, target, source, identity):
+    via = forwarder(sandbox.port(f"{store}_primary"))
+    env = copy_inventory(sandbox, f"sandbox-forwarded-{store}", {},
+                         {target: {f"drtool_{'postgres' if store == 'pg' else 'redis'}_port":
+                                   via.port}})
+    # The first, cheap line sees two ports and lets it through: only identity can tell.
+    valid = sandbox("validate", "--env", env)
+    assert valid.returncode == 0, valid.stdout
+    before = primary_state(sandbox)
+
+    code, journal = sandbox.json("drill", "--env", env)
+
+    assert code == 2, journal["failure"]
+    assert journal["status"] == "failed"
+    failure = journal["failure"]
+    assert failure["phase"] == "preflight" and failure["kind"] == "guard"
+    assert failure["hosts"] == [target]
+    assert f"{target} is backup source {source}: same {identity}" in failure["reason"]
+    assert [p["status"] for p in journal["phases"]] == ["failed"] + ["skipped"] * 7
+    assert journal["rollback"] is None
+    refused = [c for c in journal["checks"] if c["name"] == "guard.identity"
+               and c["status"] == "failed"]
+    assert [c["target"] for c in refused] == [target]
+    hosts = {h["name"]: h for h in journal["scope"]["hosts"]}
+    key = "system_identifier" if store == "pg" else "run_id"
+    assert hosts[target]["identity"][key] == hosts[source]["identity"][key]
+    assert primary_state(sandbox) == before
+
+
+def test_the_sandbox_drill_passes_the_identity_check_and_records_who_was_who(passed_drill):
+    checks = {c["target"]: c for c in passed_drill["checks"] if c["name"] == "guard.identity"}
+    assert sorted(checks) == ["sandbox-pg-target", "sandbox-redis-target"]
+    assert {c["status"] for c in checks.values()} == {"passed"}
+    hosts = {h["name"]: h for h in passed_drill["scope"]["hosts"]}
+    assert {h["connection_address"] for h in hosts.values()} == {"this machine"}
+    primary, target = hosts["sandbox-pg-primary"], hosts["sandbox-pg-target"]
+    assert primary["identity"]["system_identifier"] != target["identity"]["system_identifier"]
+    assert primary["identity"]["system_identifier"].isdigit()
+    redis_primary, redis_target = hosts["sandbox-redis-primary"], hosts["sandbox-redis-target"]
+    assert redis_primary["identity"]["run_id"] != redis_target["identity"]["run_id"]
+    assert redis_primary["identity"]["dir"] != redis_target["identity"]["dir"]
+    # One machine (connection local): one machine-id, as a sha256, never the id itself.
+    machine = Path("/etc/machine-id").read_text().strip()
+    fingerprints = {h["identity"].get("machine_id_sha256") for h in hosts.values()
+                    if h["identity"]}
+    assert len(fingerprints) == 1 and len(fingerprints.pop()) == 64
+    assert machine not in json.dumps(passed_drill)
+
+
+def test_the_primary_written_another_way_is_refused_before_any_phase(sandbox: Drtool):
+    # ::ffff:127.0.0.1 is 127.0.0.1: the target's PostgreSQL is the primary's.
+    env = copy_inventory(sandbox, "sandbox-mapped-address", {}, {"sandbox-pg-target": {
+        "drtool_postgres_host": "::ffff:127.0.0.1",
+        "drtool_postgres_port": sandbox.port("pg_primary")}})
+    before = primary_state(sandbox)
+    done = sandbox("drill", "--env", env)
+    assert done.returncode == 2, done.stderr
+    assert ("sandbox-pg-target: refused as a destructive target: its postgres endpoint "
+            f"this machine:{sandbox.port('pg_primary')} is backup source sandbox-pg-primary's"
+            ) in done.stderr
+    assert not (sandbox.home / "evidence" / env).exists()
+    assert primary_state(sandbox) == before
+
+
+def shutil_copy(source: Path, folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(source, folder)

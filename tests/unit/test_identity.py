@@ -1,0 +1,131 @@
+"""The production guard's identity rule: a restore target that *is* a source, whatever it is
+called, is refused (drtool.core.identity), and the refusal exits 2."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from drtool.cli.common import exit_code
+from drtool.core.identity import identity_checks, merge_facts
+from drtool.core.model import FAILED, PASSED, Failure, Journal
+from drtool.errors import EXIT_USAGE
+
+GROUPS = {"pg_primary": ("pg1",), "pg_restore_target": ("pg2",), "redis_primary": ("r1",),
+          "redis_restore_target": ("r2",), "app": ("app1",)}
+MACHINE_A = "5f1a" * 16  # sha256 of two machines' /etc/machine-id
+MACHINE_B = "9c3e" * 16
+# What the preflight roles publish (drtool_postgres_preflight, drtool_redis_preflight), in
+# the shape and with the kind of values a real sandbox gives: two clusters initdb'd apart,
+# two Redis servers with their own folders, all on one machine.
+POSTGRES = {
+    "pg1": {"server_version": "15.8", "database_exists": True,
+            "system_identifier": "7391552387212345678", "machine_id_sha256": MACHINE_A},
+    "pg2": {"server_version": "15.8", "database_exists": True,
+            "system_identifier": "7391552391887654321", "machine_id_sha256": MACHINE_A},
+}
+REDIS = {
+    "r1": {"redis_version": "7.0.15", "run_id": "8c1d5e0f0a3b4c1e2d9f7a6b5c4d3e2f1a0b9c8d",
+           "dir": "/srv/sandbox/redis-primary", "dbfilename": "dump.rdb",
+           "machine_id_sha256": MACHINE_A},
+    "r2": {"redis_version": "7.0.15", "run_id": "1f2e3d4c5b6a79880716253443526170f9e8d7c6",
+           "dir": "/srv/sandbox/redis-target", "dbfilename": "dump.rdb",
+           "machine_id_sha256": MACHINE_A},
+}
+
+
+def judged(postgres=None, redis=None, groups=None, production=()):
+    checks = identity_checks(merge_facts(postgres or POSTGRES, redis or REDIS),
+                             groups or GROUPS, production)
+    return {c.target: c for c in checks}
+
+
+def test_distinct_servers_on_one_machine_pass_with_their_identities_recorded():
+    checks = judged()
+    assert sorted(checks) == ["pg2", "r2"]  # one per data-store target; the app holds none
+    assert all(c.name == "guard.identity" and c.status == PASSED for c in checks.values())
+    assert checks["pg2"].detail == "system_identifier 7391552391887654321"
+    assert checks["r2"].detail == ("run_id 1f2e3d4c5b6a79880716253443526170f9e8d7c6, RDB "
+                                   "/srv/sandbox/redis-target/dump.rdb")
+
+
+def test_a_target_that_is_the_primary_cluster_is_refused_naming_both_and_the_identifier():
+    postgres = copy.deepcopy(POSTGRES)
+    postgres["pg2"]["system_identifier"] = postgres["pg1"]["system_identifier"]
+    check = judged(postgres=postgres)["pg2"]
+    assert check.status == FAILED
+    assert check.detail == ("pg2 is backup source pg1: same PostgreSQL system_identifier "
+                            "7391552387212345678")
+    assert check.describe().startswith("guard.identity pg2: expected an identity of its own")
+    assert judged(postgres=postgres)["r2"].status == PASSED
+
+
+def test_a_target_that_is_the_primary_redis_server_is_refused():
+    redis = copy.deepcopy(REDIS)
+    redis["r2"] = dict(redis["r1"])  # same run_id, same file: the same server
+    check = judged(redis=redis)["r2"]
+    assert check.status == FAILED
+    assert check.detail == (
+        "r2 is backup source r1: same Redis run_id 8c1d5e0f0a3b4c1e2d9f7a6b5c4d3e2f1a0b9c8d; "
+        "r2 uses backup source r1's RDB file: /srv/sandbox/redis-primary/dump.rdb on the "
+        "same machine (machine-id sha256 5f1a5f1a5f1a5f1a...)")
+
+
+def test_another_redis_process_on_the_primarys_rdb_file_is_refused():
+    # A second server started on the primary's folder: its own run_id, the primary's data.
+    redis = copy.deepcopy(REDIS)
+    redis["r2"].update(dir="/srv/sandbox/redis-primary/")
+    check = judged(redis=redis)["r2"]
+    assert check.status == FAILED
+    assert "r2 uses backup source r1's RDB file: /srv/sandbox/redis-primary/dump.rdb" in (
+        check.detail)
+    # The same path on another machine is another file.
+    redis["r2"]["machine_id_sha256"] = MACHINE_B
+    assert judged(redis=redis)["r2"].status == PASSED
+
+
+def test_an_identity_nobody_could_read_refuses_rather_than_guesses():
+    postgres = copy.deepcopy(POSTGRES)
+    postgres["pg1"]["system_identifier"] = None
+    assert judged(postgres=postgres)["pg2"].detail == (
+        "backup source pg1's PostgreSQL system_identifier is unknown: pg2 cannot be told from it")
+    redis = copy.deepcopy(REDIS)
+    del redis["r2"]
+    assert judged(redis=redis)["r2"].detail == (
+        "r2's Redis run_id is unknown: it cannot be told from backup source r1")
+    # CONFIG refused (managed Redis): the file rule cannot apply, the run_id rule still does.
+    redis = copy.deepcopy(REDIS)
+    for host in ("r1", "r2"):
+        redis[host].update(dir=None, dbfilename=None)
+    assert judged(redis=redis)["r2"].status == PASSED
+
+
+def test_a_production_tier_host_is_compared_like_a_source():
+    # pg3 comes from a production group pulled into the inventory; it is no source here.
+    groups = dict(GROUPS, reporting=("pg3",))
+    postgres = copy.deepcopy(POSTGRES)
+    postgres["pg3"] = dict(postgres["pg2"], system_identifier="7391552300000000001")
+    assert judged(postgres=postgres, groups=groups, production={"pg3"})["pg2"].status == PASSED
+    postgres["pg3"]["system_identifier"] = postgres["pg2"]["system_identifier"]
+    check = judged(postgres=postgres, groups=groups, production={"pg3"})["pg2"]
+    assert check.detail == ("pg2 is production-tier host pg3: same PostgreSQL "
+                            "system_identifier 7391552391887654321")
+    # Not production and not a source: nothing to protect there.
+    assert judged(postgres=postgres, groups=groups)["pg2"].status == PASSED
+
+
+def test_merge_facts_keeps_each_stores_identity_and_the_machine():
+    facts = merge_facts({"h": POSTGRES["pg1"]}, {"h": dict(REDIS["r1"], machine_id_sha256=None)})
+    assert facts == {"h": {"system_identifier": "7391552387212345678",
+                           "machine_id_sha256": MACHINE_A,
+                           "run_id": "8c1d5e0f0a3b4c1e2d9f7a6b5c4d3e2f1a0b9c8d",
+                           "dir": "/srv/sandbox/redis-primary", "dbfilename": "dump.rdb"}}
+
+
+@pytest.mark.parametrize(("kind", "code"), [("guard", EXIT_USAGE), ("orchestration", 3),
+                                            ("preflight", 3), ("check", 1)])
+def test_a_guard_refusal_exits_2(kind, code):
+    journal = Journal("d", "e", "drill", "2026-01-01T00:00:00Z", status=FAILED,
+                      failure=Failure("preflight", "refused", kind))
+    assert exit_code(journal) == code
