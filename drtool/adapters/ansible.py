@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -29,8 +30,26 @@ TASK_EVENTS = {
 KEPT_ENV = frozenset({
     "PATH", "HOME", "LANG", "LC_ALL", "DRTOOL_HOME", "DRTOOL_SANDBOX_PORT_BASE",
     "ANSIBLE_CONFIG", "ANSIBLE_LOCAL_TEMP", "ANSIBLE_SSH_CONTROL_PATH_DIR", "ANSIBLE_NOCOLOR",
-    "ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_CALLBACK_PLUGINS",
+    "ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_CALLBACK_PLUGINS", "ANSIBLE_VERBOSITY", "ANSIBLE_DEBUG",
+    "ANSIBLE_DISPLAY_ARGS_TO_STDOUT", "ANSIBLE_KEEP_REMOTE_FILES",
 })
+WITHHELD = "<withheld by drtool>"
+RUNNER_COMMAND = re.compile(r'\{\s*"command"')  # how runner's json.dump of it begins
+
+# Settings a user's environment may carry that make Ansible write more than a task's masked
+# result: -vvv shows each module's environment and command line (a password given through
+# `environment:` included), debug output shows far more, task arguments in the headers are
+# not masked, and kept remote files hold every module argument. A phase runs with all off.
+QUIET = {"ANSIBLE_VERBOSITY": "0", "ANSIBLE_DEBUG": "0", "ANSIBLE_DISPLAY_ARGS_TO_STDOUT": "0",
+         "ANSIBLE_KEEP_REMOTE_FILES": "0"}
+
+# A failed task's reason keeps this much of a tool's own output: the end, where the error is.
+OUTPUT_TAIL = 1000
+# "name=value" or "name: value" where the name says secret; URLs' user:password@.
+SECRET_SETTING = re.compile(
+    r"(?i)(\b[\w-]*(?:pass(?:word|wd)?|secret(?:[_-]access[_-]key)?|api[_-]?key|requirepass"
+    r"|masterauth))(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&|]+)")
+URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@")
 
 
 @dataclass
@@ -62,13 +81,60 @@ def task_record(event: dict[str, Any]) -> TaskRecord | None:
     result = data.get("res") or {}
     if status == "ok" and result.get("changed"):
         status = "changed"
-    message = result.get("msg") if status in ("failed", "unreachable") else None
+    message = failure_reason(result) if status in ("failed", "unreachable") else None
     return TaskRecord(
         host=data.get("host", ""), name=data.get("task", ""), action=data.get("task_action", ""),
         status=status, started_at=data.get("start"), ended_at=data.get("end"),
         duration_s=round(data["duration"], 3) if data.get("duration") is not None else None,
-        message=str(message) if message is not None else None,
+        message=message,
     )
+
+
+def failure_reason(result: dict[str, Any]) -> str:
+    """Why a task failed, on one line, from its result: the module's msg, plus the tail of a
+    command's stderr (or stdout) when msg says no more than "non-zero return code", or of
+    the module's own output on a MODULE FAILURE; for a loop, the first failed item's. Values
+    that look like secrets become ***; Ansible has already masked every no_log parameter."""
+    if result.get("censored"):
+        return "the task's output is hidden (no_log: true)"
+    message = one_line(str(result.get("msg") or ""))
+    items = result.get("results")
+    items = items if isinstance(items, list) else []
+    failed = [item for item in items if isinstance(item, dict) and item.get("failed")]
+    if failed:
+        first = failed[0]
+        label = first.get("_ansible_item_label", first.get("item"))
+        if not isinstance(label, str | int | float) or len(str(label)) > 60:
+            label = f"#{items.index(first) + 1}"  # a structure may hold anything: no quote
+        count = f" ({len(failed)} of {len(items)} failed)" if len(failed) > 1 else ""
+        message = f"item {label}{count}: {failure_reason(first)}"
+    if message.startswith("MODULE FAILURE"):
+        message, output = "MODULE FAILURE", result.get("module_stderr") or result.get(
+            "module_stdout")
+    elif result.get("rc") not in (None, 0):
+        output = result.get("stderr") or result.get("stdout")
+    else:
+        output = None
+    details = tail(one_line(str(output or "")))
+    if details and details not in message:
+        message = f"{message}: {details}" if message else details
+    return redact_secrets(message)
+
+
+def one_line(text: str) -> str:
+    """Every non-blank line of `text`, stripped, joined by " | "."""
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def tail(text: str, limit: int = OUTPUT_TAIL) -> str:
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with the value of every "password=...", "secret: ..." and the like, and every
+    URL's password, replaced by ***."""
+    text = SECRET_SETTING.sub(lambda m: f"{m[1]}{m[2]}***", text)
+    return URL_PASSWORD.sub(lambda m: f"{m[1]}***@", text)
 
 
 class AnsibleAdapter:
@@ -102,6 +168,9 @@ class AnsibleAdapter:
             "ANSIBLE_NOCOLOR": "1",
             # Inventories find drtool's state (and the sandbox its secrets) through this.
             "DRTOOL_HOME": str(paths.drtool_home()),
+            # ansible-runner copies drtool's whole environment: a user's ANSIBLE_VERBOSITY=3
+            # would otherwise reach every phase and its artifacts.
+            **QUIET,
         }
         if "DRTOOL_SANDBOX_PORT_BASE" in os.environ:
             env["DRTOOL_SANDBOX_PORT_BASE"] = os.environ["DRTOOL_SANDBOX_PORT_BASE"]
@@ -114,8 +183,11 @@ class AnsibleAdapter:
         artifact_dir: Path,
         on_event: Callable[[dict[str, Any], TaskRecord | None], None] | None = None,
         cancelled: Callable[[], bool] | None = None,
+        run_id: str | None = None,
     ) -> PlaybookRun:
         """Run playbooks/<playbook>.yml; return its status, tasks, stats and failures.
+        With `run_id`, ansible-playbook and every process below it carry DRTOOL_RUN_ID, so
+        that playbooks/reap.yml can stop them after a cancel or a kill.
 
         Raises OrchestrationError when ansible-runner itself cannot start.
         """
@@ -153,7 +225,7 @@ class AnsibleAdapter:
                 playbook=str(self.content_root / "playbooks" / f"{playbook}.yml"),
                 inventory=str(self.inventory),
                 extravars=extravars,
-                envvars=self._envvars(),
+                envvars=self._envvars() | ({"DRTOOL_RUN_ID": run_id} if run_id else {}),
                 artifact_dir=str(artifact_dir.parent),
                 ident=artifact_dir.name,
                 rotate_artifacts=0,
@@ -166,7 +238,8 @@ class AnsibleAdapter:
             raise OrchestrationError(f"ansible-runner could not run {playbook}: {exc}") from exc
         finally:
             shutil.rmtree(private, ignore_errors=True)
-        scrub_command_artifact(artifact_dir / "command")
+            # Runner writes it before ansible-playbook starts: scrub it however the run ended.
+            scrub_command_artifact(artifact_dir / "command")
         result.status, result.rc, result.stats = runner.status, runner.rc, stats
         return result
 
@@ -205,18 +278,41 @@ def close_ssh_masters(folder: Path) -> int:
     return closed
 
 
-def scrub_command_artifact(path: Path) -> None:
-    """Rewrite runner's `command` artifact so that it keeps only harmless env values."""
+def scrub_artifacts(folder: Path) -> int:
+    """Scrub every ansible-runner `command` artifact under `folder` (see
+    scrub_command_artifact), such as those a killed run left unscrubbed; return how many
+    were rewritten. Safe while other runs are going: runner never reads the file back."""
+    scrubbed = 0
+    if folder.is_dir():
+        for path in sorted(folder.rglob("command")):
+            scrubbed += path.is_file() and scrub_command_artifact(path)
+    return scrubbed
+
+
+def scrub_command_artifact(path: Path) -> bool:
+    """Rewrite runner's `command` artifact so that it keeps only harmless env values; one
+    cut short by a kill (not JSON) keeps nothing. Files that are no such artifact are left
+    alone. Returns whether the file was rewritten."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    env = data.get("env") or {}
-    data["env"] = {
-        key: value if key in KEPT_ENV else "<withheld by drtool>"
-        for key, value in sorted(env.items())
-    }
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    if not RUNNER_COMMAND.match(text):
+        return False
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("env"), dict):
+        env = data["env"]
+        if all(key in KEPT_ENV or value == WITHHELD for key, value in env.items()):
+            return False  # nothing to withhold, or scrubbed already
+        data["env"] = {key: value if key in KEPT_ENV else WITHHELD
+                       for key, value in sorted(env.items())}
+    else:  # cut short by a kill: any part of the environment may be in it
+        data = {"command": None, "env": {}, "withheld": "cut short; withheld by drtool"}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+    return True

@@ -16,6 +16,7 @@ from drtool.errors import (
     EXIT_INTERRUPTED,
     EXIT_ORCHESTRATION,
     EXIT_PASSED,
+    EXIT_USAGE,
     OrchestrationError,
 )
 
@@ -39,7 +40,10 @@ def load(env_name: str, runs_phases: bool = True,
         from drtool.sandbox import manage  # noqa: PLC0415 - only the sandbox needs it
 
         box = manage.current()
-        stopped = [name for name, _port, pid in box.processes() if pid is None] if box else []
+        # The application and the target Redis are what a drill stops and starts: a drill
+        # killed half-way leaves them stopped, and the next operation's rollback starts them.
+        stopped = [name for name, _port, pid in box.processes()
+                   if pid is None and name not in manage.DRILL_STOPS] if box else []
         if box is None or stopped:
             what = f"not running ({', '.join(stopped)} stopped)" if box else "not set up"
             raise OrchestrationError(f"the sandbox is {what}: start it with `drtool sandbox up`")
@@ -47,12 +51,15 @@ def load(env_name: str, runs_phases: bool = True,
 
 
 def exit_code(journal: Journal) -> int:
-    """0 passed; 130 aborted; 3 when a phase could not run (or preflight found the hosts not
-    ready); 1 when a check failed."""
+    """0 passed; 130 aborted; 2 when the production guard refused at preflight (a target is
+    a source under another name); 3 when a phase could not run (or preflight found the hosts
+    not ready); 1 when a check failed."""
     if journal.status == PASSED:
         return EXIT_PASSED
     if journal.status == ABORTED:
         return EXIT_INTERRUPTED
+    if journal.failure is not None and journal.failure.kind == "guard":
+        return EXIT_USAGE
     if journal.failure is not None and journal.failure.kind in ("orchestration", "preflight"):
         return EXIT_ORCHESTRATION
     return EXIT_FAILED

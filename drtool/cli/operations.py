@@ -147,6 +147,16 @@ def verify(env_name: str, backup_id: str, as_json: bool) -> int:
 @click.command()
 @env_option
 @json_option
+def rollback(env_name: str, as_json: bool) -> int:
+    """Roll back the restore targets of drills that were killed (SIGKILL, a power loss)
+    after they changed them, from their safety snapshots, and record each rollback in that
+    drill's journal. Every drill, restore and verify does this first on its own."""
+    return _run(env_name, "rollback", as_json)
+
+
+@click.command()
+@env_option
+@json_option
 def validate(env_name: str, as_json: bool) -> int:
     """Check an environment's inventory and report every problem at once, with the file and
     key. Exit 0 when it can be drilled (or, for a production tier, backed up), 2 otherwise."""
@@ -157,7 +167,7 @@ def validate(env_name: str, as_json: bool) -> int:
     inventory = find_inventory(env_name)
     described = AnsibleAdapter(paths.content_root(), inventory, paths.runs_dir()).describe()
     settings, problems, refusals = check_environment(env_name, described)
-    production = settings["tier"] == "production"
+    production = settings["production"]
     lines = [render(inventory, p) for p in problems]
     refused = [render(inventory, p) for p in refusals]
     ok = not lines and (production or not refused)
@@ -177,4 +187,4 @@ def validate(env_name: str, as_json: bool) -> int:
     return 0 if ok else 2
 
 
-COMMANDS = (drill, backup, restore, verify, validate)
+COMMANDS = (drill, backup, restore, verify, rollback, validate)

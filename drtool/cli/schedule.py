@@ -38,6 +38,7 @@ def install(env_name: str, expression: str, metrics_dir: Path | None, use_system
         units = sched.systemd_units(env_name, expression, folder, extra)
         if as_json:
             print_json({"env": env_name, "units": [str(u) for u in units],
+                        "env_file": str(sched.env_file(env_name)),
                         "on_calendar": sched.on_calendar(expression)})
         else:
             for unit in units:
@@ -53,7 +54,8 @@ def install(env_name: str, expression: str, metrics_dir: Path | None, use_system
         print_json(vars(entry))
     else:
         click.echo(f"{env_name}: drills at '{entry.schedule}' from the crontab; log in "
-                   f"{sched.log_file(env_name)}")
+                   f"{sched.log_file(env_name)}; variables in {sched.env_file(env_name)} "
+                   "(mode 0600)")
     return 0
 
 

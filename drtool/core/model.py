@@ -13,7 +13,8 @@ from typing import Any
 # 2: adds `scope` (hosts, data stores, inventory version) and `note`.
 # 3: adds `notifications`.
 # 4: adds `warnings`, `evidence_copies` and `transfers`.
-SCHEMA_VERSION = 4
+# 5: adds `recovered` (killed drills this run rolled back first); rollback.* checks.
+SCHEMA_VERSION = 5
 
 # Phase and drill statuses.
 PENDING, RUNNING, PASSED, FAILED, SKIPPED, ABORTED = (
@@ -155,6 +156,10 @@ class Journal:
     # Uploads to and downloads from an off-site store, each with every object it moved: where
     # it went, its sha256, and how it was checked.
     transfers: list[dict[str, Any]] = field(default_factory=list)
+    # Drills of this environment found killed after they changed the targets, rolled back
+    # before this run began: drill_id, rollback status and error. Each one's own journal
+    # holds its rollback.
+    recovered: list[dict[str, Any]] = field(default_factory=list)
 
     def phase(self, name: str) -> PhaseRecord:
         for record in self.phases:

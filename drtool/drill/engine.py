@@ -17,7 +17,7 @@ from drtool import paths
 from drtool.adapters import ssh
 from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun
 from drtool.config import Environment
-from drtool.core import preflight, timing, verdict
+from drtool.core import identity, preflight, timing, verdict
 from drtool.core.chain import Link
 from drtool.core.clock import Clock, iso, parse_iso, seconds_between, utc_now
 from drtool.core.manifest import Manifest, build_manifest
@@ -36,8 +36,9 @@ from drtool.core.model import (
     TaskRecord,
 )
 from drtool.drill import phases as ph
+from drtool.drill import rollback
 from drtool.drill.journal_writer import JournalWriter
-from drtool.drill.recovery import record_unrecorded
+from drtool.drill.recovery import record_unrecorded, scrub_killed
 from drtool.drill.scope import inventory_version, scope_of
 from drtool.drill.versions import base_versions
 from drtool.errors import ConfigError, StoreError
@@ -72,6 +73,8 @@ class Drill:
         self.manifest: Manifest | None = None
         self.restored: dict[str, dict[str, Any]] = {}
         self.cancelled = False
+        self.signals = 0  # how many SIGINT/SIGTERM arrived
+        self.rolling_back = False
         self.targets_changed = False
         self.answers: dict[str, preflight.Answer] = {}
         drill_id = new_id(clock)
@@ -102,22 +105,37 @@ class Drill:
         failed phase: the failure is in the journal). Raises LockedError, before anything is
         written, when another operation holds the environment's lock."""
         self.lock.acquire(self.operation, self.journal.drill_id)
+        # Before anything that can take time: a signal from here on aborts the operation
+        # cleanly (rolled back, recorded), never half-way.
+        previous = {sig: signal.signal(sig, self._interrupt)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             return self._run_locked()
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self.lock.release()
 
     def _run_locked(self) -> Journal:
         self.writer.save()
+        scrub_killed(self.env.name, skip=self.journal.drill_id)
+        self._roll_back_killed()
         with History(paths.history_db()) as history:
-            record_unrecorded(self.env.name, history, skip=self.journal.drill_id)
+            record_unrecorded(self.env.name, history, skip=self.journal.drill_id, locked=True)
         self._notify(notify.start_messages(self.env.notify, self.journal))
-        previous = {sig: signal.signal(sig, self._interrupt)
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             for index, name in enumerate(self.phase_names, start=1):
-                if self.cancelled or not self._run_phase(name, index):
+                if self.cancelled or self.journal.failure or not self._run_phase(name, index):
                     break
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave targets half restored
+            phase = next((p for p in self.journal.phases if p.status == RUNNING), None)
+            if phase is not None:
+                self._fail(phase, f"internal error: {type(exc).__name__}: {exc}",
+                           "orchestration")
+            else:
+                self.journal.failure = Failure("", f"internal error: {type(exc).__name__}: "
+                                                   f"{exc}", "orchestration")
+        try:
             for record in self.journal.phases:
                 if record.status == PENDING:
                     record.status = SKIPPED
@@ -128,8 +146,6 @@ class Drill:
             self._settle_store()
         finally:
             self.ansible.close_ssh_masters()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             self.writer.save()
         self._copy_evidence()
         # After the verdict and before the history record, so that the record's hash covers
@@ -199,10 +215,14 @@ class Drill:
         self.writer.save()
 
     def _interrupt(self, signum: int, _frame: Any) -> None:
-        # First signal: cancel the running phase, then roll back and record. A second one
-        # gets the default behaviour (the journal already says what happened).
+        # Every signal cancels the running phase; the rollback then runs to its end whatever
+        # arrives meanwhile (a second Ctrl-C, systemd's stop), and the journal says so.
+        # SIGKILL cannot be caught: the next operation on the environment rolls back then.
         self.cancelled = True
-        signal.signal(signum, signal.SIG_DFL)
+        self.signals += 1
+        if self.rolling_back:
+            self.journal.warnings.append(
+                f"{signal.Signals(signum).name} during the rollback: it ran to its end")
 
     def _run_phase(self, name: str, index: int) -> bool:
         record = self.journal.phase(name)
@@ -226,6 +246,11 @@ class Drill:
         run = self._playbook(name, record)
         if run.status == "canceled" or self.cancelled:
             self._fail(record, "interrupted by a signal", "interrupted", status=ABORTED)
+            # ansible-playbook is gone, but what its tasks started may not be: stop it now,
+            # whether or not a rollback follows (a backup's pg_dump, a snapshot in progress).
+            left = rollback.reap(self.ansible, self._extravars(), self.writer.artifact_dir("reap"))
+            if left:
+                self.journal.warnings.append(f"after the interrupt: {left}")
         elif run.status != "successful":
             if self._fail_from_run(record, run) and name == ph.RESTORE:
                 # The restore playbook checks every file before its first change: a backup
@@ -265,7 +290,8 @@ class Drill:
                 record.tasks.append(task)
                 self.writer.save()  # a crash mid-phase still leaves the tasks done so far
 
-        run = self.ansible.run(name, self._extravars(), artifacts, on_event, lambda: self.cancelled)
+        run = self.ansible.run(name, self._extravars(), artifacts, on_event, lambda: self.cancelled,
+                               run_id=self.journal.drill_id)
         record.tasks = earlier + run.tasks
         return run
 
@@ -321,23 +347,54 @@ class Drill:
         return snapshot and self.targets_changed
 
     def _rollback(self) -> None:
-        record = PhaseRecord(ph.ROLLBACK)
+        record = PhaseRecord(ph.ROLLBACK, status=RUNNING)
         self.journal.rollback = record
-        started = self.clock()
-        record.status, record.started_at = RUNNING, iso(started)
         self.writer.save()
         self.progress.phase_started(ph.ROLLBACK, 0, 0)
-        interrupted, self.cancelled = self.cancelled, False  # the rollback must run to the end
-        run = self._playbook(ph.ROLLBACK, record)
-        self.cancelled = interrupted
-        ended = self.clock()
-        record.ended_at, record.duration_s = iso(ended), seconds_between(started, ended)
-        record.status = PASSED if run.status == "successful" else FAILED
-        if record.status == FAILED:
-            record.error = "; ".join(f"{f.host}: {f.task}: {f.message}" for f in run.failures) or (
-                f"ansible-playbook ended {run.status}")
+        self.rolling_back = True
+
+        def on_event(_event: dict[str, Any], task: TaskRecord | None) -> None:
+            if task is not None:
+                record.tasks.append(task)
+                self.writer.save()
+
+        try:
+            cleanup = self.journal.phase(ph.CLEANUP).status if ph.CLEANUP in self.phase_names \
+                else PENDING
+            artifacts = self.writer.artifact_dir(ph.ROLLBACK)
+            record.artifacts = str(artifacts.relative_to(self.writer.folder))
+            self.journal.checks.extend(rollback.roll_back(
+                self.ansible, self._extravars(), artifacts, record,
+                cleanup not in (PENDING, SKIPPED), self.clock, on_event))
+        finally:
+            self.rolling_back = False
         self.writer.save()
         self.progress.phase_ended(record)
+
+    def _roll_back_killed(self) -> None:
+        """Before anything else: roll back the targets of any drill of this environment that
+        was killed after it changed them (its journal says running; we hold the lock, so it
+        is not). An operation that does not touch the targets only warns. A rollback that
+        fails stops this operation: it must not run on targets in an unknown state."""
+        for path, killed in rollback.awaiting(self.env.name, skip=self.journal.drill_id):
+            if self.operation not in ph.TOUCHES_TARGETS:
+                self.journal.warnings.append(
+                    f"drill {killed.drill_id} was killed after it changed the restore targets: "
+                    f"roll them back with `drtool rollback --env {self.env.name}`")
+                continue
+            self.progress.phase_started(f"rollback of killed drill {killed.drill_id}", 0, 0)
+            store_path = self.store.backup_path(killed.backup.id) if killed.backup else None
+            record = rollback.roll_back_killed(self.ansible, path, killed, store_path,
+                                               self.journal.drill_id, self.clock)
+            self.progress.phase_ended(record)
+            self.journal.recovered.append({"drill_id": killed.drill_id,
+                                           "rollback": record.status, "error": record.error})
+            self.writer.save()
+            if record.status != PASSED:
+                self.journal.failure = Failure(
+                    "", f"the targets of killed drill {killed.drill_id} could not be rolled "
+                        f"back: {record.error}", "orchestration")
+                return
 
     # -- drtool's own preflight, over SSH ----------------------------------------------------
 
@@ -358,9 +415,24 @@ class Drill:
         bad = verdict.failed(checks)
         return "; ".join(check.describe() for check in bad) if bad else None
 
-    def _after_preflight(self, run: PlaybookRun, _record: PhaseRecord) -> str | None:
+    def _after_preflight(self, run: PlaybookRun, _record: PhaseRecord
+                         ) -> str | tuple[str, str, list[str]] | None:
+        """Judge what the Ansible preflight found: the restore targets' identities (a guard
+        refusal, exit 2, when one is a source's) and pg_restore's version."""
         source, target = self.env.host("pg_primary"), self.env.host("pg_restore_target")
-        server = run.stats.get("drtool_postgres_preflight", {}).get(source, {})
+        postgres = run.stats.get("drtool_postgres_preflight", {})
+        facts = identity.merge_facts(postgres, run.stats.get("drtool_redis_preflight", {}))
+        for host in (self.journal.scope or {}).get("hosts", []):  # the evidence: who was who
+            host["identity"] = facts.get(host["name"], {})
+        if self.operation in ph.TOUCHES_TARGETS:
+            guarded = identity.identity_checks(facts, self.env.groups,
+                                               self.env.production_hosts())
+            self.journal.checks.extend(guarded)
+            refused = verdict.failed(guarded)
+            if refused:
+                return ("production guard: " + "; ".join(c.describe() for c in refused),
+                        "guard", [c.target for c in refused])
+        server = postgres.get(source, {})
         answer = self.answers.get(target)
         version = answer.outputs.get("version.pg_restore", (1, ""))[1] if answer else ""
         check = preflight.pg_restore_check(target, version, source,

@@ -13,11 +13,14 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "backup": (PREFLIGHT, BACKUP),
     "restore": (PREFLIGHT, SNAPSHOT, RESTORE),
     "verify": (VERIFY,),
+    # No phase of its own: it rolls back the targets of drills that were killed (see
+    # drtool.drill.rollback), which every operation that touches the targets does first.
+    "rollback": (),
 }
 
 # Operations that touch the restore targets: the production guard must allow them (verify's
 # write check writes to the target too). A backup only reads the primaries.
-TOUCHES_TARGETS = frozenset({"drill", "restore", "verify"})
+TOUCHES_TARGETS = frozenset({"drill", "restore", "verify", "rollback"})
 
 # What each phase does, per group, for `drtool drill --plan`. "DESTROYS" marks data loss.
 PLAN: dict[str, tuple[tuple[str, str], ...]] = {

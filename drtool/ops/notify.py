@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http
+import http.client
 import json
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -74,20 +77,41 @@ def backoff(attempt: int) -> float:
 def redact(url: str) -> str:
     """An endpoint as the journal may name it: scheme://host[:port] and 8 hex digits of the
     full URL's sha256, so that two endpoints on one host stay apart and no token is shown."""
-    parts = urllib.parse.urlsplit(url)
+    digest = hashlib.sha256(url.encode(errors="replace")).hexdigest()[:8]
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is no number: name no part of it
+        return f"? #{digest}"
     host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    digest = hashlib.sha256(url.encode()).hexdigest()[:8]
+    if not (host + parts.scheme).isprintable() or any(c.isspace() for c in host):
+        host = "?"
     return f"{parts.scheme}://{host}{port} #{digest}"
 
 
 # -- settings, from the inventory -----------------------------------------------------------
 
-def _http_url(value: Any) -> bool:
+def _url_problem(value: Any) -> str | None:
+    """What is wrong with a notification URL, never quoting it; None when it is usable.
+
+    urllib forgives more than http.client: a trailing newline passes urlsplit and then
+    raises InvalidURL at the first delivery, so whitespace and control characters are
+    refused here, at validate time."""
     if not isinstance(value, str):
-        return False
-    parts = urllib.parse.urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+        return "must be an http(s) URL"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return ("must not contain whitespace or control characters (a trailing newline "
+                "from a file or a variable?)")
+    if not value.isascii():
+        return "must be ASCII (percent-encode other characters)"
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError when the port is no number or too big
+    except ValueError:
+        return "must be an http(s) URL with a valid host and port"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http(s) URL"
+    return None
 
 
 def parse_settings(raw: Any) -> tuple[NotifySettings, list[tuple[str, str]]]:
@@ -124,8 +148,8 @@ def parse_settings(raw: Any) -> tuple[NotifySettings, list[tuple[str, str]]]:
     healthchecks = raw.get("healthchecks_url")
     if healthchecks in ("", None):
         healthchecks = None
-    elif not _http_url(healthchecks):
-        problems.append(("drtool_notify.healthchecks_url", "must be an http(s) URL"))
+    elif (problem := _url_problem(healthchecks)) is not None:
+        problems.append(("drtool_notify.healthchecks_url", problem))
         healthchecks = None
 
     hooks = raw.get("webhooks") or []
@@ -145,8 +169,8 @@ def parse_settings(raw: Any) -> tuple[NotifySettings, list[tuple[str, str]]]:
                              f"unknown setting{hint} (known: format, outcomes, secret, url)"))
         if hook.get("url") in ("", None):
             continue  # an unset secret (a vault or env lookup left empty) turns the hook off
-        if not _http_url(hook.get("url")):
-            problems.append((f"{key}.url", "must be an http(s) URL"))
+        if (problem := _url_problem(hook.get("url"))) is not None:
+            problems.append((f"{key}.url", problem))
             continue
         fmt = hook.get("format", "json")
         if fmt not in FORMATS:
@@ -261,6 +285,43 @@ def _retryable(status: int | None) -> bool:
     return status is None or status >= 500 or status in (408, 429)
 
 
+def _http_error(status: int | None) -> str:
+    """"HTTP 404 Not Found": the standard phrase, not the server's (which it may fill)."""
+    try:
+        return f"HTTP {status} {http.HTTPStatus(status or 0).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as a delivery error, by its type and only what cannot hold the URL: an
+    errno's text (ConnectionRefusedError: Connection refused), a timeout, a TLS reason.
+    InvalidURL and ValueError quote the URL, so they are named by their type alone."""
+    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
+        return _describe(exc.reason)
+    name = type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        return f"{name}: timed out"
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return f"{name}: {exc.reason}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{name}: {exc.strerror}"
+    return name
+
+
+def _without_url(text: str, url: str) -> str:
+    """`text` with the URL, and every part of it that may carry a token, replaced by the
+    redacted endpoint: a last guard, since no message built here should quote them."""
+    parts = urllib.parse.urlsplit(url.strip()) if _url_problem(url) is None else None
+    pieces = [url, url.strip()]
+    if parts is not None:
+        pieces += [parts.path, parts.query, parts.fragment, parts.password or "",
+                   parts.username or ""]
+    for piece in sorted({p for p in pieces if len(p) > 3}, key=len, reverse=True):
+        text = text.replace(piece, redact(url))
+    return text
+
+
 def deliver(message: Request, timeout_s: float, retries: int,
             sleep: Callable[[float], None] = time.sleep, opener: Opener = _open) -> Notification:
     """Send one message, retrying with backoff; never raises. The record names the endpoint
@@ -274,25 +335,25 @@ def deliver(message: Request, timeout_s: float, retries: int,
         if attempt:
             sleep(backoff(attempt))
         attempts += 1
-        request = urllib.request.Request(  # noqa: S310 (parse_settings admits http(s) only)
-            message.url, data=message.body, method="POST",
-            headers={"Content-Type": message.content_type,
-                     "User-Agent": f"drtool/{__version__}", **dict(message.headers)})
         try:
+            request = urllib.request.Request(  # noqa: S310 (parse_settings admits http(s) only)
+                message.url, data=message.body, method="POST",
+                headers={"Content-Type": message.content_type,
+                         "User-Agent": f"drtool/{__version__}", **dict(message.headers)})
             status, error = opener(request, timeout_s), None
         except urllib.error.HTTPError as exc:
-            status, error = exc.code, f"HTTP {exc.code} {exc.reason}"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            status, error = None, f"{type(reason).__name__}: {reason}" if str(reason) else (
-                type(reason).__name__)
+            status, error = exc.code, _http_error(exc.code)
+        except Exception as exc:  # noqa: BLE001 - a notification must never end a drill
+            status, error = None, _describe(exc)
+            if isinstance(exc, ValueError | http.client.InvalidURL):
+                break  # a bad URL stays bad: no retry
         if error is None and status is not None and 200 <= status < 300:
             break
         if error is None:
-            error = f"HTTP {status}"
+            error = _http_error(status)
         if not _retryable(status):
             break
-    error = error.replace(message.url, redact(message.url)) if error else None
+    error = _without_url(error, message.url) if error else None
     return Notification(
         target=redact(message.url), kind=message.kind, event=message.event,
         format=message.format, status="delivered" if error is None else "failed",

@@ -25,6 +25,10 @@ TAG = "drtool:"  # every entry drtool writes carries the comment "drtool:<env>"
 PASSED_ON = re.compile(r"^(DRTOOL_[A-Z0-9_]+|PATH|LANG|LC_ALL|HOME|ANSIBLE_VAULT_PASSWORD_FILE|"
                        r"AWS_PROFILE|AWS_CONFIG_FILE|AWS_SHARED_CREDENTIALS_FILE)$")
 NEVER_PASSED_ON = ("DRTOOL_DEBUG",)
+# Of those, what goes on the crontab line and into the unit's Environment=: none is a secret.
+# The rest (any other DRTOOL_* variable, such as a webhook URL an inventory looks up, and the
+# AWS and vault settings) goes into a mode-0600 file that the line and the unit read.
+ON_THE_LINE = ("DRTOOL_HOME", "DRTOOL_SANDBOX_PORT_BASE", "PATH", "HOME", "LANG", "LC_ALL")
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,14 @@ def drtool_executable() -> str:
     return str(Path(found).resolve()) if Path(found).exists() else found
 
 
+def _passed_on() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if PASSED_ON.match(k) and
+            k not in NEVER_PASSED_ON}
+
+
 def job_environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if PASSED_ON.match(k) and
-           k not in NEVER_PASSED_ON}
+    """The variables a schedule sets in the open (ON_THE_LINE), from the installing shell."""
+    env = {k: v for k, v in _passed_on().items() if k in ON_THE_LINE}
     env["DRTOOL_HOME"] = str(paths.drtool_home())
     env.setdefault("LANG", "C.UTF-8")
     bin_dir = str(Path(drtool_executable()).parent)
@@ -51,6 +60,31 @@ def job_environment() -> dict[str, str]:
     if bin_dir not in path.split(os.pathsep):
         env["PATH"] = f"{bin_dir}{os.pathsep}{path}"
     return env
+
+
+def private_environment() -> dict[str, str]:
+    """The variables a schedule passes on through its environment file, never in the open."""
+    return {k: v for k, v in _passed_on().items() if k not in ON_THE_LINE}
+
+
+def env_file(env: str) -> Path:
+    return paths.drtool_home() / "schedules" / f"drill-{env}.env"
+
+
+def write_env_file(env: str) -> Path:
+    """Write the schedule's environment file (mode 0600, in a mode-0700 folder): one
+    `NAME='value'` line each, a syntax both sh's `.` and systemd's EnvironmentFile= read."""
+    path = env_file(env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)  # atomic_write's temporary file is briefly 0644 in it
+    lines = [f"{k}={shlex.quote(v)}" for k, v in sorted(private_environment().items())]
+    atomic_write(path, "\n".join([f"# drtool drill schedule of {env}: variables passed on "
+                                  "from the installing shell", *lines, ""]), mode=0o600)
+    return path
+
+
+def remove_env_file(env: str) -> None:
+    env_file(env).unlink(missing_ok=True)
 
 
 def log_file(env: str) -> Path:
@@ -64,10 +98,12 @@ def drill_argv(env: str, extra: list[str] | None = None) -> list[str]:
 
 
 def command_for(env: str, extra: list[str] | None = None) -> str:
-    """The shell command a schedule runs: env VAR=... drtool drill --env ENV --log FILE."""
+    """The shell command a schedule runs (cron runs it with /bin/sh): export everything in
+    the environment file, then env VAR=... drtool drill --env ENV --log FILE."""
     assignments = [f"{k}={shlex.quote(v)}" for k, v in sorted(job_environment().items())]
     argv = drill_argv(env, extra)
-    return " ".join(["/usr/bin/env", *assignments, *map(shlex.quote, argv)])
+    source = f"set -a; . {shlex.quote(str(env_file(env)))}; set +a;"
+    return " ".join([source, "/usr/bin/env", *assignments, *map(shlex.quote, argv)])
 
 
 def check_cron(expression: str) -> str:
@@ -93,6 +129,7 @@ def install(env: str, expression: str, extra: list[str] | None = None) -> Entry:
     expression = check_cron(expression)
     tab = _crontab()
     tab.remove_all(comment=f"{TAG}{env}")
+    write_env_file(env)
     # cron turns an unescaped % into a newline.
     job = tab.new(command=command_for(env, extra).replace("%", "\\%"), comment=f"{TAG}{env}")
     job.setall(expression)
@@ -111,6 +148,8 @@ def remove(env: str) -> int:
     """Remove the environment's entries; return how many there were."""
     tab = _crontab()
     count = tab.remove_all(comment=f"{TAG}{env}")
+    if count:
+        remove_env_file(env)
     if count and not tab.render().strip():
         # Nothing else was in it: delete the crontab, as it was before drtool wrote one.
         subprocess.run(["crontab", "-r"], capture_output=True, check=False, timeout=30)
@@ -122,6 +161,8 @@ def remove(env: str) -> int:
 # -- systemd -------------------------------------------------------------------------------
 
 DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# How long systemd waits, after SIGTERM, for a stopped drill to roll back and exit.
+STOP_TIMEOUT_S = 900
 
 
 def on_calendar(expression: str) -> str:
@@ -162,6 +203,7 @@ def systemd_units(env: str, expression: str, folder: Path,
     environment = "\n".join(f"Environment={shlex.quote(f'{k}={v}')}".replace("%", "%%")
                             for k, v in sorted(job_environment().items()))
     argv = drill_argv(env, extra)
+    private = str(write_env_file(env)).replace("%", "%%")
     service = folder / f"drtool-drill-{env}.service"
     timer = folder / f"drtool-drill-{env}.timer"
     atomic_write(service, f"""[Unit]
@@ -172,9 +214,17 @@ Wants=network-online.target
 [Service]
 Type=oneshot
 {environment}
+# Every other variable (webhook URLs, AWS and vault settings) is in this mode-0600 file.
+EnvironmentFile={private}
 ExecStart={" ".join(shlex.quote(a) for a in argv).replace("%", "%%")}
 # 75: another drill of {env} was running; try again at the next tick.
 SuccessExitStatus=75
+# On stop (or shutdown) SIGTERM goes to drtool alone, not to its ansible-playbook and
+# pg_restore: drtool stops the running phase, rolls the targets back from the safety
+# snapshot, records that, and exits. TimeoutStopSec gives the rollback time before
+# SIGKILL reaches every process of the unit.
+KillMode=mixed
+TimeoutStopSec={STOP_TIMEOUT_S}
 """)
     atomic_write(timer, f"""[Unit]
 Description=Run the drtool drill of {env} on its schedule ({expression})

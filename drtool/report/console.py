@@ -94,6 +94,12 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None,
         out.print(f"Checks    {len(journal.checks) - len(failed)} passed, {len(failed)} failed")
     # The lines below hold paths, URLs and errors: never folded, so that a log read by a
     # program (cron's, a CI job's) keeps each on its line whatever the terminal's width.
+    for found in journal.recovered:
+        why = f": {found['error']}" if found.get("error") else ""
+        out.print(f"Recovered killed drill {found['drill_id']}: rollback {found['rollback']}"
+                  f"{escape(why)}", soft_wrap=True)
+    if journal.rollback is not None and journal.rollback.error:
+        out.print(f"Rollback: {escape(journal.rollback.error)}", soft_wrap=True)
     if journal.failure is not None:
         where = f" at {journal.failure.phase}" if journal.failure.phase else ""
         out.print(f"Failure{where}: {escape(journal.failure.reason)}", soft_wrap=True)

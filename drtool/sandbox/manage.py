@@ -29,6 +29,8 @@ S3_BUCKETS = {"drtool-sandbox-backups": False, "drtool-sandbox-evidence": True}
 SECRETS = ("postgres_password", "redis_password", "s3_access_key_id", "s3_secret_access_key")
 
 # Debian packages the sandbox needs, by the binary that shows each is installed.
+# The sandbox processes a drill itself stops and starts (disaster, restore, rollback).
+DRILL_STOPS = frozenset({"app", "redis_target"})
 PACKAGES = {"redis-server": "redis-server", str(lay.PG_BIN / "initdb"): "postgresql-15"}
 
 

@@ -100,11 +100,17 @@ def cron_daemon():
 def test_cron_runs_an_installed_schedule_and_remove_restores_the_crontab(sandbox: Drtool,
                                                                          cron_daemon):
     before_tab, before = crontab(), journals(sandbox)
-    installed = sandbox("schedule", "install", "--env", "sandbox", "--cron", "* * * * *")
+    hook = "https://hooks.example/services/T0KEN-of-the-schedule-test"  # never called
+    installing = Drtool(sandbox.home, {**sandbox.env, "DRTOOL_TEST_HOOK_URL": hook})
+    installed = installing("schedule", "install", "--env", "sandbox", "--cron", "* * * * *")
     assert installed.returncode == 0, installed.stderr
     listed = sandbox("schedule", "list", "--json")
     entry = next(e for e in json.loads(listed.stdout) if e["env"] == "sandbox")
     assert entry["schedule"] == "* * * * *" and str(sandbox.home) in entry["command"]
+    # The secret-looking variable is in the 0600 file the line reads, not in the crontab.
+    assert hook not in crontab()[1] and "T0KEN" not in entry["command"]
+    env_file = sandbox.home / "schedules" / "drill-sandbox.env"
+    assert hook in env_file.read_text() and env_file.stat().st_mode & 0o777 == 0o600
     try:
         deadline = time.monotonic() + 130  # the next minute starts it
         while not journals(sandbox) - before:
@@ -114,6 +120,7 @@ def test_cron_runs_an_installed_schedule_and_remove_restores_the_crontab(sandbox
         removed = sandbox("schedule", "remove", "--env", "sandbox")
     assert removed.returncode == 0 and "removed 1 crontab entry" in removed.stdout
     assert crontab() == before_tab
+    assert not env_file.exists()  # removed with the entry
 
     (drill_id,) = journals(sandbox) - before
     path = sandbox.home / "evidence" / "sandbox" / drill_id / "journal.json"

@@ -216,3 +216,52 @@ def test_a_slow_endpoint_is_given_up_within_the_bound(endpoint):
     # Two attempts of 0.5 s and one wait of 1 s; the server's 3 s are not waited for.
     assert config.worst_case_s() == 2.0
     assert sent[0].duration_s is not None and sent[0].duration_s < config.worst_case_s() + 1.0
+
+
+# -- URLs that are credentials -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("url", "why"), [
+    (f"https://hc-ping.example/{TOKEN}\n", "whitespace or control characters"),
+    (f"https://hc-ping.example/{TOKEN} ", "whitespace or control characters"),
+    (f"https://hooks.example/a\tb/{TOKEN}", "whitespace or control characters"),
+    (f"https://hooks.example/{TOKEN}\x00", "whitespace or control characters"),
+    (f"https://hooks.example/{TOKEN}/é", "must be ASCII"),
+    (f"https://hooks.example:99999/{TOKEN}", "valid host and port"),
+    (f"https://hooks.example:port/{TOKEN}", "valid host and port"),
+    (f"https:///{TOKEN}", "must be an http(s) URL"),
+])
+def test_a_url_http_client_would_refuse_is_refused_at_validate_naming_only_the_key(url, why):
+    _parsed, problems = notify.parse_settings({"healthchecks_url": url,
+                                               "webhooks": [{"url": url}]})
+    assert [key for key, _message in problems] == ["drtool_notify.healthchecks_url",
+                                                   "drtool_notify.webhooks[1].url"]
+    assert all(why in message for _key, message in problems), problems
+    assert not any(TOKEN in message or "hooks" in message or "hc-ping" in message
+                   for _key, message in problems)
+    assert TOKEN not in notify.redact(url)  # and naming it never raises
+
+
+def test_an_invalid_url_that_reaches_delivery_is_a_failed_delivery_not_a_crash(endpoint):
+    # What a healthchecks URL with a trailing newline did before validation: the ping's URL
+    # became ".../TOKEN\n/start?rid=..." and urllib raised http.client.InvalidURL, uncaught,
+    # quoting the URL. Sent for real, through urllib, to a live server.
+    config = notify.NotifySettings(healthchecks_url=endpoint.url(f"/ping/{TOKEN}\n"))
+    (message,) = notify.start_messages(config, journal())
+    sent = notify.deliver(message, timeout_s=2, retries=2, sleep=lambda _s: None)
+    assert (sent.status, sent.attempts, sent.http_status) == ("failed", 1, None)
+    assert sent.error == "InvalidURL" and endpoint.received == []
+    assert TOKEN not in json.dumps(sent.__dict__)
+    assert sent.target.startswith("http://127.0.0.1:")
+
+
+def test_no_error_text_ever_quotes_the_url():
+    url = f"https://user:{TOKEN}@hooks.example/hook/{TOKEN}?k={TOKEN}"
+
+    def opener(_request: object, _timeout: float) -> int:
+        raise RuntimeError(f"something odd about {url} and /hook/{TOKEN}")
+
+    message = notify.Request(url, "webhook", "finished", b"{}", format="json")
+    sent = notify.deliver(message, timeout_s=1, retries=1, sleep=lambda _s: None,
+                          opener=opener)
+    assert (sent.status, sent.attempts, sent.error) == ("failed", 2, "RuntimeError")
+    assert TOKEN not in json.dumps(sent.__dict__)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -168,12 +169,42 @@ def test_invalid_cron_expressions_are_refused(bad, capsys):
     assert err.count("\n") == 1 and "not a valid cron expression" in err
 
 
+HOOK_URL = "https://hooks.example/services/T0KEN-in-the-url"
+S3_SECRET = "s3cr3t-Access-Key-Value"
+
+
+def secret_environment(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    monkeypatch.setenv("DRTOOL_HOME", str(home))
+    monkeypatch.setenv("DRTOOL_HOOK_URL", HOOK_URL)  # what an inventory's env lookup reads
+    monkeypatch.setenv("DRTOOL_S3_SECRET", S3_SECRET)
+    monkeypatch.setenv("AWS_PROFILE", "drill profile's 'name'")  # quotes must survive
+
+
+def assert_private_env_file(path: Path) -> None:
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+    text = path.read_text()
+    assert HOOK_URL in text and S3_SECRET in text
+
+
 def test_systemd_units_run_the_drill_with_absolute_paths(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path / "home"))
+    secret_environment(monkeypatch, tmp_path / "home")
     assert main(["schedule", "install", "--env", "sandbox", "--cron", "0 5 * * 1",
                  "--systemd", "--unit-dir", str(tmp_path)]) == 0
     service = (tmp_path / "drtool-drill-sandbox.service").read_text()
     timer = (tmp_path / "drtool-drill-sandbox.timer").read_text()
+    # No secret in the units (mode 0644, readable by all): they are in the 0600 file.
+    for text in (service, timer):
+        assert HOOK_URL not in text and S3_SECRET not in text and "T0KEN" not in text
+    env_file = tmp_path / "home" / "schedules" / "drill-sandbox.env"
+    assert f"EnvironmentFile={env_file}\n" in service
+    assert_private_env_file(env_file)
+    # A stop gives drtool (alone) time to roll back before everything is killed.
+    assert "KillMode=mixed\n" in service and "TimeoutStopSec=900\n" in service
+    verify = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                             str(tmp_path / "drtool-drill-sandbox.service")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
     start = next(line for line in service.splitlines() if line.startswith("ExecStart="))
     argv = start.removeprefix("ExecStart=").split()
     assert os.path.isabs(argv[0]) and argv[0].endswith("drtool") and os.access(argv[0], os.X_OK)
@@ -182,6 +213,37 @@ def test_systemd_units_run_the_drill_with_absolute_paths(tmp_path, monkeypatch, 
     assert f"Environment=DRTOOL_HOME={tmp_path}/home" in service
     assert "OnCalendar=Mon *-*-* 5:0:00" in timer and "Persistent=true" in timer
     assert "enable --now drtool-drill-sandbox.timer" in capsys.readouterr().out
+
+
+def test_the_cron_line_carries_no_secret_and_gives_the_drill_every_variable(tmp_path,
+                                                                           monkeypatch):
+    secret_environment(monkeypatch, tmp_path / "home")
+    # A stand-in for drtool that records the environment and arguments cron gives it.
+    seen = tmp_path / "seen.json"
+    fake = tmp_path / "bin" / "drtool"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
+                    f"json.dump({{'argv': sys.argv[1:], 'env': dict(os.environ)}}, "
+                    f"open({str(seen)!r}, 'w'))\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(schedule, "drtool_executable", lambda: str(fake))
+
+    env_file = schedule.write_env_file("sandbox")
+    line = schedule.command_for("sandbox")
+    assert HOOK_URL not in line and S3_SECRET not in line and "T0KEN" not in line
+    assert_private_env_file(env_file)
+    # Run it as cron does: /bin/sh -c LINE with cron's few variables.
+    done = subprocess.run(["/bin/sh", "-c", line], env={"PATH": "/usr/bin:/bin",
+                                                        "HOME": str(tmp_path)},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(seen.read_text())
+    assert got["argv"][:3] == ["drill", "--env", "sandbox"]
+    assert got["env"]["DRTOOL_HOOK_URL"] == HOOK_URL and got["env"]["DRTOOL_S3_SECRET"] == (
+        S3_SECRET)
+    assert got["env"]["AWS_PROFILE"] == "drill profile's 'name'"
+    assert got["env"]["DRTOOL_HOME"] == str(tmp_path / "home")
+    assert got["env"]["PATH"].split(os.pathsep)[0] == str(fake.parent)
 
 
 def test_a_schedule_for_an_unknown_environment_is_refused(capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 CONNECTION_ARGS = dict(
     host=dict(type="str", default="127.0.0.1"),
     port=dict(type="int", default=5432),
@@ -33,6 +35,32 @@ SENTINEL_DDL = (
     " backup_id text PRIMARY KEY, value text NOT NULL,"
     " written_at timestamptz NOT NULL DEFAULT clock_timestamp())",
 )
+
+
+# How much of a tool's stderr a failure message keeps: the end, where the error is.
+STDERR_TAIL = 2000
+
+
+def tool_failure(tool, returncode, stderr, secrets=()):
+    """The message of a failed client program (pg_dump, pg_restore): its exit code and the
+    tail of its own stderr, with every value in `secrets` replaced by ***."""
+    text = (stderr or "").strip()
+    if len(text) > STDERR_TAIL:
+        text = "..." + text[-STDERR_TAIL:]
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return "%s failed (exit %d): %s" % (tool, returncode, text or "no message on stderr")
+
+
+def client_env(params):
+    """The environment of a client program: the password in PGPASSWORD, only there (never
+    on its command line, where `ps` shows it)."""
+    env = dict(os.environ, PGCONNECT_TIMEOUT=str(params["connect_timeout"]))
+    env.pop("PGPASSWORD", None)
+    if params["password"]:
+        env["PGPASSWORD"] = params["password"]
+    return env
 
 
 def import_psycopg(module):

@@ -24,7 +24,11 @@ options:
   jobs: {description: Parallel pg_dump jobs., type: int, default: 2}
   pg_dump: {description: pg_dump executable., type: str, default: pg_dump}
   backup_id: {description: Backup identifier, the sentinel's key., type: str, required: true}
-  sentinel_value: {description: Value of the sentinel row written before the dump., type: str, required: true}
+  sentinel_value:
+    description:
+      - Value of the sentinel row written before the dump. Without it nothing is written
+        (a safety snapshot of a restore target must not change it).
+    type: str
   heartbeat_query: {description: Query returning the newest heartbeat timestamp., type: str}
 author: drtool maintainers
 """
@@ -44,11 +48,13 @@ from ansible_collections.drtool.drill.plugins.module_utils.files import describe
 from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
     CONNECTION_ARGS,
     SENTINEL_DDL,
+    client_env,
     connect,
     exact_counts,
     import_psycopg,
     newest_heartbeat,
     sequence_values,
+    tool_failure,
 )
 
 
@@ -76,7 +82,7 @@ def main():
         jobs=dict(type="int", default=2),
         pg_dump=dict(type="str", default="pg_dump"),
         backup_id=dict(type="str", required=True),
-        sentinel_value=dict(type="str", required=True),
+        sentinel_value=dict(type="str", default=None),
         heartbeat_query=dict(type="str", default=None),
     )
     module = AnsibleModule(argument_spec=args, supports_check_mode=False)
@@ -88,8 +94,9 @@ def main():
 
     started = time.monotonic()
     try:
-        with connect(psycopg, params) as plain:
-            write_sentinel(plain, params["backup_id"], params["sentinel_value"])
+        if params["sentinel_value"] is not None:
+            with connect(psycopg, params) as plain:
+                write_sentinel(plain, params["backup_id"], params["sentinel_value"])
         snap = connect(psycopg, params, autocommit=False)
         try:
             snap.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -99,7 +106,7 @@ def main():
             # Sequences are not transactional: read them first, so the dump (which reads them
             # later) can only hold values at or above these.
             sequences = sequence_values(snap)
-            env = dict(os.environ, PGPASSWORD=params["password"] or "")
+            env = client_env(params)
             dump = subprocess.Popen(
                 [
                     params["pg_dump"], "--format=directory", "--jobs=%d" % params["jobs"],
@@ -113,7 +120,8 @@ def main():
             heartbeat_at = newest_heartbeat(snap, params["heartbeat_query"])
             _out, err = dump.communicate()
             if dump.returncode != 0:
-                module.fail_json(msg="pg_dump failed (exit %d): %s" % (dump.returncode, err.strip()))
+                module.fail_json(msg=tool_failure("pg_dump", dump.returncode, err,
+                                                  [params["password"]]))
         finally:
             snap.rollback()
             snap.close()
@@ -130,7 +138,8 @@ def main():
         pg_dump_version=tool_version(params["pg_dump"]),
         counts=counts,
         sequences=sequences,
-        sentinel={"backup_id": params["backup_id"], "value": params["sentinel_value"]},
+        sentinel=({"backup_id": params["backup_id"], "value": params["sentinel_value"]}
+                  if params["sentinel_value"] is not None else None),
         heartbeat_at=heartbeat_at,
         files=files,
         size=sum(entry["size"] for entry in files),

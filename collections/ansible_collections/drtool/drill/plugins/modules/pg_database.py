@@ -56,6 +56,10 @@ def main():
             changed = drop or create
             if not module.check_mode:
                 if drop:
+                    # Refuse new connections first: FORCE ends the open ones, and nothing
+                    # (an application, a worker) may connect between that and the drop.
+                    conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false")
+                                 .format(name))
                     conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
                 if create:
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(name))

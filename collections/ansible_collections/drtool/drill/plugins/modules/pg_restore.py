@@ -1,0 +1,80 @@
+#!/usr/bin/python
+"""Ansible module: pg_restore a dump, with the password kept off the command line and the
+tool's own error in the failure message."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_restore
+short_description: Restore a pg_dump archive into a database with pg_restore
+description:
+  - Runs C(pg_restore --exit-on-error -j N) (an argument list, no shell) into an existing
+    database. The password reaches pg_restore in its environment (C(PGPASSWORD)) only; it is
+    never on a command line, and as a C(no_log) parameter Ansible masks it in every output.
+  - On failure the message holds the end of pg_restore's own stderr, such as
+    C(role "x" does not exist), with the password replaced by C(***).
+options:
+  host: {description: Server address., type: str, default: 127.0.0.1}
+  port: {description: Server port., type: int, default: 5432}
+  user: {description: Role to connect as., type: str, default: postgres}
+  password: {description: Password of I(user)., type: str}
+  database: {description: Database to restore into; it must exist., type: str, required: true}
+  connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
+  src: {description: The archive, a custom-format file or a directory-format folder., type: path, required: true}
+  jobs: {description: Parallel pg_restore jobs., type: int, default: 2}
+  pg_restore: {description: pg_restore executable., type: str, default: pg_restore}
+author: drtool maintainers
+"""
+
+RETURN = r"""
+duration_s: {description: How long pg_restore ran, in seconds., type: float, returned: success}
+"""
+
+import os
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
+    CONNECTION_ARGS,
+    client_env,
+    tool_failure,
+)
+
+
+def restore_argv(params):
+    """pg_restore's argument list; --exit-on-error makes any error fail the restore."""
+    return [
+        params["pg_restore"], "--jobs=%d" % params["jobs"], "--exit-on-error",
+        "--dbname=" + params["database"], "--host=" + params["host"],
+        "--port=%d" % params["port"], "--username=" + params["user"], "--no-password",
+        params["src"],
+    ]
+
+
+def main():
+    args = dict(CONNECTION_ARGS)
+    args.update(
+        src=dict(type="path", required=True),
+        jobs=dict(type="int", default=2),
+        pg_restore=dict(type="str", default="pg_restore"),
+    )
+    module = AnsibleModule(argument_spec=args, supports_check_mode=False)
+    params = module.params
+    if not os.path.exists(params["src"]):
+        module.fail_json(msg="no dump at %s" % params["src"])
+
+    started = time.monotonic()
+    try:
+        done = subprocess.run(restore_argv(params), env=client_env(params), capture_output=True,
+                              text=True, errors="replace", check=False)
+    except OSError as exc:
+        module.fail_json(msg="cannot run %s: %s" % (params["pg_restore"], exc.strerror))
+    if done.returncode != 0:
+        module.fail_json(msg=tool_failure("pg_restore", done.returncode, done.stderr,
+                                          [params["password"]]), rc=done.returncode)
+    module.exit_json(changed=True, duration_s=round(time.monotonic() - started, 3))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Rollbacks, judged: does a journal leave targets to roll back, and did a rollback put them
+back as the safety snapshot found them. Pure: given journals and facts, returns answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drtool.core.model import FAILED, PASSED, PENDING, RUNNING, SKIPPED, Check, Journal
+
+SNAPSHOT = "snapshot"
+CLEANUP = "cleanup"
+# Phases that change what a restore target holds or runs (drtool.drill.phases says the same).
+CHANGES_TARGETS = frozenset({"disaster", "restore", "restart", "cleanup"})
+
+
+def changed_targets(journal: Journal) -> bool:
+    """Whether a phase that changes the targets started after a safety snapshot passed:
+    then, unless the drill passed, its targets must be rolled back."""
+    snapshot = any(p.name == SNAPSHOT and p.status == PASSED for p in journal.phases)
+    started = any(p.name in CHANGES_TARGETS and p.status not in (PENDING, SKIPPED)
+                  for p in journal.phases)
+    return snapshot and started
+
+
+def awaits_rollback(journal: Journal) -> bool:
+    """A journal whose process died (it still says running) after it changed its targets,
+    and whose rollback has not run to an end."""
+    done = journal.rollback is not None and journal.rollback.status not in (RUNNING, PENDING)
+    return journal.status == RUNNING and changed_targets(journal) and not done
+
+
+def _check(name: str, target: str, expected: Any, actual: Any, ok: bool, detail: str = "") -> Check:
+    return Check(name, target, expected, actual, PASSED if ok else FAILED, detail)
+
+
+def rollback_checks(postgres: dict[str, dict[str, Any]], redis: dict[str, dict[str, Any]],
+                    cleanup_started: bool) -> list[Check]:
+    """Judge what the rollback playbook published per host ({host: facts}): every table's
+    exact count and every Redis database's key count equal the snapshot's.
+
+    A component without a snapshot record was left as it was: right when cleanup had already
+    removed the snapshot (the target holds the verified restore), a failure otherwise."""
+    checks: list[Check] = []
+    for kind, hosts in (("postgres", postgres), ("redis", redis)):
+        for host, facts in sorted(hosts.items()):
+            if not facts.get("snapshot"):
+                detail = ("cleanup had removed it: the target keeps the verified restore"
+                          if cleanup_started else "the target was left as it is")
+                checks.append(_check(f"rollback.{kind}.snapshot", host, "a safety snapshot",
+                                     "none", cleanup_started, detail))
+                continue
+            if kind == "postgres":
+                want, got = facts.get("expected_exists"), facts.get("actual_exists")
+                checks.append(_check("rollback.postgres.database", host,
+                                     "exists" if want else "absent",
+                                     "exists" if got else "absent", bool(want) == bool(got)))
+            expected, actual = facts.get("expected") or {}, facts.get("actual") or {}
+            name = ("rollback.postgres.row_count" if kind == "postgres"
+                    else "rollback.redis.key_count")
+            for key in sorted(set(expected) | set(actual)):
+                checks.append(_check(name, f"{host}:{key}", expected.get(key), actual.get(key),
+                                     expected.get(key) == actual.get(key)))
+            if kind == "redis" and not expected and not actual:
+                checks.append(_check(name, f"{host}:every database", 0, 0, True, "empty"))
+    return checks

@@ -1,0 +1,133 @@
+"""Putting restore targets back: stop what an interrupted phase left running (reap), then run
+the rollback playbook and judge what it restored against the safety snapshot.
+
+Used after a failed or interrupted phase, and for a drill that was killed (SIGKILL, a power
+loss): its journal still says running, the environment's lock is free, and its targets may
+be half restored. The next operation on the environment, or `drtool rollback`, finds it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from drtool import paths
+from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun
+from drtool.core import rollback as judge
+from drtool.core.clock import Clock, iso, seconds_between
+from drtool.core.model import ABORTED, FAILED, PASSED, RUNNING, Check, Failure, Journal, PhaseRecord
+from drtool.drill import phases as ph
+from drtool.drill.journal_writer import JournalWriter, load_journals
+from drtool.errors import OrchestrationError
+
+EventHook = Callable[[dict[str, Any], Any], None]
+
+
+def reap(ansible: AnsibleAdapter, extravars: dict[str, Any], artifacts: Path) -> str | None:
+    """Stop, on every host, the processes started under this drill id and wait until they
+    are gone. Returns why that could not be done, or None."""
+    try:
+        run = ansible.run("reap", extravars, artifacts)
+    except OrchestrationError as exc:
+        return exc.message
+    if run.status == "successful":
+        return None
+    return "; ".join(f"{f.host}: {f.message}" for f in run.failures) or (
+        f"ansible-playbook ended {run.status} (rc {run.rc})")
+
+
+def reasons(run: PlaybookRun) -> str:
+    return "; ".join(f"{f.host}: {f.task}: {f.message}" for f in run.failures) or (
+        f"ansible-playbook ended {run.status} (rc {run.rc})")
+
+
+def roll_back(ansible: AnsibleAdapter, extravars: dict[str, Any], artifacts: Path,
+              record: PhaseRecord, cleanup_started: bool, clock: Clock,
+              on_event: EventHook | None = None) -> list[Check]:
+    """Reap, then run playbooks/rollback.yml; fill `record` (status, times, error, tasks) and
+    return the checks of what it restored. Never cancelled: a rollback runs to its end."""
+    started = clock()
+    record.status, record.started_at = RUNNING, iso(started)
+    checks: list[Check] = []
+    problem = reap(ansible, extravars, artifacts.with_name("reap"))
+    if problem:
+        # Rolling back beside a pg_restore or a Redis load still at work is the race this
+        # exists to prevent: leave the targets (and the snapshot) for a person.
+        record.status = FAILED
+        record.error = f"processes of the drill could not be stopped, so nothing was rolled " \
+                       f"back: {problem}"
+    else:
+        try:
+            run = ansible.run(ph.ROLLBACK, extravars, artifacts, on_event,
+                              run_id=extravars["drtool_drill_id"])
+        except OrchestrationError as exc:
+            record.status, record.error = FAILED, exc.message
+        else:
+            record.tasks = list(run.tasks)
+            checks = judge.rollback_checks(run.stats.get("drtool_postgres_rollback", {}),
+                                           run.stats.get("drtool_redis_rollback", {}),
+                                           cleanup_started)
+            bad = [c for c in checks if not c.passed]
+            if run.status != "successful":
+                record.status, record.error = FAILED, reasons(run)
+            elif bad:
+                record.status = FAILED
+                record.error = "the targets differ from the safety snapshot: " + "; ".join(
+                    c.describe() for c in bad[:3]) + (f" (and {len(bad) - 3} more)"
+                                                      if len(bad) > 3 else "")
+            else:
+                record.status = PASSED
+    ended = clock()
+    record.ended_at, record.duration_s = iso(ended), seconds_between(started, ended)
+    return checks
+
+
+def extravars_of(journal: Journal, store_backup_path: Path | None) -> dict[str, Any]:
+    """The extra vars a drill's rollback needs, rebuilt from its journal."""
+    values: dict[str, Any] = {
+        "drtool_env": journal.env, "drtool_drill_id": journal.drill_id,
+        "drtool_touches_targets": True,
+    }
+    if journal.backup is not None and store_backup_path is not None:
+        values["drtool_backup_id"] = journal.backup.id
+        values["drtool_store_backup_path"] = str(store_backup_path)
+    return values
+
+
+def awaiting(env: str, skip: str | None = None) -> list[tuple[Path, Journal]]:
+    """The journals of `env` whose drill was killed after it changed its targets and whose
+    rollback has not run. Call it only while holding the environment's lock: then no drill
+    of `env` is running, whatever the journals' PIDs say."""
+    return [(path, journal) for path, journal in load_journals(paths.evidence_dir(env))
+            if journal.drill_id != skip and judge.awaits_rollback(journal)]
+
+
+def roll_back_killed(ansible: AnsibleAdapter, path: Path, journal: Journal,
+                     store_backup_path: Path | None, by: str, clock: Clock) -> PhaseRecord:
+    """Roll back the targets of a killed drill and record it in that drill's own journal:
+    its rollback, status aborted, and why. Returns the rollback record."""
+    writer = JournalWriter(path.parent, journal)
+    record = PhaseRecord(ph.ROLLBACK)
+    journal.rollback = record
+    writer.save()
+    phase = next((p for p in journal.phases if p.status == RUNNING), None)
+    checks = roll_back(ansible, extravars_of(journal, store_backup_path),
+                       writer.artifact_dir(ph.ROLLBACK), record,
+                       any(p.name == ph.CLEANUP and p.status != "pending"
+                           for p in journal.phases), clock)
+    if phase is not None:
+        phase.status = ABORTED
+        phase.error = "drtool was killed during this phase"
+    for other in journal.phases:
+        if other.status == "pending":
+            other.status = "skipped"
+    journal.checks.extend(checks)
+    journal.status = ABORTED
+    journal.ended_at = iso(clock())
+    if journal.failure is None:
+        journal.failure = Failure(
+            phase.name if phase else "",
+            f"drtool was killed (process {journal.pid} was gone); its targets were rolled "
+            f"back by {by}: {record.status}", "interrupted")
+    writer.save()
+    return record

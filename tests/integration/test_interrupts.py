@@ -1,0 +1,242 @@
+"""Interrupts and rollbacks cannot race: a phase is stopped for real before the rollback
+starts, a second signal does not abandon the rollback, a killed drill is rolled back by the
+next operation, and a rollback proves what it restored.
+
+The restore is made slow for real: the inventory points drtool_postgres_bin_dir at a folder
+whose pg_restore waits before it runs the real one, on the calls the test chooses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Drtool, alive, copy_inventory, wait_gone
+from tests.e2e.test_drill import target_state
+from tests.integration.test_failures import app_health, wait_for_phase
+
+pytestmark = pytest.mark.integration
+
+REAL_BIN = Path("/usr/lib/postgresql/15/bin")
+STATE_KEYS = ("database_oid", "sentinels", "rows", "redis_keys", "redis_sentinels")
+WRAPPER = """#!/bin/sh
+# pg_restore that waits first on the calls listed in slow-calls, writing its PID for the test.
+dir=$(dirname "$0")
+[ "$1" = --version ] && exec {real}/pg_restore "$@"
+n=$(( $(cat "$dir/calls" 2>/dev/null || echo 0) + 1 )); echo $n > "$dir/calls"
+if grep -qx "$n" "$dir/slow-calls" 2>/dev/null; then echo $$ > "$dir/slow-$n.pid"; sleep 40; fi
+exec {real}/pg_restore "$@"
+"""
+
+
+def slow_restore_env(drtool: Drtool, name: str, slow_calls: tuple[int, ...]) -> tuple[str, Path]:
+    """An environment whose pg_restore waits 40 s on the given calls (1: the drill's
+    restore, 2: the rollback's); returns its name and the wrapper's folder."""
+    bindir = drtool.home / f"slow-bin-{name}"
+    shutil.rmtree(bindir, ignore_errors=True)
+    bindir.mkdir()
+    for tool in REAL_BIN.iterdir():
+        (bindir / tool.name).symlink_to(tool)
+    (bindir / "pg_restore").unlink()
+    (bindir / "pg_restore").write_text(WRAPPER.format(real=REAL_BIN))
+    (bindir / "pg_restore").chmod(0o755)
+    (bindir / "slow-calls").write_text("".join(f"{n}\n" for n in slow_calls))
+    env = copy_inventory(drtool, name, {}, {"sandbox-pg-target": {
+        "drtool_postgres_bin_dir": str(bindir)}})
+    return env, bindir
+
+
+def wait_for_file(path: Path, timeout: float = 300) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.05)
+    pytest.fail(f"{path} never appeared")
+
+
+def leftovers(drill_id: str) -> list[str]:
+    """Command lines of live processes that carry the drill's run marker, except the
+    services a rollback (re)starts on purpose: Redis and the application."""
+    marker = f"DRTOOL_RUN_ID={drill_id}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0") and alive(int(environ.parent.name)):
+                found.append(environ.with_name("cmdline").read_bytes().replace(b"\0", b" ")
+                             .decode())
+        except OSError:
+            continue
+    return [c for c in found if "redis-server" not in c and "drtool.sandbox.app serve" not in c]
+
+
+def rollback_failure(journal: dict) -> object:
+    """What a failed rollback says, and its failed tasks: the assertion message."""
+    rolled = journal["rollback"]
+    return rolled["error"], [t for t in rolled["tasks"] if t["status"] == "failed"]
+
+
+def test_sigterm_stops_a_running_restore_before_the_rollback(sandbox: Drtool, passed_drill):
+    # After a passed drill the targets hold data: the rollback has counts to prove.
+    env, bindir = slow_restore_env(sandbox, "sandbox-slow-restore", (1,))
+    before = target_state(sandbox)
+    drill = sandbox.popen("drill", "--env", env, "--json")
+    restore_pid = wait_for_file(bindir / "slow-1.pid")
+
+    drill.send_signal(signal.SIGTERM)
+    out, err = drill.communicate(timeout=300)
+
+    assert drill.returncode == 130, err
+    journal = json.loads(out)
+    # The pg_restore that was still waiting was stopped before the rollback ran: on the code
+    # before this test it slept on, and restored into the target under the rollback.
+    assert not alive(restore_pid), "the interrupted pg_restore outlived the drill"
+    assert leftovers(journal["drill_id"]) == []
+    assert journal["status"] == "aborted" and journal["failure"]["kind"] == "interrupted"
+    statuses = [p["status"] for p in journal["phases"]]
+    assert statuses == ["passed"] * 4 + ["aborted"] + ["skipped"] * 3
+    assert journal["rollback"]["status"] == "passed", rollback_failure(journal)
+    checks = [c for c in journal["checks"] if c["name"].startswith("rollback.")]
+    assert {c["name"] for c in checks} >= {"rollback.postgres.database",
+                                           "rollback.postgres.row_count",
+                                           "rollback.redis.key_count"}
+    assert all(c["status"] == "passed" for c in checks), checks
+    after = target_state(sandbox)
+    for key in STATE_KEYS[1:]:
+        assert after.get(key) == before.get(key), key
+    assert app_health(sandbox)["stores"] == "primary"
+    # The snapshot was removed only once the rollback had checked out.
+    assert not (sandbox.home / "snapshots" / env / journal["drill_id"]).exists()
+
+
+def test_a_second_sigterm_during_the_rollback_does_not_abandon_it(sandbox: Drtool, passed_drill):
+    env, bindir = slow_restore_env(sandbox, "sandbox-slow-rollback", (1, 2))
+    before = target_state(sandbox)
+    drill = sandbox.popen("drill", "--env", env, "--json")
+    wait_for_file(bindir / "slow-1.pid")
+    drill.send_signal(signal.SIGTERM)
+    rollback_restore = wait_for_file(bindir / "slow-2.pid")  # the rollback's own pg_restore
+
+    drill.send_signal(signal.SIGTERM)
+    drill.send_signal(signal.SIGINT)
+    out, err = drill.communicate(timeout=300)
+
+    assert drill.returncode == 130, err
+    journal = json.loads(out)
+    assert journal["status"] == "aborted" and journal["ended_at"]
+    assert journal["rollback"]["status"] == "passed", rollback_failure(journal)
+    assert any("SIGTERM during the rollback" in w for w in journal["warnings"])
+    assert any("SIGINT during the rollback" in w for w in journal["warnings"])
+    assert not alive(rollback_restore)
+    after = target_state(sandbox)
+    for key in STATE_KEYS[1:]:
+        assert after.get(key) == before.get(key), key
+    saved = json.loads((sandbox.home / "evidence" / env / journal["drill_id"] /
+                        "journal.json").read_text())
+    assert saved["status"] == "aborted"
+
+
+def test_a_killed_drill_is_rolled_back_by_the_next_operation(sandbox: Drtool, passed_drill):
+    env, bindir = slow_restore_env(sandbox, "sandbox-killed", (1,))
+    before = target_state(sandbox)
+    drill = sandbox.popen("drill", "--env", env)
+    restore_pid = wait_for_file(bindir / "slow-1.pid")
+    journal_path = wait_for_phase(sandbox.home / "evidence" / env, "restore")
+
+    drill.kill()  # SIGKILL: no handler runs, nothing is rolled back, the journal says running
+    drill.wait(timeout=30)
+    killed = json.loads(journal_path.read_text())
+    assert killed["status"] == "running"
+    assert alive(restore_pid)  # ansible-playbook's orphans carry on without drtool
+    # Until it is rolled back, the killed drill is not recorded as over.
+    code, history = sandbox.json("history", "--env", env)
+    assert code == 0 and all(r["drill_id"] != killed["drill_id"] for r in history)
+
+    done = sandbox("rollback", "--env", env)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Recovered killed drill {killed['drill_id']}: rollback passed" in done.stdout
+    wait_gone(restore_pid, timeout=5)
+    assert leftovers(killed["drill_id"]) == []
+    journal = json.loads(journal_path.read_text())
+    assert journal["status"] == "aborted" and journal["ended_at"]
+    assert journal["rollback"]["status"] == "passed", rollback_failure(journal)
+    assert journal["failure"]["phase"] == "restore"
+    assert "drtool was killed" in journal["failure"]["reason"]
+    assert [p["status"] for p in journal["phases"]][4:] == ["aborted", "skipped", "skipped",
+                                                           "skipped"]
+    after = target_state(sandbox)
+    for key in STATE_KEYS[1:]:
+        assert after.get(key) == before.get(key), key
+    assert app_health(sandbox)["stores"] == "primary"
+    code, history = sandbox.json("history", "--env", env)
+    statuses = {r["drill_id"]: r["status"] for r in history}
+    assert statuses[killed["drill_id"]] == "aborted"
+    assert sandbox("evidence", "verify").returncode == 0
+    # Nothing left to do: a second rollback finds nothing.
+    again = sandbox("rollback", "--env", env, "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["recovered"] == []
+
+
+def test_a_rollback_that_does_not_match_its_snapshot_fails_and_keeps_the_snapshot(
+        sandbox: Drtool, passed_drill):
+    env, bindir = slow_restore_env(sandbox, "sandbox-tampered", (1,))
+    drill = sandbox.popen("drill", "--env", env)
+    restore_pid = wait_for_file(bindir / "slow-1.pid")
+    journal_path = wait_for_phase(sandbox.home / "evidence" / env, "restore")
+    drill.kill()
+    drill.wait(timeout=30)
+    drill_id = json.loads(journal_path.read_text())["drill_id"]
+    snapshot = sandbox.home / "snapshots" / env / drill_id
+    state = json.loads((snapshot / "postgres" / "state.json").read_text())
+    state["counts"]["public.orders"] += 1  # what the snapshot claims no longer matches it
+    (snapshot / "postgres" / "state.json").write_text(json.dumps(state))
+
+    done = sandbox("drill", "--env", env, "--json")
+
+    assert done.returncode == 3, done.stderr
+    assert not alive(restore_pid)
+    journal = json.loads(journal_path.read_text())
+    assert journal["rollback"]["status"] == "failed"
+    assert "rollback.postgres.row_count" in journal["rollback"]["error"]
+    assert "public.orders" in journal["rollback"]["error"]
+    assert snapshot.joinpath("postgres", "dump").is_dir(), "the snapshot must be kept"
+    new = json.loads(done.stdout)
+    assert new["status"] == "failed" and new["failure"]["kind"] == "orchestration"
+    assert drill_id in new["failure"]["reason"]
+    assert [p["status"] for p in new["phases"]] == ["skipped"] * 8  # nothing else ran
+    # Only the record was altered: the data itself was rolled back, and the application
+    # resumed. The kept snapshot is for a person; the test removes it.
+    assert app_health(sandbox)["stores"] == "primary"
+    shutil.rmtree(snapshot)
+
+
+def test_a_rollback_after_cleanup_removed_the_snapshot_keeps_the_verified_restore(
+        sandbox: Drtool):
+    # The application cannot be resumed: cleanup fails after it removed the snapshots.
+    env = copy_inventory(sandbox, "sandbox-no-resume", {}, {"sandbox-app": {
+        "drtool_app_resume_command": ["false"]}})
+    code, journal = sandbox.json("drill", "--env", env)
+
+    assert code == 3, journal["failure"]
+    assert journal["failure"]["phase"] == "cleanup"
+    checks = {c["name"]: c for c in journal["checks"] if c["name"].startswith("rollback.")}
+    assert checks["rollback.postgres.snapshot"]["status"] == "passed"
+    assert "keeps the verified restore" in checks["rollback.postgres.snapshot"]["detail"]
+    # On the code before, the rollback dropped the database it had just verified.
+    state = target_state(sandbox)
+    assert state["database_oid"] is not None
+    assert state["rows"][0] == next(c["expected"] for c in journal["checks"]
+                                    if c["target"].endswith("public.order_items")
+                                    and c["name"] == "postgres.row_count")
+    # The application back on the primaries, for the tests after this one.
+    start = subprocess.run([sys.executable, "-m", "drtool.sandbox.app", "start", "--stores",
+                            "primary"], env=sandbox.env, capture_output=True, text=True,
+                           check=False)
+    assert start.returncode == 0, start.stderr

@@ -1,0 +1,74 @@
+"""Rollbacks judged: which journals await one, and whether one restored the snapshot."""
+
+from __future__ import annotations
+
+from drtool.core.model import Journal, PhaseRecord
+from drtool.core.rollback import awaits_rollback, changed_targets, rollback_checks
+
+PHASES = ("preflight", "backup", "snapshot", "disaster", "restore", "restart", "verify",
+          "cleanup")
+
+
+def journal(*statuses: str, status: str = "running", rollback: str | None = None) -> Journal:
+    phases = [PhaseRecord(name, status=s) for name, s in
+              zip(PHASES, [*statuses, *["pending"] * (len(PHASES) - len(statuses))], strict=True)]
+    return Journal("d1", "sandbox", "drill", "2026-12-04T00:00:00+00:00", status=status,
+                   phases=phases, rollback=PhaseRecord("rollback", status=rollback)
+                   if rollback else None)
+
+
+def test_a_drill_killed_after_its_disaster_began_awaits_a_rollback():
+    killed = journal("passed", "passed", "passed", "running")
+    assert changed_targets(killed) and awaits_rollback(killed)
+
+
+def test_nothing_awaits_before_the_targets_changed_or_once_rolled_back_or_finished():
+    assert not awaits_rollback(journal("passed", "running"))  # killed during the backup
+    assert not awaits_rollback(journal("passed", "passed", "running"))  # during the snapshot
+    assert not awaits_rollback(journal("passed", "passed", "passed", "running",
+                                       rollback="passed"))
+    assert not awaits_rollback(journal("passed", "passed", "passed", "failed", status="failed"))
+    # A rollback that was itself killed half-way is run again.
+    assert awaits_rollback(journal("passed", "passed", "passed", "running", rollback="running"))
+
+
+def test_a_rollback_that_restored_every_count_passes():
+    checks = rollback_checks(
+        {"pg": {"snapshot": True, "expected_exists": True, "actual_exists": True,
+                "expected": {"public.orders": 3}, "actual": {"public.orders": 3}}},
+        {"rd": {"snapshot": True, "expected": {"db0": 5}, "actual": {"db0": 5}}},
+        cleanup_started=False)
+    assert [(c.name, c.target, c.passed) for c in checks] == [
+        ("rollback.postgres.database", "pg", True),
+        ("rollback.postgres.row_count", "pg:public.orders", True),
+        ("rollback.redis.key_count", "rd:db0", True)]
+
+
+def test_a_difference_is_named_table_by_table():
+    checks = rollback_checks(
+        {"pg": {"snapshot": True, "expected_exists": True, "actual_exists": True,
+                "expected": {"public.orders": 3, "public.gone": 1},
+                "actual": {"public.orders": 4}}},
+        {"rd": {"snapshot": True, "expected": {"db0": 5}, "actual": {"db0": 5, "db1": 1}}},
+        cleanup_started=False)
+    failed = [c.describe() for c in checks if not c.passed]
+    assert failed == [
+        "rollback.postgres.row_count pg:public.gone: expected 1, actual None",
+        "rollback.postgres.row_count pg:public.orders: expected 3, actual 4",
+        "rollback.redis.key_count rd:db1: expected None, actual 1"]
+
+
+def test_a_database_that_should_be_gone_and_empty_redis_are_judged_too():
+    checks = rollback_checks(
+        {"pg": {"snapshot": True, "expected_exists": False, "actual_exists": True,
+                "expected": {}, "actual": {"public.orders": 1}}},
+        {"rd": {"snapshot": True, "expected": {}, "actual": {}}}, cleanup_started=False)
+    assert [(c.name, c.passed) for c in checks] == [
+        ("rollback.postgres.database", False), ("rollback.postgres.row_count", False),
+        ("rollback.redis.key_count", True)]
+
+
+def test_a_missing_snapshot_is_right_only_after_cleanup_removed_it():
+    for cleanup, ok in ((True, True), (False, False)):
+        [check] = rollback_checks({"pg": {"snapshot": False}}, {}, cleanup_started=cleanup)
+        assert check.name == "rollback.postgres.snapshot" and check.passed is ok
