@@ -24,9 +24,16 @@ def changed_targets(journal: Journal) -> bool:
 
 def awaits_rollback(journal: Journal) -> bool:
     """A journal whose process died (it still says running) after it changed its targets,
-    and whose rollback has not run to an end."""
-    done = journal.rollback is not None and journal.rollback.status not in (RUNNING, PENDING)
+    and whose rollback has not passed: one that failed, or was itself cut short, is tried
+    again, and until it passes no operation may touch the targets."""
+    done = journal.rollback is not None and journal.rollback.status == PASSED
     return journal.status == RUNNING and changed_targets(journal) and not done
+
+
+def cleanup_started(journal: Journal) -> bool:
+    """Whether the cleanup phase began: it removes the safety snapshots, so a component
+    without one then holds the verified restore, not a half-restored target."""
+    return any(p.name == CLEANUP and p.status not in (PENDING, SKIPPED) for p in journal.phases)
 
 
 def _check(name: str, target: str, expected: Any, actual: Any, ok: bool, detail: str = "") -> Check:
@@ -43,6 +50,11 @@ def rollback_checks(postgres: dict[str, dict[str, Any]], redis: dict[str, dict[s
     checks: list[Check] = []
     for kind, hosts in (("postgres", postgres), ("redis", redis)):
         for host, facts in sorted(hosts.items()):
+            if facts.get("already"):
+                checks.append(_check(f"rollback.{kind}.snapshot", host, "rolled back",
+                                     "rolled back", True,
+                                     "an earlier attempt rolled it back and proved it"))
+                continue
             if not facts.get("snapshot"):
                 detail = ("cleanup had removed it: the target keeps the verified restore"
                           if cleanup_started else "the target was left as it is")

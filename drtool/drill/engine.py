@@ -35,6 +35,7 @@ from drtool.core.model import (
     PhaseRecord,
     TaskRecord,
 )
+from drtool.core.rollback import cleanup_started
 from drtool.drill import phases as ph
 from drtool.drill import rollback
 from drtool.drill.journal_writer import JournalWriter
@@ -73,8 +74,8 @@ class Drill:
         self.manifest: Manifest | None = None
         self.restored: dict[str, dict[str, Any]] = {}
         self.cancelled = False
-        self.signals = 0  # how many SIGINT/SIGTERM arrived
-        self.rolling_back = False
+        self.rolling_back = False  # a signal then changes nothing: the rollback runs to its end
+        self.finished = False  # the verdict is in: a signal then changes nothing either
         self.targets_changed = False
         self.answers: dict[str, preflight.Answer] = {}
         drill_id = new_id(clock)
@@ -215,14 +216,17 @@ class Drill:
         self.writer.save()
 
     def _interrupt(self, signum: int, _frame: Any) -> None:
-        # Every signal cancels the running phase; the rollback then runs to its end whatever
-        # arrives meanwhile (a second Ctrl-C, systemd's stop), and the journal says so.
-        # SIGKILL cannot be caught: the next operation on the environment rolls back then.
-        self.cancelled = True
-        self.signals += 1
+        # A signal cancels the running phase, and the drill rolls back and ends aborted. One
+        # that arrives during a rollback (a second Ctrl-C, systemd's stop) or after the
+        # verdict changes nothing, and the journal says so. SIGKILL cannot be caught: the
+        # next operation on the environment rolls back then (see drtool.drill.rollback).
+        name = signal.Signals(signum).name
         if self.rolling_back:
-            self.journal.warnings.append(
-                f"{signal.Signals(signum).name} during the rollback: it ran to its end")
+            self.journal.warnings.append(f"{name} during the rollback: it ran to its end")
+        elif self.finished:
+            self.journal.warnings.append(f"{name} after the verdict: it changed nothing")
+        else:
+            self.cancelled = True
 
     def _run_phase(self, name: str, index: int) -> bool:
         record = self.journal.phase(name)
@@ -359,13 +363,11 @@ class Drill:
                 self.writer.save()
 
         try:
-            cleanup = self.journal.phase(ph.CLEANUP).status if ph.CLEANUP in self.phase_names \
-                else PENDING
             artifacts = self.writer.artifact_dir(ph.ROLLBACK)
             record.artifacts = str(artifacts.relative_to(self.writer.folder))
             self.journal.checks.extend(rollback.roll_back(
                 self.ansible, self._extravars(), artifacts, record,
-                cleanup not in (PENDING, SKIPPED), self.clock, on_event))
+                cleanup_started(self.journal), self.clock, on_event))
         finally:
             self.rolling_back = False
         self.writer.save()
@@ -384,8 +386,12 @@ class Drill:
                 continue
             self.progress.phase_started(f"rollback of killed drill {killed.drill_id}", 0, 0)
             store_path = self.store.backup_path(killed.backup.id) if killed.backup else None
-            record = rollback.roll_back_killed(self.ansible, path, killed, store_path,
-                                               self.journal.drill_id, self.clock)
+            self.rolling_back = True
+            try:
+                record = rollback.roll_back_killed(self.ansible, path, killed, store_path,
+                                                   self.journal.drill_id, self.clock)
+            finally:
+                self.rolling_back = False
             self.progress.phase_ended(record)
             self.journal.recovered.append({"drill_id": killed.drill_id,
                                            "rollback": record.status, "error": record.error})
@@ -533,6 +539,7 @@ class Drill:
     # -- the end ------------------------------------------------------------------------------
 
     def _finish(self) -> None:
+        self.finished = True
         journal = self.journal
         if self.operation == "drill":
             declared = parse_iso(journal.disaster_declared_at)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from drtool.core import rollback
+
 PREFLIGHT, BACKUP, SNAPSHOT, DISASTER, RESTORE, RESTART, VERIFY, CLEANUP = (
     "preflight", "backup", "snapshot", "disaster", "restore", "restart", "verify", "cleanup",
 )
@@ -49,5 +51,5 @@ PLAN: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 # Phases that change what a restore target holds or runs: once one has started, a failed
-# drill must roll the targets back from the safety snapshot.
-CHANGES_TARGETS = frozenset({DISASTER, RESTORE, RESTART, CLEANUP})
+# drill must roll the targets back from the safety snapshot (core.rollback judges it).
+CHANGES_TARGETS = rollback.CHANGES_TARGETS

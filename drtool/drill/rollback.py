@@ -15,7 +15,18 @@ from drtool import paths
 from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun
 from drtool.core import rollback as judge
 from drtool.core.clock import Clock, iso, seconds_between
-from drtool.core.model import ABORTED, FAILED, PASSED, RUNNING, Check, Failure, Journal, PhaseRecord
+from drtool.core.model import (
+    ABORTED,
+    FAILED,
+    PASSED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    Check,
+    Failure,
+    Journal,
+    PhaseRecord,
+)
 from drtool.drill import phases as ph
 from drtool.drill.journal_writer import JournalWriter, load_journals
 from drtool.errors import OrchestrationError
@@ -68,15 +79,15 @@ def roll_back(ansible: AnsibleAdapter, extravars: dict[str, Any], artifacts: Pat
                                            run.stats.get("drtool_redis_rollback", {}),
                                            cleanup_started)
             bad = [c for c in checks if not c.passed]
-            if run.status != "successful":
-                record.status, record.error = FAILED, reasons(run)
-            elif bad:
-                record.status = FAILED
-                record.error = "the targets differ from the safety snapshot: " + "; ".join(
+            why = []
+            if bad:  # first: it says what differs, where the failed assert only says that
+                why.append("the targets differ from the safety snapshot: " + "; ".join(
                     c.describe() for c in bad[:3]) + (f" (and {len(bad) - 3} more)"
-                                                      if len(bad) > 3 else "")
-            else:
-                record.status = PASSED
+                                                      if len(bad) > 3 else ""))
+            if run.status != "successful" or run.failures:  # rescued failures count too
+                why.append(reasons(run))
+            record.status = FAILED if why else PASSED
+            record.error = "; ".join(why) or None
     ended = clock()
     record.ended_at, record.duration_s = iso(ended), seconds_between(started, ended)
     return checks
@@ -110,24 +121,24 @@ def roll_back_killed(ansible: AnsibleAdapter, path: Path, journal: Journal,
     record = PhaseRecord(ph.ROLLBACK)
     journal.rollback = record
     writer.save()
-    phase = next((p for p in journal.phases if p.status == RUNNING), None)
     checks = roll_back(ansible, extravars_of(journal, store_backup_path),
-                       writer.artifact_dir(ph.ROLLBACK), record,
-                       any(p.name == ph.CLEANUP and p.status != "pending"
-                           for p in journal.phases), clock)
-    if phase is not None:
-        phase.status = ABORTED
-        phase.error = "drtool was killed during this phase"
-    for other in journal.phases:
-        if other.status == "pending":
-            other.status = "skipped"
-    journal.checks.extend(checks)
-    journal.status = ABORTED
-    journal.ended_at = iso(clock())
-    if journal.failure is None:
-        journal.failure = Failure(
+                       writer.artifact_dir(ph.ROLLBACK), record, judge.cleanup_started(journal),
+                       clock)
+    # The checks of this attempt only: an earlier, failed attempt's stay in its artifacts.
+    journal.checks = [c for c in journal.checks if not c.name.startswith("rollback.")] + checks
+    if record.status == PASSED:
+        # Only now is the killed drill over: until its rollback passes, its journal keeps
+        # saying running, and every operation that touches the targets tries again first.
+        phase = next((p for p in journal.phases if p.status == RUNNING), None)
+        if phase is not None:
+            phase.status, phase.error = ABORTED, "drtool was killed during this phase"
+        for other in journal.phases:
+            if other.status == PENDING:
+                other.status = SKIPPED
+        journal.status, journal.ended_at = ABORTED, iso(clock())
+        journal.failure = journal.failure or Failure(
             phase.name if phase else "",
             f"drtool was killed (process {journal.pid} was gone); its targets were rolled "
-            f"back by {by}: {record.status}", "interrupted")
+            f"back by {by}", "interrupted")
     writer.save()
     return record

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Drtool, alive, copy_inventory, wait_gone
+from tests.conftest import Drtool, alive, copy_inventory, rd, wait_gone
 from tests.e2e.test_drill import target_state
 from tests.integration.test_failures import app_health, wait_for_phase
 
@@ -211,10 +211,28 @@ def test_a_rollback_that_does_not_match_its_snapshot_fails_and_keeps_the_snapsho
     assert new["status"] == "failed" and new["failure"]["kind"] == "orchestration"
     assert drill_id in new["failure"]["reason"]
     assert [p["status"] for p in new["phases"]] == ["skipped"] * 8  # nothing else ran
-    # Only the record was altered: the data itself was rolled back, and the application
-    # resumed. The kept snapshot is for a person; the test removes it.
+    # Not over until its rollback passes: still running, still unrecorded, and tried again
+    # (and refused again) by every operation that would touch the targets.
+    assert journal["status"] == "running"
+    code, history = sandbox.json("history", "--env", env)
+    assert code == 0 and drill_id not in {r["drill_id"] for r in history}
+    again = sandbox("rollback", "--env", env)
+    assert again.returncode == 3 and drill_id in again.stderr
+
+    # A person puts the snapshot's record right; the next rollback finishes the job, and
+    # leaves Redis (proved by the first attempt) alone.
+    state["counts"]["public.orders"] -= 1
+    (snapshot / "postgres" / "state.json").write_text(json.dumps(state))
+    fixed = sandbox("rollback", "--env", env, "--json")
+    assert fixed.returncode == 0, fixed.stderr
+    journal = json.loads(journal_path.read_text())
+    assert journal["status"] == "aborted" and journal["rollback"]["status"] == "passed"
+    checks = {c["name"]: c for c in journal["checks"] if c["name"].startswith("rollback.")}
+    assert checks["rollback.redis.snapshot"]["detail"] == (
+        "an earlier attempt rolled it back and proved it")
+    assert checks["rollback.postgres.database"]["status"] == "passed"
+    assert not snapshot.exists()
     assert app_health(sandbox)["stores"] == "primary"
-    shutil.rmtree(snapshot)
 
 
 def test_a_rollback_after_cleanup_removed_the_snapshot_keeps_the_verified_restore(
@@ -229,6 +247,10 @@ def test_a_rollback_after_cleanup_removed_the_snapshot_keeps_the_verified_restor
     checks = {c["name"]: c for c in journal["checks"] if c["name"].startswith("rollback.")}
     assert checks["rollback.postgres.snapshot"]["status"] == "passed"
     assert "keeps the verified restore" in checks["rollback.postgres.snapshot"]["detail"]
+    # The reaper stopped the Redis the drill had started; with no snapshot to load, the
+    # rollback started it again as it was.
+    assert journal["rollback"]["status"] == "failed"  # the application still cannot resume
+    assert rd(sandbox, "redis_target").ping()
     # On the code before, the rollback dropped the database it had just verified.
     state = target_state(sandbox)
     assert state["database_oid"] is not None

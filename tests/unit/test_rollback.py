@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from drtool.core.model import Journal, PhaseRecord
-from drtool.core.rollback import awaits_rollback, changed_targets, rollback_checks
+from drtool.core.rollback import (
+    awaits_rollback,
+    changed_targets,
+    cleanup_started,
+    rollback_checks,
+)
 
 PHASES = ("preflight", "backup", "snapshot", "disaster", "restore", "restart", "verify",
           "cleanup")
@@ -28,8 +33,9 @@ def test_nothing_awaits_before_the_targets_changed_or_once_rolled_back_or_finish
     assert not awaits_rollback(journal("passed", "passed", "passed", "running",
                                        rollback="passed"))
     assert not awaits_rollback(journal("passed", "passed", "passed", "failed", status="failed"))
-    # A rollback that was itself killed half-way is run again.
+    # A rollback that was itself killed half-way, or failed, is run again.
     assert awaits_rollback(journal("passed", "passed", "passed", "running", rollback="running"))
+    assert awaits_rollback(journal("passed", "passed", "passed", "running", rollback="failed"))
 
 
 def test_a_rollback_that_restored_every_count_passes():
@@ -72,3 +78,17 @@ def test_a_missing_snapshot_is_right_only_after_cleanup_removed_it():
     for cleanup, ok in ((True, True), (False, False)):
         [check] = rollback_checks({"pg": {"snapshot": False}}, {}, cleanup_started=cleanup)
         assert check.name == "rollback.postgres.snapshot" and check.passed is ok
+
+
+def test_a_component_an_earlier_attempt_proved_is_not_judged_again():
+    [check] = rollback_checks({}, {"rd": {"snapshot": True, "already": True}},
+                              cleanup_started=False)
+    assert check.passed and "earlier attempt" in check.detail
+
+
+def test_cleanup_counts_as_started_once_it_ran_at_all():
+    assert not cleanup_started(journal("passed", "passed", "passed", "passed", "passed",
+                                       "passed", "passed"))
+    assert cleanup_started(journal(*["passed"] * 7, "failed", status="failed"))
+    assert not cleanup_started(journal("passed", "passed", "passed", "failed", "skipped",
+                                       "skipped", "skipped", "skipped", status="failed"))

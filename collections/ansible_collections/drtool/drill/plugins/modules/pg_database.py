@@ -60,7 +60,13 @@ def main():
                     # (an application, a worker) may connect between that and the drop.
                     conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false")
                                  .format(name))
-                    conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
+                    try:
+                        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
+                    except psycopg.Error:
+                        # Not dropped: let it be used again, then say why.
+                        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true")
+                                     .format(name))
+                        raise
                 if create:
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
     except psycopg.Error as exc:

@@ -22,7 +22,7 @@ author: drtool maintainers
 """
 
 RETURN = r"""
-stopped: {description: The processes found and stopped (pid and command)., type: list, returned: always}
+stopped: {description: The processes found and stopped (pid and executable name; never arguments, which may hold secrets)., type: list, returned: always}
 killed: {description: PIDs that needed SIGKILL., type: list, returned: always}
 """
 
@@ -57,7 +57,7 @@ def alive(pid):
 
 
 def marked(marker):
-    """{pid: command line} of every live process whose environment holds `marker`."""
+    """{pid: executable name} of every live process whose environment holds `marker`."""
     own = ancestors()
     found = {}
     for name in os.listdir("/proc"):
@@ -68,12 +68,12 @@ def marked(marker):
                 environ = handle.read().split(b"\0")
             if marker not in environ:
                 continue
-            with open("/proc/%s/cmdline" % name, "rb") as handle:
-                command = handle.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            with open("/proc/%s/comm" % name, "rb") as handle:
+                command = handle.read().decode("utf-8", "replace").strip()
         except OSError:  # gone meanwhile, or not ours to read
             continue
         if alive(int(name)):
-            found[int(name)] = command[:200]
+            found[int(name)] = command
     return found
 
 
@@ -97,19 +97,20 @@ def main():
     deadline = time.monotonic() + module.params["timeout"]
     while time.monotonic() < deadline and any(alive(pid) for pid in found):
         time.sleep(0.1)
-    killed = [pid for pid in found if alive(pid)]
-    # New ones may have been started meanwhile by a process that was still running.
+    # SIGKILL what still carries the marker (a PID that ended may have been reused), and
+    # whatever a process still running meanwhile started, until nothing is left.
+    killed = []
     for _round in range(5):
-        more = {pid: cmd for pid, cmd in marked(marker).items() if pid not in found}
-        found.update(more)
-        killed += list(more)
-        signal_all(killed, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(alive(pid) for pid in killed):
-            time.sleep(0.05)
-        if not more:
+        now = marked(marker)
+        if not now:
             break
-    left = [pid for pid in killed if alive(pid)]
+        found.update(now)
+        killed += [pid for pid in now if pid not in killed]
+        signal_all(now, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(pid) for pid in now):
+            time.sleep(0.05)
+    left = sorted(marked(marker))
     stopped = [{"pid": pid, "command": command} for pid, command in sorted(found.items())]
     if left:
         module.fail_json(msg="processes of drill %s still running after SIGKILL: %s"
