@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import posixpath
 import re
 import shlex
 import socket
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -20,6 +21,8 @@ import yaml
 from drtool import paths
 from drtool.adapters.execute import run
 from drtool.core.model import Objectives
+from drtool.core.timing import parse_phase_limits
+from drtool.drill.phases import OPERATIONS
 from drtool.errors import ConfigError, DrtoolError
 from drtool.ops.notify import NotifySettings, parse_settings
 from drtool.store.settings import EvidenceSettings, S3StoreSettings, parse_evidence, parse_store
@@ -69,6 +72,9 @@ class Environment:
     notify: NotifySettings = NotifySettings()
     store_s3: S3StoreSettings | None = None  # None: backups stay in store_root
     evidence_s3: EvidenceSettings | None = None  # an Object Lock bucket for evidence copies
+    # Seconds each phase may run (drtool_phase_timeout_s); a phase it leaves out gets
+    # core.timing's default, derived from the RTO objective.
+    phase_time_limits: dict[str, float] | None = None
 
     def host(self, group: str) -> str:
         return self.groups[group][0]
@@ -153,12 +159,11 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
         problems.append(Problem(f"must be an absolute path, got {store!r}",
                                 key="drtool_store_path"))
         store = None
-    for host in every:
-        for field, key in (("backup_path", "drtool_backup_path"),
-                           ("snapshot_path", "drtool_snapshot_path")):
-            if not str(described[host].get(field) or "").startswith(("/", "STORE_PATH")):
-                problems.append(Problem("must be set to an absolute path on the host", key=key,
-                                        host=host))
+    problems += deletable_path_problems(
+        described, store if isinstance(store, str) and store else str(paths.backups_dir(name)))
+    phase_limits, limit_problems = parse_phase_limits(
+        setting("phase_timeout_s", "drtool_phase_timeout_s"), OPERATIONS["drill"])
+    problems += [Problem(message, key=key) for key, message in limit_problems]
     notify, notify_problems = parse_settings(setting("notify", "drtool_notify"))
     problems += [Problem(message, key=key) for key, message in notify_problems]
     store_s3, s3_problems = parse_store(setting("store_s3", "drtool_store_s3"))
@@ -181,7 +186,7 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
             for h in targets),
         "store": store, "cadence": _positive_number(cadence),
         "requires_sandbox": first.get("requires_sandbox") is True, "notify": notify,
-        "store_s3": store_s3, "evidence_s3": evidence_s3,
+        "store_s3": store_s3, "evidence_s3": evidence_s3, "phase_limits": phase_limits,
     }
     return settings, problems, refusals
 
@@ -211,7 +216,113 @@ def environment_from_description(name: str, inventory: Path,
         growing_tables=settings["growing"], cadence_days=settings["cadence"],
         requires_sandbox=settings["requires_sandbox"], notify=settings["notify"],
         store_s3=settings["store_s3"], evidence_s3=settings["evidence_s3"],
+        phase_time_limits=settings["phase_limits"],
     )
+
+
+# -- paths drtool writes into and later deletes ----------------------------------------------
+
+# What drtool deletes on a host after writing it: a backup's staging copy (drtool_backup_path)
+# and a drill's safety snapshot (drtool_snapshot_path); on this machine, the backups in the
+# store (drtool_store_path, also the S3 store's staging folder) when they are pruned.
+DELETABLE_PATHS = (("backup_path", "drtool_backup_path"),
+                   ("snapshot_path", "drtool_snapshot_path"))
+# describe's stand-in for drtool_store_backup_path: the store's folder of one backup.
+STORE_BACKUP_PATH = "STORE_PATH"
+# What a Redis restore target loads when its inventory names no RDB file (the default in
+# roles/drtool_redis/defaults/main.yml).
+REDIS_RDB_DEFAULT = "/var/lib/redis/dump.rdb"
+
+
+@dataclass(frozen=True)
+class DataDirectory:
+    """A data store's directory on a host, as its inventory declares it."""
+
+    host: str
+    store: str  # "PostgreSQL" or "Redis"
+    key: str  # the setting that declares it
+    path: PurePosixPath
+
+
+def data_directories(described: dict[str, dict[str, Any]]
+                     ) -> tuple[list[DataDirectory], list[Problem]]:
+    """Every data directory the inventory declares, and a Problem for each that is not an
+    absolute path: a PostgreSQL host's cluster (drtool_postgres_data_dir) and a Redis
+    host's `dir`, the folder of drtool_redis_rdb_path (a restore target without one loads
+    REDIS_RDB_DEFAULT)."""
+    found, problems = [], []
+    for host in sorted(described):
+        settings, groups = described[host], described[host].get("groups") or []
+        declared = []
+        if any(g in ("pg_primary", "pg_restore_target") for g in groups):
+            declared.append(("PostgreSQL", "drtool_postgres_data_dir",
+                             str(settings.get("postgres_data_dir") or ""), False))
+        if any(g in ("redis_primary", "redis_restore_target") for g in groups):
+            rdb = str(settings.get("redis_rdb_path") or "")
+            if not rdb and "redis_restore_target" in groups:
+                rdb = REDIS_RDB_DEFAULT
+            declared.append(("Redis", "drtool_redis_rdb_path", rdb, True))
+        for store, key, value, is_file in declared:
+            if not value:
+                continue
+            why = path_problem(value)
+            if why:
+                problems.append(Problem(why, key=key, host=host))
+                continue
+            path = normal_path(value)
+            found.append(DataDirectory(host, store, key, path.parent if is_file else path))
+    return found, problems
+
+
+def path_problem(value: str) -> str | None:
+    """Why `value` cannot be a path drtool writes into or judges on a host (None when it
+    can): it must be absolute and free of `..` (which would hide where it really points)."""
+    if not value.startswith("/"):
+        return f"must be an absolute path on the host, got {value!r}"
+    if ".." in PurePosixPath(value).parts:
+        return f"must not contain '..', got {value!r}"
+    return None
+
+
+def normal_path(value: str) -> PurePosixPath:
+    """An absolute path without `.`, repeated or trailing slashes (`..` is refused before)."""
+    return PurePosixPath(posixpath.normpath(re.sub("/+", "/", value)))
+
+
+def deletion_problem(path: PurePosixPath, directories: list[DataDirectory]) -> str | None:
+    """Why drtool must not write into, then delete from, `path` (None when it may): it is
+    `/`, or a data directory itself, or holds one."""
+    if path == PurePosixPath("/"):
+        return "must not be / (it holds every data directory): drtool deletes what it writes there"
+    for directory in directories:
+        if path == directory.path or directory.path.is_relative_to(path):
+            what = "is" if path == directory.path else "holds"
+            return (f"{path} {what} the data directory of {directory.host}'s {directory.store} "
+                    f"({directory.key}: {directory.path}); drtool deletes what it writes there")
+    return None
+
+
+def deletable_path_problems(described: dict[str, dict[str, Any]],
+                            store_root: str) -> list[Problem]:
+    """A Problem for every path drtool later deletes that is relative, holds `..`, is `/`,
+    or is or holds a data directory the inventory declares. Every host's directories count
+    against every host's paths: hosts may share a file system (the lab's do)."""
+    directories, problems = data_directories(described)
+    if not path_problem(store_root):
+        why = deletion_problem(normal_path(store_root), directories)
+        if why:
+            problems.append(Problem(why, key="drtool_store_path"))
+    for host in sorted(described):
+        for field, key in DELETABLE_PATHS:
+            value = str(described[host].get(field) or "")
+            if value.startswith(STORE_BACKUP_PATH):  # the store's folder of the backup
+                value = f"{store_root}/BACKUP_ID{value[len(STORE_BACKUP_PATH):]}"
+            why = (path_problem(value) if value else "must be set to an absolute path on the host")
+            if why is None:
+                why = deletion_problem(normal_path(value), directories)
+            if why:
+                problems.append(Problem(why, key=key, host=host))
+    return problems
 
 
 # -- the production guard ---------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import drtool
@@ -47,3 +49,19 @@ def history_db() -> Path:
 def runs_dir() -> Path:
     """Scratch space for ansible-runner's private data dirs and Ansible's temp files."""
     return drtool_home() / "run"
+
+
+def controller_id() -> str:
+    """Which drtool this is, for the leases it takes on targets' hosts: this machine's name
+    and a digest of its DRTOOL_HOME (two homes are two controllers)."""
+    import socket  # noqa: PLC0415
+
+    home = hashlib.sha256(str(drtool_home()).encode()).hexdigest()[:12]
+    return f"{socket.gethostname()}:{home}"
+
+
+def fallback_dir() -> Path:
+    """Where a drill writes its journal and Ansible's artifacts when DRTOOL_HOME is full:
+    the system's temporary folder (usually another file system), one folder per home."""
+    home = hashlib.sha256(str(drtool_home()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"drtool-{os.getuid()}-{home}"

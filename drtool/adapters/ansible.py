@@ -9,6 +9,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,9 +156,24 @@ class AnsibleAdapter:
         """Ask every persisted ssh master of this adapter to exit; return how many did."""
         return close_ssh_masters(self.control_dir)
 
+    def _writable_scratch(self) -> Path:
+        """The scratch folder, or, when DRTOOL_HOME is full, one in the system's temporary
+        folder: a rollback must be able to run when nothing more fits in the home."""
+        try:
+            self.scratch.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.scratch) as probe:
+                probe.write(b"\0" * 65536)
+                probe.flush()
+                os.fsync(probe.fileno())
+            return self.scratch
+        except OSError:
+            fallback = paths.fallback_dir() / "run"
+            fallback.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return fallback
+
     def _envvars(self) -> dict[str, str]:
         bindir = str(Path(sys.executable).parent)
-        tmp = self.scratch / "ansible-tmp"
+        tmp = self._writable_scratch() / "ansible-tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         env = {
             # ansible-playbook lives next to this interpreter, venv activated or not.
@@ -184,10 +200,14 @@ class AnsibleAdapter:
         on_event: Callable[[dict[str, Any], TaskRecord | None], None] | None = None,
         cancelled: Callable[[], bool] | None = None,
         run_id: str | None = None,
+        timeout_s: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> PlaybookRun:
         """Run playbooks/<playbook>.yml; return its status, tasks, stats and failures.
         With `run_id`, ansible-playbook and every process below it carry DRTOOL_RUN_ID, so
-        that playbooks/reap.yml can stop them after a cancel or a kill.
+        that playbooks/reap.yml can stop them after a cancel or a kill. With `timeout_s`,
+        the run is stopped as a cancel is once it has taken that long on `monotonic`, and
+        its status is "timeout" (what it started on the hosts is the caller's to reap).
 
         Raises OrchestrationError when ansible-runner itself cannot start.
         """
@@ -195,6 +215,16 @@ class AnsibleAdapter:
 
         result = PlaybookRun(status="failed", rc=-1)
         stats: dict[str, Any] = {}
+        started, timed_out = monotonic(), False
+
+        def stop() -> bool:
+            # Runner asks every few seconds (its pexpect_timeout, 5 s). Its own `timeout`
+            # measures on the wall clock, which a step of the system clock fools.
+            nonlocal timed_out
+            if cancelled is not None and cancelled():
+                return True
+            timed_out = timeout_s is not None and monotonic() - started >= timeout_s
+            return timed_out
 
         def handle(event: dict[str, Any]) -> bool:
             record = task_record(event)
@@ -216,8 +246,7 @@ class AnsibleAdapter:
 
         # A fresh private data dir per run: runner writes envvars/extravars files there and
         # would silently reuse them on the next run. It may hold extravars, so it is deleted.
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        private = tempfile.mkdtemp(prefix="runner-", dir=self.scratch)
+        private = tempfile.mkdtemp(prefix="runner-", dir=self._writable_scratch())
         try:
             runner = ansible_runner.run(
                 private_data_dir=private,
@@ -231,7 +260,7 @@ class AnsibleAdapter:
                 rotate_artifacts=0,
                 quiet=True,
                 event_handler=handle,
-                cancel_callback=cancelled or (lambda: False),
+                cancel_callback=stop,
                 suppress_env_files=True,
             )
         except Exception as exc:  # noqa: BLE001 - runner raises bare exceptions on bad input
@@ -241,6 +270,8 @@ class AnsibleAdapter:
             # Runner writes it before ansible-playbook starts: scrub it however the run ended.
             scrub_command_artifact(artifact_dir / "command")
         result.status, result.rc, result.stats = runner.status, runner.rc, stats
+        if timed_out and runner.status == "canceled":
+            result.status = "timeout"
         return result
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -312,7 +343,12 @@ def scrub_command_artifact(path: Path) -> bool:
     else:  # cut short by a kill: any part of the environment may be in it
         data = {"command": None, "env": {}, "withheld": "cut short; withheld by drtool"}
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except OSError:
+        # No room for the scrubbed copy (a full disk): the secrets must go all the same.
+        tmp.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
     return True

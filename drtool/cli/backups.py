@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from drtool import paths
-from drtool.cli.common import env_option, json_option, load, print_json
+from drtool.cli.common import FilePath, env_option, json_option, load, print_json
 from drtool.core.clock import iso, utc_now
 from drtool.errors import ConfigError
 from drtool.store import crypto
@@ -108,7 +108,7 @@ def prune(env_name: str, keep_last: int | None, keep_days: float | None, dry_run
 
 
 @backups.command("new-key")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=FilePath(dir_okay=False, path_type=Path))
 def new_key(path: Path) -> int:
     """Write a new client-side encryption key to PATH (mode 0600; never over an existing
     file). Keep it outside the store, and a copy somewhere safe: without it, the backups it

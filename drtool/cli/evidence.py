@@ -9,7 +9,7 @@ import click
 
 from drtool import paths
 from drtool.cli.common import json_option, load, print_json
-from drtool.config import ENV_NAME
+from drtool.config import ENV_NAME, find_inventory
 from drtool.core import chain
 from drtool.drill.recovery import record_unrecorded
 from drtool.errors import EXIT_FAILED, ConfigError
@@ -30,8 +30,8 @@ def evidence() -> None:
 @json_option
 def verify_chain(env_name: str | None, check_anchors: bool, as_json: bool) -> int:
     """Check every record's hash and its journal's sha256; name the first record that does
-    not match. Exit 0 when every chain holds, 1 otherwise, 3 when the bucket cannot be
-    read."""
+    not match. Exit 0 when every chain holds, 1 otherwise, 2 for an environment with
+    neither an inventory nor records, 3 when the bucket cannot be read."""
     if env_name is not None and not ENV_NAME.match(env_name):
         raise ConfigError(f"not an environment name: {env_name!r}")
     if check_anchors and env_name is None:
@@ -42,6 +42,8 @@ def verify_chain(env_name: str | None, check_anchors: bool, as_json: bool) -> in
         envs = [env_name] if env_name else history.envs()
         for env in envs:
             record_unrecorded(env, history)  # a killed drill is recorded before judging
+            if env not in history.envs():
+                find_inventory(env)  # ConfigError (exit 2) for an unknown environment
             checked, broken = history.verify(env)
             result: dict[str, Any] = {"env": env, "records": checked}
             if check_anchors:

@@ -9,7 +9,15 @@ from pathlib import Path
 import click
 
 from drtool import paths
-from drtool.cli.common import env_option, exit_code, json_option, load, print_json
+from drtool.cli.common import (
+    FilePath,
+    env_option,
+    exit_code,
+    json_option,
+    load,
+    not_text,
+    print_json,
+)
 from drtool.core.model import PASSED, Journal
 from drtool.drill.engine import Drill
 from drtool.drill.phases import TOUCHES_TARGETS
@@ -40,13 +48,22 @@ def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = N
         click.echo(f"drtool: took over the lock of {env.name} left by "
                    f"{owner.get('operation')} {owner.get('drill_id')} (pid {owner.get('pid')}, "
                    "no longer running)", err=True)
-    _write_outputs(journal, drill.writer.folder, outputs or Outputs())
+    journal_path = drill.writer.path
+    if drill.writer.problem is not None:
+        journal_path = drill.writer.fallback or journal_path
+        click.echo(f"drtool: the journal could not be written at {drill.writer.path}: "
+                   f"{drill.writer.problem.strerror or drill.writer.problem}; "
+                   + (f"its last state is at {drill.writer.fallback}, and the next operation on "
+                      f"{env.name} puts it in place" if drill.writer.fallback else
+                      "it could not be written anywhere else either"), err=True)
+    else:
+        _write_outputs(journal, drill.writer.folder, outputs or Outputs())
     if as_json:
         print_json(journal.to_dict())
         if drill.anchor_problem:
             click.echo(f"drtool: warning: {drill.anchor_problem}", err=True)
     else:
-        render_summary(journal, drill.writer.path, anchor=drill.anchor,
+        render_summary(journal, journal_path, anchor=drill.anchor,
                        anchor_problem=drill.anchor_problem)
     code = exit_code(journal)
     if code and journal.failure is not None:
@@ -76,9 +93,15 @@ def _write_outputs(journal: Journal, folder: Path, outputs: Outputs) -> None:
 
 
 def check_note(value: str | None) -> str | None:
-    """A note is one line of at most 500 characters (it is shown in reports as given)."""
-    if value is not None and (len(value) > 500 or "\n" in value or "\r" in value):
-        raise click.BadParameter("must be one line of at most 500 characters")
+    """A note is one line of at most 500 characters of UTF-8 text without control
+    characters (it is shown in reports and the JUnit XML as given); click.BadParameter
+    (exit 2) otherwise."""
+    if value is None:
+        return value
+    why = not_text(value)
+    if why or len(value) > 500:
+        raise click.BadParameter("must be one line of at most 500 characters"
+                                 + (f": it {why}" if why else ""))
     return value
 
 
@@ -89,13 +112,13 @@ def check_note(value: str | None) -> str | None:
 @click.option("--note", metavar="TEXT", callback=lambda _c, _p, v: check_note(v),
               help="A line for the journal and reports: why this drill ran (a ticket, a "
                    "change).")
-@click.option("--metrics-dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--metrics-dir", type=FilePath(file_okay=False, path_type=Path),
               envvar="DRTOOL_METRICS_DIR",
               help="Write Prometheus textfile metrics (drtool_ENV.prom) into this folder "
                    "[env: DRTOOL_METRICS_DIR].")
-@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--junit", "junit_file", type=FilePath(dir_okay=False, path_type=Path),
               help="Also write the drill's JUnit XML here (it is always beside the journal).")
-@click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--log", "log_file", type=FilePath(dir_okay=False, path_type=Path),
               help="Send all output to this file, rotated at 5 MB (for cron and timers).")
 @json_option
 def drill(env_name: str, plan_only: bool, note: str | None, metrics_dir: Path | None,
@@ -184,6 +207,10 @@ def validate(env_name: str, as_json: bool) -> int:
             what = "can be backed up; drills are refused (tier production)" if production else (
                 "can be drilled")
             click.echo(f"{env_name}: {inventory}: {hosts} hosts, {what}")
+    if not ok:  # the problems are the report, on stdout; stderr says, on one line, that it failed
+        count = len(lines) + (0 if production else len(refused))
+        click.echo(f"drtool: error: {env_name}: {count} problem{'s' if count != 1 else ''} in "
+                   f"{inventory}, each listed on stdout", err=True)
     return 0 if ok else 2
 
 

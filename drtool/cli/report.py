@@ -12,7 +12,7 @@ import yaml
 
 import drtool
 from drtool import paths
-from drtool.cli.common import json_option, load, print_json
+from drtool.cli.common import FilePath, json_option, load, not_text, print_json, shown
 from drtool.config import ENV_NAME, find_inventory
 from drtool.core.clock import utc_now
 from drtool.drill.recovery import record_unrecorded
@@ -34,21 +34,43 @@ def _formats(value: str) -> list[str]:
 
 
 def _remediation(path: Path | None) -> dict[str, str]:
-    """Remediation notes: a YAML mapping of drill id to text."""
+    """Remediation notes: a YAML mapping of drill id to text, read as UTF-8. ConfigError
+    (exit 2, one line) when the file cannot be read, decoded or parsed, or holds anything
+    else (a control character, but for a line break or a tab, included)."""
     if path is None:
         return {}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read remediation notes {path}: "
-                          f"{str(exc).splitlines()[0]}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read remediation notes {shown(str(path))}: not UTF-8 text "
+                          f"(byte {exc.start + 1} is {exc.object[exc.start]:#04x})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read remediation notes {shown(str(path))}: "
+                          f"{exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot read remediation notes {shown(str(path))}: not YAML: "
+                          f"{_yaml_reason(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                              for k, v in data.items()):
-        raise ConfigError(f"remediation notes {path} must map drill ids to text, one per line "
-                          "(`20261122T051530Z-3fa2c1: restarted the replica`)")
+        raise ConfigError(f"remediation notes {shown(str(path))} must map drill ids to text, "
+                          "one per line (`20261122T051530Z-3fa2c1: restarted the replica`)")
+    for key, text in data.items():
+        why = not_text(key) or not_text(text, allow="\n\t")
+        if why:
+            raise ConfigError(f"remediation notes {shown(str(path))}: the note of "
+                              f"'{shown(key)}' {why}")
     return data
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where (line and column, from 1)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return shown(f"{exc.problem}{where}")
+    return shown(" ".join(str(exc).split()))
 
 
 @click.command()
@@ -58,10 +80,10 @@ def _remediation(path: Path | None) -> dict[str, str]:
 @click.option("--drill", "drill_id", metavar="ID", help="Report one drill instead.")
 @click.option("--format", "format_list", default=",".join(render.FORMATS), show_default=True,
               metavar="LIST", help="Comma-separated formats: html, md, json, pdf.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out_dir", type=FilePath(file_okay=False, path_type=Path),
               help="Folder to write into (default: $DRTOOL_HOME/reports/ENV).")
 @click.option("--remediation", "remediation_file", metavar="FILE",
-              type=click.Path(dir_okay=False, path_type=Path),
+              type=FilePath(dir_okay=False, path_type=Path),
               help="YAML mapping failed or aborted drill ids to their remediation notes.")
 @click.option("--copy-evidence", is_flag=True,
               help="Also copy the written files to the environment's Object Lock bucket "
@@ -127,6 +149,9 @@ def _copy_to_evidence_bucket(env: str, written: list[Path], folder: Path,
 
 def _one_drill(history: History, drill_id: str, notes: dict[str, str], now: dt.datetime
                ) -> tuple[str, dict[str, Any], str]:
+    if not_text(drill_id):  # no recorded drill has such an id; the history cannot be asked
+        raise ConfigError(f"no drill '{shown(drill_id)}' is recorded (see `drtool history "
+                          "--env ENV`)")
     env = gather.find_drill(history, drill_id)
     if env is None:
         raise ConfigError(f"no drill {drill_id!r} is recorded (see `drtool history --env ENV`)")

@@ -77,8 +77,11 @@ def list_entries(as_json: bool) -> int:
 @schedule.command("remove")
 @env_option
 def remove(env_name: str) -> int:
-    """Remove ENV's drill schedule from the crontab; the rest of it is left as it was."""
+    """Remove ENV's drill schedule from the crontab; the rest of it is left as it was.
+    Exit 2 when ENV has neither an inventory nor a schedule (an unknown environment)."""
     removed = sched.remove(env_name)
+    if not removed:
+        find_inventory(env_name)  # ConfigError (exit 2) for an unknown environment
     click.echo(f"{env_name}: removed {removed} crontab entr{'y' if removed == 1 else 'ies'}")
     return 0
 

@@ -7,12 +7,21 @@ from the RDB's own fork, the sha256 of every file); a restore is judged against 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from drtool.core.clock import iso, parse_iso
 
 MANIFEST_VERSION = 1
+# Every file of a backup lies in the folder of the component that made it.
+COMPONENTS = ("postgres", "redis")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ManifestError(ValueError):
+    """A manifest.json that is not a manifest drtool could have written; the message says
+    what is wrong, naming a bad path with its control characters escaped."""
 
 
 @dataclass(frozen=True)
@@ -122,14 +131,114 @@ def _earliest(*stamps: str) -> str:
     return iso(min(m for m in moments if m is not None)) or ""
 
 
-def manifest_from_json(text: str) -> Manifest:
-    """Parse a manifest.json; raises ValueError (or KeyError) when it is not one."""
-    data = json.loads(text)
-    return Manifest(
-        backup_id=data["backup_id"], env=data["env"], created_at=data["created_at"],
-        consistent_at=data["consistent_at"], postgres=PostgresPart(**data["postgres"]),
-        redis=RedisPart(**data["redis"]),
-        files=tuple(FileEntry(**entry) for entry in data["files"]), size=data["size"],
-        drill_id=data.get("drill_id"), manifest_version=data.get("manifest_version", 1),
-        extra=data.get("extra", {}),
-    )
+def shown(text: str) -> str:
+    """`text` quoted for one line of output: control characters, line separators and what is
+    not valid UTF-8 (lone surrogates) escaped as Python writes them, the rest as it is."""
+    return "'" + "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text) + "'"
+
+
+def path_problem(path: object) -> str | None:
+    """Why `path` cannot name a file of a backup, or None when it can.
+
+    A manifest path is relative, written with forward slashes only, normalised (no empty,
+    `.` or `..` part), lies inside a component's folder (`postgres/...`, `redis/...`) and is
+    valid UTF-8 with no control character: joined to a staging folder, it stays inside it.
+    """
+    if not isinstance(path, str):
+        return f"a file path is not a string: {path!r}"
+    if not path:
+        return "a file path is empty"
+    name = shown(path)
+    if any(not ch.isprintable() for ch in path):
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"file path {name} is not valid UTF-8"
+        return f"file path {name} holds a control character"
+    if "\\" in path:
+        return f"file path {name} holds a backslash"
+    if path.startswith("/"):
+        return f"file path {name} is absolute"
+    parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return f"file path {name} is not normalised (an empty, '.' or '..' part)"
+    if len(parts) < 2 or parts[0] not in COMPONENTS:
+        return (f"file path {name} is not inside a component's folder "
+                f"({', '.join(c + '/' for c in COMPONENTS)})")
+    return None
+
+
+def files_problems(files: object) -> list[str]:
+    """Every problem of a manifest's `files` list (given as parsed JSON): each entry is an
+    object with a valid path (see path_problem), a size >= 0 and a sha256 in hex; no path is
+    listed twice or is the folder of another."""
+    if not isinstance(files, list):
+        return ["'files' is not a list"]
+    problems: list[str] = []
+    paths: set[str] = set()
+    for index, entry in enumerate(files):
+        if not isinstance(entry, dict) or set(entry) != {"path", "size", "sha256"}:
+            problems.append(f"files[{index}] is not an object with path, size and sha256")
+            continue
+        path, size, sha256 = entry["path"], entry["size"], entry["sha256"]
+        problem = path_problem(path)
+        if problem:
+            problems.append(problem)
+            continue
+        if path in paths:
+            problems.append(f"file path {shown(path)} is listed twice")
+        paths.add(path)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            problems.append(f"file {shown(path)}: size {size!r} is not a number of bytes")
+        if not isinstance(sha256, str) or not SHA256.match(sha256):
+            problems.append(f"file {shown(path)}: sha256 {sha256!r} is not a hex sha256")
+    folders = {path.rsplit("/", 1)[0] for path in paths}
+    problems += [f"file path {shown(path)} is also the folder of another file"
+                 for path in sorted(paths & _parents(folders))]
+    return problems
+
+
+def _parents(folders: set[str]) -> set[str]:
+    """Every folder in `folders` and every folder above it."""
+    found: set[str] = set()
+    for folder in folders:
+        parts = folder.split("/")
+        found.update("/".join(parts[:end]) for end in range(1, len(parts) + 1))
+    return found
+
+
+def manifest_from_json(text: str, backup_id: str | None = None) -> Manifest:
+    """Parse and validate a manifest.json (of backup `backup_id`, when given).
+
+    Raises ManifestError naming what is wrong: not JSON, a missing or malformed field, a file
+    path that could lead outside the backup's folder (see files_problems), another backup's
+    id. A manifest that passes is safe to join paths with.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ManifestError(f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ManifestError("not a JSON object")
+    problems = files_problems(data.get("files"))
+    if not isinstance(data.get("extra", {}), dict):
+        problems.append("'extra' is not an object")
+    if backup_id is not None and data.get("backup_id") != backup_id:
+        problems.insert(0, f"it names backup {shown(str(data.get('backup_id')))}, "
+                           f"not {shown(backup_id)}")
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ManifestError("; ".join(problems[:3]) + more)
+    try:
+        return Manifest(
+            backup_id=data["backup_id"], env=data["env"], created_at=data["created_at"],
+            consistent_at=data["consistent_at"], postgres=PostgresPart(**data["postgres"]),
+            redis=RedisPart(**data["redis"]),
+            files=tuple(FileEntry(**entry) for entry in data["files"]), size=data["size"],
+            drill_id=data.get("drill_id"), manifest_version=data.get("manifest_version", 1),
+            extra=data.get("extra", {}),
+        )
+    except KeyError as exc:
+        raise ManifestError(f"the field {exc} is missing") from None
+    except TypeError as exc:
+        raise ManifestError(f"a field is malformed: {exc}") from None

@@ -97,7 +97,7 @@ class Failure:
 
     phase: str
     reason: str
-    kind: str  # check, orchestration or interrupted
+    kind: str  # check, orchestration, preflight, guard, timeout or interrupted (cli exit_code)
     hosts: list[str] = field(default_factory=list)
 
 

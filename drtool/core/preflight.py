@@ -4,8 +4,10 @@ adapters/ssh.py runs them."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,8 @@ from drtool.core.model import FAILED, PASSED, Check
 MAX_CLOCK_SKEW_S = 2.0
 DISK_FACTOR = 1.5
 TARGETS = ("pg_restore_target", "redis_restore_target")
+REDIS_FILES = "preflight.redis_files"
+REDIS_FILES_EXPECTED = "appendonly no, and dir/dbfilename = drtool_redis_rdb_path"
 
 
 @dataclass
@@ -107,3 +111,57 @@ def pg_restore_check(target: str, pg_restore_version: str, source: str,
     ok = have is not None and need is not None and have >= need
     return Check("preflight.pg_restore_version", target, f">= {need} (server on {source})",
                  have, PASSED if ok else FAILED)
+
+
+def redis_file_checks(found: Mapping[str, Mapping[str, Any]],
+                      targets: Collection[str]) -> list[Check]:
+    """One `preflight.redis_files` Check per Redis restore target, from what the running
+    server said (the drtool_redis_preflight stats: appendonly, dir, dbfilename, and the
+    inventory's rdb_path): a restore replaces drtool_redis_rdb_path and restarts the server,
+    so the server must load exactly that file at start. Failed when it keeps an AOF (it would
+    load the AOF and ignore the RDB), when its dir/dbfilename name another file, or when its
+    CONFIG cannot be read (nobody can tell which file it loads)."""
+    checks = []
+    for host in sorted(targets):
+        said = found.get(host, {})
+        problems = _redis_file_problems(said)
+        actual = (f"appendonly {said.get('appendonly')}, loads "
+                  f"{_joined(said.get('dir'), said.get('dbfilename'))}")
+        checks.append(Check(REDIS_FILES, host, REDIS_FILES_EXPECTED, actual,
+                            FAILED if problems else PASSED, "; ".join(problems)))
+    return checks
+
+
+def _joined(folder: Any, name: Any) -> str:
+    if folder in (None, "") or name in (None, ""):
+        return "an unknown file"
+    return posixpath.join(str(folder), str(name))
+
+
+def _redis_file_problems(said: Mapping[str, Any]) -> list[str]:
+    if not said:
+        return ["the Redis preflight did not report this server"]
+    if any(said.get(k) in (None, "") for k in ("appendonly", "dir", "dbfilename")):
+        return ["Redis would not say its appendonly, dir and dbfilename (CONFIG GET refused "
+                "or renamed): drtool cannot tell which file it loads at start; allow CONFIG "
+                "GET to drtool's user on the drill target"]
+    problems = []
+    if said["appendonly"] != "no":
+        problems.append(
+            f"Redis has appendonly {said['appendonly']}: an RDB restore would be ignored on "
+            "restart; turn AOF off on the drill target (appendonly no in its configuration) "
+            "or take it out of redis_restore_target")
+    loads = posixpath.normpath(_joined(said["dir"], said["dbfilename"]))
+    given = said.get("rdb_path")
+    if given in (None, "") or posixpath.normpath(str(given)) != loads:
+        problems.append(
+            f"Redis loads {loads} at start but drtool_redis_rdb_path is {given}: a restore "
+            f"would replace a file the server does not read; set drtool_redis_rdb_path to {loads}")
+    return problems
+
+
+def refusal(checks: Iterable[Check]) -> str | None:
+    """The failed checks as one reason line (a Redis file check as 'host: why'), or None."""
+    lines = [f"{c.target}: {c.detail}" if c.name == REDIS_FILES else c.describe()
+             for c in checks if not c.passed]
+    return "; ".join(lines) if lines else None

@@ -93,16 +93,25 @@ def objective_checks(
     rpo_backup_age_s: float | None,
 ) -> list[Check]:
     """RTO and RPO against the environment's objectives. RPO is judged on the loss measured
-    from the data; the backup's age stands in only when no heartbeat was found."""
+    from the data; the backup's age stands in only when no heartbeat was found. A negative
+    value fails: a time cannot run backwards, so the clocks it came from were wrong."""
     rpo, source = (rpo_measured_s, "measured") if rpo_measured_s is not None else (
         rpo_backup_age_s, "backup age")
+    rto_detail = "the restore was not verified" if rto_s is None else _sign(rto_s)
     return [
         _check("objective.rto", "drill", f"<= {objectives.rto_s}", rto_s,
-               rto_s is not None and rto_s <= objectives.rto_s,
-               "" if rto_s is not None else "the restore was not verified"),
+               rto_s is not None and 0 <= rto_s <= objectives.rto_s, rto_detail),
         _check("objective.rpo", "drill", f"<= {objectives.rpo_s}", rpo,
-               rpo is not None and rpo <= objectives.rpo_s, source),
+               rpo is not None and 0 <= rpo <= objectives.rpo_s,
+               "; ".join(part for part in (source, _sign(rpo)) if part)),
     ]
+
+
+def _sign(seconds: float | None) -> str:
+    """Why a negative time fails whatever the objective: it is no measurement."""
+    if seconds is None or seconds >= 0:
+        return ""
+    return "negative: the clocks it was read from disagree, so it proves nothing"
 
 
 def failed(checks: Iterable[Check]) -> list[Check]:

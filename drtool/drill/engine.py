@@ -5,11 +5,13 @@ only sequences, records and rolls back."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
+import errno
 import os
 import secrets
 import signal
 import sqlite3
+import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -19,7 +21,18 @@ from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun
 from drtool.config import Environment
 from drtool.core import identity, preflight, timing, verdict
 from drtool.core.chain import Link
-from drtool.core.clock import Clock, iso, parse_iso, seconds_between, utc_now
+from drtool.core.clock import (
+    Clock,
+    Moment,
+    Monotonic,
+    clock_jump,
+    elapsed,
+    iso,
+    jump_warning,
+    moment,
+    parse_iso,
+    utc_now,
+)
 from drtool.core.manifest import Manifest, build_manifest
 from drtool.core.model import (
     ABORTED,
@@ -39,20 +52,32 @@ from drtool.core.rollback import cleanup_started
 from drtool.drill import phases as ph
 from drtool.drill import rollback
 from drtool.drill.journal_writer import JournalWriter
-from drtool.drill.recovery import record_unrecorded, scrub_killed
+from drtool.drill.plan import identity_lock_keys, target_lock_keys
+from drtool.drill.recovery import adopt_fallback_journals, record_unrecorded, scrub_killed
 from drtool.drill.scope import inventory_version, scope_of
 from drtool.drill.versions import base_versions
-from drtool.errors import ConfigError, StoreError
+from drtool.errors import ConfigError, LockedError, OrchestrationError, StoreError
 from drtool.ops import notify
-from drtool.store.base import Transfer, open_store
+from drtool.store.base import ManifestInvalid, Transfer, open_store
 from drtool.store.history import History, record_of
-from drtool.store.lock import EnvironmentLock
+from drtool.store.lock import EnvironmentLock, TargetLocks
 
 
 class Progress(Protocol):
     def phase_started(self, name: str, index: int, total: int) -> None: ...
     def task_started(self, phase: str, task: str, host: str | None) -> None: ...
     def phase_ended(self, record: PhaseRecord) -> None: ...
+
+
+def disk_error(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc` when it says a file system is full or read-only: the
+    evidence cannot be written, which is not a bug of drtool's."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def new_id(clock: Clock, prefix: str = "") -> str:
@@ -66,9 +91,15 @@ class Drill:
     def __init__(
         self, env: Environment, operation: str, ansible: AnsibleAdapter, progress: Progress,
         clock: Clock = utc_now, backup_id: str | None = None, note: str | None = None,
+        monotonic: Monotonic = time.monotonic,
     ) -> None:
         self.env, self.operation, self.ansible, self.progress, self.clock = (
             env, operation, ansible, progress, clock)
+        # Timestamps come from `clock` (UTC wall time), durations from `monotonic`.
+        self.monotonic = monotonic
+        self.began = moment(clock, monotonic)
+        self.marks: dict[str, Moment] = {}  # disaster declared, backup recorded, verified
+        self.phase_jumps = 0.0  # the wall clock's steps within phases, seconds
         self.store = open_store(env)
         self.phase_names = ph.OPERATIONS[operation]
         self.manifest: Manifest | None = None
@@ -81,8 +112,14 @@ class Drill:
         drill_id = new_id(clock)
         self.backup_id = backup_id or (new_id(clock, "bk-") if ph.BACKUP in self.phase_names
                                        else None)
+        # Why the backup's manifest could not be read (an invalid manifest, an unreachable
+        # store): judged, and recorded, where the manifest is needed (_manifest_problem).
+        self.manifest_error: ManifestInvalid | StoreError | None = None
         if backup_id:
-            self.manifest = self.store.read_manifest(backup_id)  # ConfigError when unknown
+            try:
+                self.manifest = self.store.read_manifest(backup_id)  # ConfigError when unknown
+            except (ManifestInvalid, StoreError) as exc:
+                self.manifest_error = exc
         self.journal = Journal(
             drill_id=drill_id, env=env.name, operation=operation, started_at=iso(clock()) or "",
             pid=os.getpid(), objectives=env.objectives, inventory=str(env.inventory),
@@ -91,9 +128,14 @@ class Drill:
         )
         if self.manifest is not None:
             self.journal.backup = self._backup_ref(self.manifest)
+        elif backup_id:
+            where = self.store.location_of(backup_id)
+            self.journal.backup = BackupRef(backup_id, None, where.rstrip("/") + "/manifest.json",
+                                            None, where)
         self.writer = JournalWriter(paths.evidence_dir(env.name) / drill_id, self.journal)
         self.ansible.use_control_dir(drill_id)
         self.lock = EnvironmentLock(paths.drtool_home() / "locks", env.name)
+        self.target_locks = TargetLocks()
         self.sentinel_value = secrets.token_hex(16)
         # Where the history's head was anchored, or why it was not (after the journal).
         self.anchor: dict[str, Any] | None = None
@@ -106,6 +148,14 @@ class Drill:
         failed phase: the failure is in the journal). Raises LockedError, before anything is
         written, when another operation holds the environment's lock."""
         self.lock.acquire(self.operation, self.journal.drill_id)
+        try:
+            if self.operation in ph.TOUCHES_TARGETS:
+                # Another environment (or DRTOOL_HOME) naming the same targets is refused here.
+                self.target_locks.acquire(target_lock_keys(self.env), self.operation,
+                                          self.journal.drill_id, self.env.name)
+        except BaseException:
+            self.lock.release()
+            raise
         # Before anything that can take time: a signal from here on aborts the operation
         # cleanly (rolled back, recorded), never half-way.
         previous = {sig: signal.signal(sig, self._interrupt)
@@ -115,27 +165,40 @@ class Drill:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            self.target_locks.release()
             self.lock.release()
 
     def _run_locked(self) -> Journal:
-        self.writer.save()
+        if not self.writer.save():  # nothing has been done: refuse rather than drill unrecorded
+            raise OrchestrationError(f"cannot write the journal: {self.writer.problem}")
+        adopt_fallback_journals(self.env.name)
         scrub_killed(self.env.name, skip=self.journal.drill_id)
         self._roll_back_killed()
-        with History(paths.history_db()) as history:
-            record_unrecorded(self.env.name, history, skip=self.journal.drill_id, locked=True)
+        self._record_unrecorded()
         self._notify(notify.start_messages(self.env.notify, self.journal))
         try:
             for index, name in enumerate(self.phase_names, start=1):
-                if self.cancelled or self.journal.failure or not self._run_phase(name, index):
+                if self.cancelled or self.journal.failure:
+                    break
+                passed = self._run_phase(name, index)
+                if self.writer.problem is not None:
+                    self._evidence_lost(self.journal.phase(name))
+                if not passed:
                     break
         except Exception as exc:  # noqa: BLE001 - a bug must not leave targets half restored
+            if os.environ.get("DRTOOL_DEBUG"):
+                traceback.print_exc()
             phase = next((p for p in self.journal.phases if p.status == RUNNING), None)
+            reason, kind = f"internal error: {type(exc).__name__}: {exc}", "orchestration"
+            full = disk_error(exc)
+            if full is not None:  # ansible-runner could not write the phase's artifacts
+                self.writer.lost(full)
+            if self.writer.problem is not None:
+                reason, kind = f"cannot write the journal: {self.writer.problem}", "evidence"
             if phase is not None:
-                self._fail(phase, f"internal error: {type(exc).__name__}: {exc}",
-                           "orchestration")
+                self._fail(phase, reason, kind)
             else:
-                self.journal.failure = Failure("", f"internal error: {type(exc).__name__}: "
-                                                   f"{exc}", "orchestration")
+                self.journal.failure = Failure("", reason, kind)
         try:
             for record in self.journal.phases:
                 if record.status == PENDING:
@@ -143,6 +206,10 @@ class Drill:
             self.writer.save()
             if self._needs_rollback():
                 self._rollback()
+            self._release_leases()
+            if self.writer.problem is not None and self.journal.failure is None:
+                self.journal.failure = Failure(
+                    "", f"cannot write the journal: {self.writer.problem}", "evidence")
             self._finish()
             self._settle_store()
         finally:
@@ -152,10 +219,55 @@ class Drill:
         # After the verdict and before the history record, so that the record's hash covers
         # what was sent. A notification never changes the verdict.
         self._notify(notify.end_messages(self.env.notify, self.journal, str(self.writer.path)))
-        with History(paths.history_db()) as history:
-            entry = history.append(record_of(self.journal), self.writer.path)
-            self._anchor(history, entry)
+        if self.writer.problem is not None:
+            return self.journal  # recorded once its journal is on disk (adopt_fallback_journals)
+        try:
+            with History(paths.history_db()) as history:
+                entry = history.append(record_of(self.journal), self.writer.path)
+                self._anchor(history, entry)
+        except (sqlite3.Error, OSError) as exc:
+            # The journal on disk is the evidence; the next operation records it.
+            self.anchor_problem = f"the drill is not in the history yet: {exc}"
         return self.journal
+
+    def _release_leases(self) -> None:
+        """Give back the leases the snapshot phase took on the targets' hosts, when neither
+        cleanup nor a rollback did (the snapshot failed, or a restore ended). A rollback
+        that failed keeps its leases on purpose (see playbooks/rollback.yml)."""
+        if ph.SNAPSHOT not in self.phase_names:
+            return
+        if self.journal.phase(ph.SNAPSHOT).status in (PENDING, SKIPPED):
+            return
+        if self.journal.rollback is not None or (
+                ph.CLEANUP in self.phase_names
+                and self.journal.phase(ph.CLEANUP).status == PASSED):
+            return
+        try:
+            run = self.ansible.run("release", self._extravars(),
+                                   self.writer.artifact_dir("release"))
+        except OrchestrationError as exc:
+            self.journal.warnings.append(f"the targets' leases were not released: {exc}")
+            return
+        if run.status != "successful":
+            self.journal.warnings.append(
+                f"the targets' leases were not released: {rollback.reasons(run)}")
+
+    def _record_unrecorded(self) -> None:
+        try:
+            with History(paths.history_db()) as history:
+                record_unrecorded(self.env.name, history, skip=self.journal.drill_id,
+                                  locked=True)
+        except (sqlite3.Error, OSError) as exc:
+            self.journal.warnings.append(f"earlier journals could not be recorded: {exc}")
+
+    def _evidence_lost(self, record: PhaseRecord) -> None:
+        """The journal could not be written: the drill stops here and rolls back (exit 3).
+        A phase that failed for its own reason keeps it; the lost evidence is a warning."""
+        reason = f"cannot write the journal: {self.writer.problem}"
+        if self.journal.failure is None:
+            self._fail(record, reason, "evidence")
+        elif reason not in self.journal.warnings:
+            self.journal.warnings.append(reason)
 
     def _settle_store(self) -> None:
         """After the verdict: mark the backup verified when a drill (or verify) passed, and
@@ -230,31 +342,42 @@ class Drill:
 
     def _run_phase(self, name: str, index: int) -> bool:
         record = self.journal.phase(name)
-        started = self.clock()
-        record.status, record.started_at = RUNNING, iso(started)
+        started = moment(self.clock, self.monotonic)
+        record.status, record.started_at = RUNNING, iso(started.wall)
         if name == ph.DISASTER:
-            self.journal.disaster_declared_at = iso(started)
+            self.journal.disaster_declared_at = iso(started.wall)
+            self.marks[ph.DISASTER] = started
         self.writer.save()
         self.progress.phase_started(name, index, len(self.phase_names))
         refused = self._ssh_preflight() if name == ph.PREFLIGHT else None
         if refused:  # the hosts are not ready: nothing may run, not even the playbook
             self._fail(record, refused, "preflight")
             return self._end_phase(record, started)
-        if name == ph.RESTORE:
-            problem = self._fetch_backup(record)
+        if name in (ph.RESTORE, ph.VERIFY):
+            problem = self._fetch_backup(record) if name == ph.RESTORE else (
+                self._manifest_problem())
             if problem:  # the backup is not fit to restore: the targets stay as they are
                 self._fail(record, *problem)
                 return self._end_phase(record, started)
         changed_before = self.targets_changed
         self.targets_changed |= name in ph.CHANGES_TARGETS
-        run = self._playbook(name, record)
-        if run.status == "canceled" or self.cancelled:
-            self._fail(record, "interrupted by a signal", "interrupted", status=ABORTED)
+        # A hung phase (a lock never granted, a host that stopped answering) is stopped at
+        # its limit, counted from the phase's start on the monotonic clock.
+        limit = timing.phase_limit(name, self.env.phase_time_limits or {},
+                                   self.env.objectives.rto_s)
+        run = self._playbook(name, record, started, limit)
+        if run.status in ("canceled", "timeout") or self.cancelled:
+            if run.status == "timeout" and not self.cancelled:
+                self._fail(record, f"{name} exceeded its time limit of {limit:g} s", "timeout")
+                why = "the time limit"
+            else:
+                self._fail(record, "interrupted by a signal", "interrupted", status=ABORTED)
+                why = "the interrupt"
             # ansible-playbook is gone, but what its tasks started may not be: stop it now,
             # whether or not a rollback follows (a backup's pg_dump, a snapshot in progress).
             left = rollback.reap(self.ansible, self._extravars(), self.writer.artifact_dir("reap"))
             if left:
-                self.journal.warnings.append(f"after the interrupt: {left}")
+                self.journal.warnings.append(f"after {why}: {left}")
         elif run.status != "successful":
             if self._fail_from_run(record, run) and name == ph.RESTORE:
                 # The restore playbook checks every file before its first change: a backup
@@ -271,19 +394,33 @@ class Drill:
                 record.status = PASSED
         return self._end_phase(record, started)
 
-    def _end_phase(self, record: PhaseRecord, started: dt.datetime) -> bool:
-        """Record the phase's end, save the journal, report it; True when it passed."""
-        ended = self.clock()
-        record.ended_at, record.duration_s = iso(ended), seconds_between(started, ended)
+    def _end_phase(self, record: PhaseRecord, started: Moment) -> bool:
+        """Record the phase's end (its duration on the monotonic clock, and a warning when
+        the wall clock was stepped meanwhile), save the journal, report it; True when it
+        passed."""
+        ended = moment(self.clock, self.monotonic)
+        record.ended_at, record.duration_s = iso(ended.wall), elapsed(started, ended)
+        jump = clock_jump(started, ended)
+        self.phase_jumps += jump
+        warning = jump_warning(jump, record.name)
+        if warning:
+            self.journal.warnings.append(warning)
+        if record.status == PASSED and record.name in (ph.BACKUP, ph.VERIFY):
+            # The backup's consistency time is known (the RPO's start); the restore is
+            # verified (the RTO's end).
+            self.marks[record.name] = ended
         if record.name == ph.VERIFY and record.status == PASSED:
             self.journal.verified_at = record.ended_at
         self.writer.save()
         self.progress.phase_ended(record)
         return record.status == PASSED
 
-    def _playbook(self, name: str, record: PhaseRecord) -> PlaybookRun:
+    def _playbook(self, name: str, record: PhaseRecord, started: Moment,
+                  limit_s: float) -> PlaybookRun:
+        """Run the phase's playbook, stopped (status "timeout") once the phase has run
+        `limit_s` seconds since `started`, or cancelled by a signal."""
         artifacts = self.writer.artifact_dir(name)
-        record.artifacts = str(artifacts.relative_to(self.writer.folder))
+        record.artifacts = self.writer.relative(artifacts)
         earlier = list(record.tasks)  # drtool's own, such as a download before the playbook
 
         def on_event(event: dict[str, Any], task: TaskRecord | None) -> None:
@@ -294,8 +431,10 @@ class Drill:
                 record.tasks.append(task)
                 self.writer.save()  # a crash mid-phase still leaves the tasks done so far
 
+        left_s = limit_s - elapsed(started, moment(self.clock, self.monotonic))
         run = self.ansible.run(name, self._extravars(), artifacts, on_event, lambda: self.cancelled,
-                               run_id=self.journal.drill_id)
+                               run_id=self.journal.drill_id, timeout_s=max(0.0, left_s),
+                               monotonic=self.monotonic)
         record.tasks = earlier + run.tasks
         return run
 
@@ -305,6 +444,7 @@ class Drill:
             "drtool_drill_id": self.journal.drill_id,
             "drtool_sentinel_value": self.sentinel_value,
             "drtool_touches_targets": self.operation in ph.TOUCHES_TARGETS,
+            "drtool_controller": paths.controller_id(),
         }
         if self.backup_id:
             # Where the backup lives in the store, on this machine. Where each host stages it
@@ -339,7 +479,11 @@ class Drill:
         first = (integrity or run.failures)[0]
         what = "unreachable" if first.unreachable else "failed"
         reason = f"{first.host}: task '{first.task}' {what}: {first.message}".strip()
-        self._fail(record, reason, "check" if integrity else "orchestration", hosts)
+        locked = first.result.get("drtool_locked") or any(
+            isinstance(item, dict) and item.get("drtool_locked")
+            for item in first.result.get("results") or [])  # a loop's items
+        kind = "check" if integrity else "locked" if locked else "orchestration"
+        self._fail(record, reason, kind, hosts)
         return bool(integrity)
 
     def _needs_rollback(self) -> bool:
@@ -364,7 +508,7 @@ class Drill:
 
         try:
             artifacts = self.writer.artifact_dir(ph.ROLLBACK)
-            record.artifacts = str(artifacts.relative_to(self.writer.folder))
+            record.artifacts = self.writer.relative(artifacts)
             self.journal.checks.extend(rollback.roll_back(
                 self.ansible, self._extravars(), artifacts, record,
                 cleanup_started(self.journal), self.clock, on_event))
@@ -438,13 +582,23 @@ class Drill:
             if refused:
                 return ("production guard: " + "; ".join(c.describe() for c in refused),
                         "guard", [c.target for c in refused])
+            try:  # the same targets under other names or addresses: one machine, one port
+                self.target_locks.acquire(identity_lock_keys(self.env, facts), self.operation,
+                                          self.journal.drill_id, self.env.name)
+            except LockedError as exc:
+                return exc.message, "locked", []
         server = postgres.get(source, {})
         answer = self.answers.get(target)
         version = answer.outputs.get("version.pg_restore", (1, ""))[1] if answer else ""
         check = preflight.pg_restore_check(target, version, source,
                                            str(server.get("server_version", "")))
         self.journal.checks.append(check)
-        return None if check.passed else check.describe()
+        files = preflight.redis_file_checks(  # the RDB a restore replaces is the one loaded
+            run.stats.get("drtool_redis_preflight", {}),
+            self.env.groups.get("redis_restore_target", ())
+        ) if self.operation in ph.TOUCHES_TARGETS else []
+        self.journal.checks.extend(files)
+        return preflight.refusal([check, *files])
 
     # -- what each phase's results mean -----------------------------------------------------
 
@@ -477,6 +631,9 @@ class Drill:
     def _fetch_backup(self, record: PhaseRecord) -> tuple[str, str] | None:
         """Bring an off-site backup into the staging folder and check every file against
         the manifest; (reason, kind) when it is not fit to restore."""
+        unreadable = self._manifest_problem()
+        if unreadable:
+            return unreadable
         if self.manifest is None:
             return "the restore needs a backup manifest and none is known", "orchestration"
         try:
@@ -492,6 +649,20 @@ class Drill:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             return (f"the backup failed its integrity check before anything was restored: "
                     f"{problems[0]['problem']}{more}"), "check"
+        return None
+
+    def _manifest_problem(self) -> tuple[str, str] | None:
+        """(reason, kind) when the backup's manifest could not be read: an invalid one fails
+        the backup's integrity (a failed backup.integrity check), an unreachable store is an
+        orchestration failure. Either way no target is touched."""
+        error = self.manifest_error
+        if isinstance(error, ManifestInvalid):
+            self.journal.checks.append(Check("backup.integrity", f"store:{error.where}",
+                                             "a valid manifest", error.problem, FAILED,
+                                             error.message))
+            return f"the backup failed its integrity check: {error.message}", "check"
+        if error is not None:
+            return f"the backup could not be fetched: {error.message}", "orchestration"
         return None
 
     def _record_transfer(self, record: PhaseRecord, transfer: Transfer | None) -> None:
@@ -541,14 +712,22 @@ class Drill:
     def _finish(self) -> None:
         self.finished = True
         journal = self.journal
+        ended = moment(self.clock, self.monotonic)
+        # Phases warned of their own steps of the clock; this catches the rest (the rollback,
+        # the bookkeeping between phases).
+        warning = jump_warning(clock_jump(self.began, ended) - self.phase_jumps,
+                               f"the {self.operation}, outside its phases")
+        if warning:
+            journal.warnings.append(warning)
         if self.operation == "drill":
-            declared = parse_iso(journal.disaster_declared_at)
-            journal.rto_s = timing.rto_seconds(declared, parse_iso(journal.verified_at))
+            declared = self.marks.get(ph.DISASTER)
+            journal.rto_s = timing.rto_seconds(declared, self.marks.get(ph.VERIFY))
             if self.manifest is not None:
                 journal.rpo_backup_age_s = timing.rpo_backup_age(
-                    declared, parse_iso(self.manifest.consistent_at))
+                    declared, parse_iso(self.manifest.consistent_at), self.marks.get(ph.BACKUP))
             journal.rpo_measured_s = timing.rpo_measured(
-                declared, {k: parse_iso(v) for k, v in journal.rpo_measured_from.items()})
+                parse_iso(journal.disaster_declared_at),
+                {k: parse_iso(v) for k, v in journal.rpo_measured_from.items()})
             if journal.objectives is not None and journal.failure is None:
                 objective = verdict.objective_checks(
                     journal.objectives, journal.rto_s, journal.rpo_measured_s,
@@ -566,7 +745,7 @@ class Drill:
             journal.status = FAILED
         else:
             journal.status = PASSED
-        journal.ended_at = iso(self.clock())
+        journal.ended_at = iso(ended.wall)
 
     def _backup_ref(self, manifest: Manifest) -> BackupRef:
         where = self.store.location_of(manifest.backup_id)

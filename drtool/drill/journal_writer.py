@@ -1,10 +1,16 @@
-"""Where journals live and how they are written: atomically, after every change."""
+"""Where journals live and how they are written: atomically, after every change.
+
+A journal that cannot be written (a full disk, a folder gone read-only) must not stop the
+drill from rolling its targets back: `save` never raises. It keeps the first error in
+`problem`, the engine fails the drill with "cannot write the journal: ...", and the last
+state is written to a fallback file outside DRTOOL_HOME when that is possible."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from drtool import paths
 from drtool.core.model import Journal, journal_from_dict
 from drtool.store.local import atomic_write
 
@@ -18,12 +24,48 @@ class JournalWriter:
         self.folder = folder
         self.journal = journal
         self.path = folder / JOURNAL
+        self.problem: OSError | None = None  # the first save that failed
+        self.fallback: Path | None = None  # where the journal went instead, if anywhere
 
-    def save(self) -> None:
-        atomic_write(self.path, dumps(self.journal))
+    def save(self) -> bool:
+        """Write the journal; True when it is on disk at `path`. Never raises."""
+        text = dumps(self.journal)
+        try:
+            atomic_write(self.path, text)
+            return True
+        except OSError as exc:
+            if self.problem is None:
+                self.problem = exc
+        self._save_fallback(text)
+        return False
+
+    def lost(self, problem: OSError) -> None:
+        """Something else under the journal's folder (Ansible's artifacts) could not be
+        written: from now on the journal is treated as unwritable too."""
+        if self.problem is None:
+            self.problem = problem
+        self._save_fallback(dumps(self.journal))
+
+    def _save_fallback(self, text: str) -> None:
+        # The system's temporary folder is usually another file system than DRTOOL_HOME:
+        # what happened stays readable there until the home has room again.
+        path = paths.fallback_dir() / "journals" / f"{self.journal.drill_id}.json"
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            atomic_write(path, text, mode=0o600)
+            self.fallback = path
+        except OSError:
+            self.fallback = None
 
     def artifact_dir(self, phase: str) -> Path:
+        if self.problem is not None:
+            # Ansible's artifacts cannot go where the journal cannot: a rollback must run.
+            return paths.fallback_dir() / "artifacts" / self.journal.drill_id / phase
         return self.folder / "artifacts" / phase
+
+    def relative(self, path: Path) -> str:
+        """How the journal names a folder: relative to its own folder when inside it."""
+        return str(path.relative_to(self.folder)) if path.is_relative_to(self.folder) else str(path)
 
 
 def dumps(journal: Journal) -> str:

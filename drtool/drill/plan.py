@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drtool.config import Environment
+from drtool.config import Environment, endpoints
+from drtool.core.identity import MACHINE
 from drtool.drill.phases import BACKUP, OPERATIONS, PLAN, RESTORE
 
 
@@ -34,3 +35,32 @@ def build_plan(env: Environment, operation: str) -> list[dict[str, Any]]:
                                                    "every file against the manifest"})
         plan.append({"phase": phase, "steps": steps})
     return plan
+
+
+# Which groups hold a data store a drill overwrites, and the service it runs.
+LOCKED_TARGETS = (("pg_restore_target", "postgres"), ("redis_restore_target", "redis"))
+
+
+def target_lock_keys(env: Environment) -> list[str]:
+    """The restore targets, by where they listen, as the locks a drill takes before its
+    first phase: one per address and port a target's PostgreSQL or Redis can be reached at
+    (loopback and 0.0.0.0 spellings are one: config.endpoints)."""
+    keys = set()
+    for group, service in LOCKED_TARGETS:
+        for host in env.groups.get(group, ()):
+            for address, port in endpoints(env.hosts[host], service):
+                keys.add(f"{service} {address}:{port}")
+    return sorted(keys)
+
+
+def identity_lock_keys(env: Environment, facts: dict[str, dict[str, Any]]) -> list[str]:
+    """The same targets by the machine they run on (the sha256 of its machine-id, which the
+    preflight read) and their port: two names or addresses of one machine are one key."""
+    keys = set()
+    for group, service in LOCKED_TARGETS:
+        for host in env.groups.get(group, ()):
+            machine = (facts.get(host) or {}).get(MACHINE)
+            port = env.hosts[host].get(f"{service}_port")
+            if machine:
+                keys.add(f"{service} on machine {str(machine)[:16]} port {port}")
+    return sorted(keys)

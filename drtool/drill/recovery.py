@@ -3,26 +3,17 @@ were killed (their journal still says running, their process is gone)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from drtool import paths
 from drtool.adapters.ansible import scrub_artifacts
-from drtool.core.model import RUNNING
+from drtool.core.model import RUNNING, journal_from_dict
 from drtool.core.rollback import awaits_rollback
-from drtool.drill.journal_writer import load_journals
+from drtool.drill.journal_writer import JOURNAL, load_journals
 from drtool.store.history import History, record_of
-
-
-def process_running(pid: int | None) -> bool:
-    """Whether `pid` is a live drtool process (a reused PID of another program is not)."""
-    if not pid:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z" and b"drtool" in cmdline
+from drtool.store.local import atomic_write
+from drtool.store.lock import lock_held
 
 
 def record_unrecorded(env: str, history: History, skip: str | None = None,
@@ -30,17 +21,20 @@ def record_unrecorded(env: str, history: History, skip: str | None = None,
     """Append a record for every journal of `env` the history lacks, oldest first; a drill
     still marked running whose process is gone is recorded as aborted. Returns their ids.
 
-    With `locked` (the caller holds the environment's lock) no other drill of `env` can be
-    running, whatever a journal's PID says. A killed drill whose targets await their rollback
-    is left unrecorded: the rollback will complete its journal (drtool.drill.rollback)."""
+    Whether a drill is still running is judged by the environment's lock, never by the PID
+    in its journal (a PID is reused, and means nothing in another PID namespace): with
+    `locked` the caller holds the lock; otherwise a lock held by anyone means a drill may be
+    under way, and running journals are left alone. A killed drill whose targets await their
+    rollback is left unrecorded: the rollback will complete its journal (drill.rollback)."""
     added = []
+    busy = not locked and lock_held(paths.drtool_home() / "locks", env)
     for path, journal in load_journals(paths.evidence_dir(env)):
         if journal.drill_id == skip or history.knows(journal.drill_id):
             continue
         record = record_of(journal)
         if journal.status == RUNNING:
-            if not locked and process_running(journal.pid):
-                continue  # another drill, still under way
+            if busy:
+                continue  # the lock is held: this may be that drill, still under way
             if awaits_rollback(journal):
                 continue
             phase = next((p.name for p in journal.phases if p.status == RUNNING), "")
@@ -60,3 +54,33 @@ def scrub_killed(env: str, skip: str | None = None) -> None:
     for path, journal in load_journals(paths.evidence_dir(env)):
         if journal.status == RUNNING and journal.drill_id != skip:
             scrub_artifacts(path.parent)
+
+
+def fallback_journals(env: str) -> list[tuple[Path, Path]]:
+    """Journals written outside DRTOOL_HOME because the home was full (see JournalWriter),
+    each with the place it belongs: [(fallback, journal path)]."""
+    found = []
+    for fallback in sorted((paths.fallback_dir() / "journals").glob("*.json")):
+        try:
+            journal = journal_from_dict(json.loads(fallback.read_text("utf-8")))
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+        if journal.env == env:
+            found.append((fallback, paths.evidence_dir(env) / journal.drill_id / JOURNAL))
+    return found
+
+
+def adopt_fallback_journals(env: str) -> list[str]:
+    """Put back into the evidence folder every journal of `env` that was written to the
+    temporary folder while DRTOOL_HOME was full; it is newer than the one left there. Called
+    with the environment's lock held, before killed drills are looked for: a journal left
+    saying running may have ended, and rolled back, already. Returns the drill ids."""
+    adopted = []
+    for fallback, path in fallback_journals(env):
+        try:
+            atomic_write(path, fallback.read_text("utf-8"))
+        except OSError:
+            continue  # still no room: it stays where it is, and is tried again next time
+        fallback.unlink(missing_ok=True)
+        adopted.append(path.parent.name)
+    return adopted

@@ -23,10 +23,14 @@ def write_inventory(lab: Lab, hosts: Iterable[LabHost], python: str, app_port: i
     for host in hosts:
         address = lab.address(host)
         hostvars: dict[str, Any] = {"ansible_host": address}
+        # Each data store's directory, so that `drtool validate` refuses a backup or
+        # snapshot path that is, or holds, one of them.
         if host.group.startswith("pg_"):
             hostvars["drtool_postgres_host"] = address
+            hostvars["drtool_postgres_data_dir"] = str(lab.cluster(host).data)
         if host.group.startswith("redis_"):
             hostvars["drtool_redis_host"] = address
+            hostvars["drtool_redis_rdb_path"] = str(lab.redis(host).rdb)
         if host.group in ("pg_restore_target", "redis_restore_target", "app"):
             hostvars["drtool_drill_target"] = True
         if host.group == "redis_restore_target":
@@ -62,6 +66,8 @@ def write_inventory(lab: Lab, hosts: Iterable[LabHost], python: str, app_port: i
         "drtool_host_work_dir": f"{lab.root}/hosts/{{{{ inventory_hostname }}}}/work",
         "drtool_backup_path": "{{ drtool_host_work_dir }}/backups/{{ drtool_backup_id }}",
         "drtool_snapshot_path": "{{ drtool_host_work_dir }}/snapshots/{{ drtool_drill_id }}",
+        # The lab's hosts share this machine's file system: each keeps its leases apart.
+        "drtool_lease_dir": "{{ drtool_host_work_dir }}/locks",
         "drtool_postgres_port": 5432,
         "drtool_postgres_user": "postgres",
         "drtool_postgres_password":

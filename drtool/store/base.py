@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from drtool.errors import CheckFailed
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -46,12 +48,24 @@ class Transfer:
     files: list[dict[str, Any]] = field(default_factory=list)
 
 
+class ManifestInvalid(CheckFailed):
+    """A backup's manifest.json is there but cannot be trusted (not JSON, malformed, a file
+    path that leads outside the backup, another backup's id): the backup fails its integrity
+    check (exit 1). `where` is the manifest's path or URL, `problem` what is wrong with it."""
+
+    def __init__(self, backup_id: str, where: str, problem: str) -> None:
+        self.backup_id, self.where, self.problem = backup_id, where, problem
+        super().__init__(f"backup {backup_id}: manifest {where} is not valid: {problem}")
+
+
 class BackupStore(Protocol):
     @property
     def location(self) -> str: ...
     def location_of(self, backup_id: str) -> str: ...
     def backup_path(self, backup_id: str) -> Path: ...
     def write_manifest(self, manifest: Manifest) -> tuple[Path, str]: ...
+    # ConfigError: no such backup; ManifestInvalid: a manifest that cannot be trusted;
+    # StoreError: the store cannot be reached.
     def read_manifest(self, backup_id: str) -> Manifest: ...
     def catalog(self) -> list[BackupSummary]: ...
     def publish(self, manifest: Manifest) -> tuple[Manifest, Transfer | None]: ...

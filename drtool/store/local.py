@@ -17,8 +17,8 @@ from typing import Any
 
 from drtool.core.clock import iso, utc_now
 from drtool.core.manifest import Manifest, manifest_from_json
-from drtool.errors import ConfigError
-from drtool.store.base import BackupSummary, Transfer, backup_time
+from drtool.errors import ConfigError, StoreError
+from drtool.store.base import BackupSummary, ManifestInvalid, Transfer, backup_time
 
 BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 VERIFIED = "verified.json"
@@ -31,12 +31,16 @@ def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk must not also keep half a file
+        raise
     folder = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(folder)
@@ -74,14 +78,22 @@ class LocalStore:
         return path, hashlib.sha256(text.encode()).hexdigest()
 
     def read_manifest(self, backup_id: str) -> Manifest:
-        """Return the backup's manifest; ConfigError (exit 2) when there is no such backup."""
+        """Return the backup's manifest, validated (drtool.core.manifest.manifest_from_json).
+        ConfigError (exit 2) when there is no such backup; ManifestInvalid (exit 1) when its
+        manifest cannot be trusted; StoreError (exit 3) when it cannot be read."""
         path = self.backup_path(backup_id) / "manifest.json"
         try:
-            return manifest_from_json(path.read_text(encoding="utf-8"))
+            text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(f"no backup {backup_id!r} in {self.root}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"backup {backup_id!r}: unreadable manifest {path}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ManifestInvalid(backup_id, str(path), f"not valid UTF-8: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            return manifest_from_json(text, backup_id)
+        except ValueError as exc:
+            raise ManifestInvalid(backup_id, str(path), str(exc)) from None
 
     def catalog(self) -> list[BackupSummary]:
         """Every backup in the store, newest first; incomplete ones (no manifest) included."""
@@ -94,7 +106,8 @@ class LocalStore:
             verified = self._verified(folder)
             created = backup_time(folder.name)
             try:
-                manifest = manifest_from_json((folder / "manifest.json").read_text("utf-8"))
+                manifest = manifest_from_json((folder / "manifest.json").read_text("utf-8"),
+                                              folder.name)
                 summaries.append(BackupSummary(folder.name, manifest.consistent_at,
                                                manifest.size, str(folder), True, verified,
                                                created))

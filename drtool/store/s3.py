@@ -24,15 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from drtool.core.clock import iso, utc_now
-from drtool.core.manifest import Manifest, manifest_from_json
+from drtool.core.manifest import Manifest, manifest_from_json, path_problem, shown
 from drtool.errors import ConfigError, StoreError
 from drtool.store import crypto
-from drtool.store.base import BackupSummary, Transfer, backup_time
+from drtool.store.base import BackupSummary, ManifestInvalid, Transfer, backup_time
 from drtool.store.local import LocalStore
 from drtool.store.settings import MIB, S3Connection, S3StoreSettings
 
@@ -127,6 +128,9 @@ class S3Store:
         return self.spool.write_manifest(manifest)
 
     def read_manifest(self, backup_id: str) -> Manifest:
+        """The backup's manifest from the bucket, validated (manifest_from_json). ConfigError
+        when there is none; ManifestInvalid when it cannot be trusted; StoreError when the
+        bucket cannot be read (naming the object, never a credential)."""
         where = self.url(backup_id, MANIFEST)
         try:
             body = self._call(where, self._get, self.key(backup_id, MANIFEST))
@@ -135,9 +139,9 @@ class S3Store:
                 raise ConfigError(f"no backup {backup_id!r} in {self.location}") from None
             raise StoreError(describe_error(exc, where)) from None
         try:
-            return manifest_from_json(body.decode("utf-8"))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"backup {backup_id!r}: unreadable manifest {where}: {exc}") from exc
+            return manifest_from_json(body.decode("utf-8"), backup_id)
+        except ValueError as exc:  # not UTF-8, not JSON, or not a manifest drtool wrote
+            raise ManifestInvalid(backup_id, where, str(exc)) from None
 
     def _get(self, key: str) -> bytes:
         response = self.s3.get_object(Bucket=self.connection.bucket, Key=key)
@@ -161,7 +165,8 @@ class S3Store:
             for backup_id in ids:
                 try:
                     manifest = manifest_from_json(
-                        self._call(where, self._get, self.key(backup_id, MANIFEST)).decode())
+                        self._call(where, self._get, self.key(backup_id, MANIFEST)).decode(),
+                        backup_id)
                     consistent, size, complete = manifest.consistent_at, manifest.size, True
                 except (ClientError, ValueError, KeyError, TypeError):
                     consistent, size, complete = None, None, False
@@ -292,17 +297,20 @@ class S3Store:
     def fetch(self, manifest: Manifest) -> tuple[list[dict[str, Any]], Transfer]:
         """Download the backup into the staging folder and check every file against the
         manifest. Returns the problems (each names its object; none: ready to restore) and
-        what was moved. On any problem the staging folder is emptied, so nothing half-checked
-        can be restored. StoreError when the store cannot be reached at all."""
+        what was moved. A path that would lead outside the staging folder, or an object of
+        the backup that the manifest does not list, is a problem found before any download.
+        On any problem the staging folder is emptied, so nothing half-checked can be
+        restored. StoreError when the store cannot be reached (naming the object)."""
         folder = self.spool.backup_path(manifest.backup_id)
         self.release(manifest.backup_id)
-        folder.mkdir(parents=True, mode=0o700)
         started, began = time.monotonic(), iso(utc_now())
-        storage = manifest.extra.get("storage") or {}
-        sealed_by = (storage.get("encryption") or {}).get("key_fingerprint")
-        problems: list[dict[str, Any]] = []
+        problems = self._outside(manifest, folder) or self._unlisted(manifest, started)
+        folder.mkdir(parents=True, mode=0o700)
+        storage = manifest.extra.get("storage")
+        encryption = storage.get("encryption") if isinstance(storage, dict) else None
+        sealed_by = encryption.get("key_fingerprint") if isinstance(encryption, dict) else None
         key: bytes | None = None
-        if sealed_by:
+        if sealed_by and not problems:
             key, problem = self._restore_key(sealed_by)
             if problem:
                 problems.append({"path": "*", "object": self.location_of(manifest.backup_id),
@@ -327,7 +335,7 @@ class S3Store:
                     continue
                 self.release(manifest.backup_id)
                 raise StoreError(describe_error(exc, f"download of {where}", started)) from None
-            except (BotoCoreError, OSError) as exc:
+            except (BotoCoreError, Boto3Error, OSError) as exc:  # Boto3Error: retries exceeded
                 self.release(manifest.backup_id)
                 raise StoreError(describe_error(exc, f"download of {where}", started)) from None
             size = part.stat().st_size
@@ -348,6 +356,41 @@ class S3Store:
         return problems, Transfer("download", len(files), received,
                                   time.monotonic() - started, began, iso(utc_now()),
                                   self.location_of(manifest.backup_id), files)
+
+    def _outside(self, manifest: Manifest, folder: Path) -> list[dict[str, Any]]:
+        """One problem per manifest path that could lead outside the staging folder.
+        read_manifest already refuses such a manifest; this holds for any manifest given."""
+        where, root = self.url(manifest.backup_id, MANIFEST), folder.resolve()
+        problems = []
+        for entry in manifest.files:
+            problem = path_problem(entry.path)
+            if problem is None and not (folder / entry.path).resolve().is_relative_to(root):
+                problem = f"file path {shown(entry.path)} leads outside the staging folder"
+            if problem is not None:
+                problems.append({"path": entry.path, "object": where, "expected": entry.sha256,
+                                 "actual": None, "problem": f"manifest {where}: {problem}"})
+        return problems
+
+    def _unlisted(self, manifest: Manifest, started: float) -> list[dict[str, Any]]:
+        """One problem per object of the backup that its manifest does not list (an entry
+        dropped from the manifest while its file is still there). StoreError when the
+        backup's objects cannot be listed."""
+        prefix = self.key(manifest.backup_id, "")
+        where = f"s3://{self.connection.bucket}/{prefix}"
+        known = {self.key(manifest.backup_id, e.path) for e in manifest.files}
+        known |= {prefix + MANIFEST, prefix + VERIFIED}
+        try:
+            paginator = self.s3.get_paginator("list_objects_v2")
+            keys = [o["Key"] for page in paginator.paginate(Bucket=self.connection.bucket,
+                                                            Prefix=prefix)
+                    for o in page.get("Contents", [])]
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreError(describe_error(exc, f"listing of {where}", started)) from None
+        return [{"path": key[len(prefix):], "object": f"s3://{self.connection.bucket}/{key}",
+                 "expected": None, "actual": None,
+                 "problem": f"object s3://{self.connection.bucket}/{shown(key)[1:-1]} is not "
+                            "in the manifest"}
+                for key in sorted(set(keys) - known)]
 
     def _restore_key(self, sealed_by: str) -> tuple[bytes | None, str | None]:
         path = self.settings.encryption_key_file

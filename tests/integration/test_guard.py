@@ -283,3 +283,58 @@ def shutil_copy(source: Path, folder: Path) -> None:
 
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(source, folder)
+
+
+def test_the_guard_role_refuses_a_target_that_is_the_primary_behind_a_forwarder(
+        sandbox: Drtool, forwarder, tmp_path: Path):
+    # The role alone, as a playbook run without drtool would apply it: each forwarded target
+    # answers with its primary's identity; the sandbox's own targets are allowed.
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+             "drtool_tier": "sandbox", "drtool_postgres_user": "postgres",
+             "drtool_postgres_database": "appdb",
+             "drtool_postgres_password": sandbox.secret("postgres_password"),
+             "drtool_redis_password": sandbox.secret("redis_password")}
+    pg_via = forwarder(sandbox.port("pg_primary"))
+    redis_via = forwarder(sandbox.port("redis_primary"))
+    groups = {
+        "pg_primary": {"pg-primary": {"drtool_postgres_port": sandbox.port("pg_primary")}},
+        "pg_restore_target": {
+            "pg-forwarded": {"drtool_drill_target": True, "drtool_postgres_port": pg_via.port},
+            "pg-target": {"drtool_drill_target": True,
+                          "drtool_postgres_port": sandbox.port("pg_target")}},
+        "redis_primary": {"redis-primary": {"drtool_redis_port": sandbox.port("redis_primary")}},
+        "redis_restore_target": {
+            "redis-forwarded": {"drtool_drill_target": True, "drtool_redis_port": redis_via.port},
+            "redis-target": {"drtool_drill_target": True,
+                             "drtool_redis_port": sandbox.port("redis_target")}},
+    }
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"vars": local, "children": {
+        group: {"hosts": hosts} for group, hosts in groups.items()}}}))
+    inventory.chmod(0o600)
+    playbook = tmp_path / "guard.yml"
+    playbook.write_text(GUARD_PLAY)
+    out = tmp_path / "said.json"
+    env = dict(os.environ, ANSIBLE_CONFIG=str(content_root() / "ansible.cfg"),
+               ANSIBLE_ANY_ERRORS_FATAL="false", ANSIBLE_FORKS="6",
+               PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    before = primary_state(sandbox)
+    done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook),
+                           "-e", f"out={out}"], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:]
+    said = json.loads(out.read_text())
+    assert said["pg-target"] == "allowed" and said["redis-target"] == "allowed", said
+    with pg(sandbox, "pg_primary", "postgres") as admin:
+        system = admin.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+    run_id = rd(sandbox, "redis_primary").info("server")["run_id"]
+    assert said["pg-forwarded"] == (
+        "pg-forwarded is refused as a destructive target: pg-forwarded is backup source "
+        f"pg-primary: same PostgreSQL system_identifier {system}")
+    assert said["redis-forwarded"].startswith(
+        "redis-forwarded is refused as a destructive target: redis-forwarded is backup source "
+        f"redis-primary: same Redis run_id {run_id}; redis-forwarded uses backup source "
+        "redis-primary's RDB file: ")
+    secrets = (sandbox.secret("postgres_password"), sandbox.secret("redis_password"))
+    assert not any(secret in done.stdout for secret in secrets)
+    assert primary_state(sandbox) == before

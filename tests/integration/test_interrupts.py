@@ -35,17 +35,25 @@ exec {real}/pg_restore "$@"
 """
 
 
+def wrapped_bin_dir(drtool: Drtool, name: str, tool: str, script: str) -> Path:
+    """A PostgreSQL bin folder under DRTOOL_HOME whose `tool` is `script` and whose other
+    tools are the real ones: what `drtool_postgres_bin_dir` points a target at."""
+    bindir = drtool.home / name
+    shutil.rmtree(bindir, ignore_errors=True)
+    bindir.mkdir()
+    for real in REAL_BIN.iterdir():
+        (bindir / real.name).symlink_to(real)
+    (bindir / tool).unlink()
+    (bindir / tool).write_text(script)
+    (bindir / tool).chmod(0o755)
+    return bindir
+
+
 def slow_restore_env(drtool: Drtool, name: str, slow_calls: tuple[int, ...]) -> tuple[str, Path]:
     """An environment whose pg_restore waits 40 s on the given calls (1: the drill's
     restore, 2: the rollback's); returns its name and the wrapper's folder."""
-    bindir = drtool.home / f"slow-bin-{name}"
-    shutil.rmtree(bindir, ignore_errors=True)
-    bindir.mkdir()
-    for tool in REAL_BIN.iterdir():
-        (bindir / tool.name).symlink_to(tool)
-    (bindir / "pg_restore").unlink()
-    (bindir / "pg_restore").write_text(WRAPPER.format(real=REAL_BIN))
-    (bindir / "pg_restore").chmod(0o755)
+    bindir = wrapped_bin_dir(drtool, f"slow-bin-{name}", "pg_restore",
+                             WRAPPER.format(real=REAL_BIN))
     (bindir / "slow-calls").write_text("".join(f"{n}\n" for n in slow_calls))
     env = copy_inventory(drtool, name, {}, {"sandbox-pg-target": {
         "drtool_postgres_bin_dir": str(bindir)}})

@@ -3,6 +3,7 @@ multipart, versioning, Object Lock), started here and stopped by its PID."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -23,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from drtool.core.manifest import FileEntry, Manifest, PostgresPart, RedisPart
 from drtool.store import crypto
+from drtool.store.base import ManifestInvalid
 from drtool.store.s3 import S3Store
 from drtool.store.settings import S3Connection, S3StoreSettings
 from tests.conftest import PORT_BASE, Drtool, alive, copy_inventory, wait_gone
@@ -405,3 +407,150 @@ def test_no_credential_or_key_is_written_anywhere(s3: S3):
     assert searched > 50
     for output in s3.outputs:
         assert not any(secret in output for secret in secrets)
+
+
+# -- manifests that cannot be trusted, and an endpoint that goes away -------------------------
+
+def publish_small(s3: S3, tmp_path: Path, prefix: str, backup_id: str) -> S3Store:
+    """A small backup (not a real dump: these restores stop before the playbook), published
+    under PREFIX by the store itself; returns that store."""
+    folder = tmp_path / "spool" / backup_id
+    (folder / "postgres").mkdir(parents=True)
+    (folder / "postgres" / "toc.dat").write_bytes(os.urandom(2048))
+    (folder / "redis").mkdir()
+    (folder / "redis" / "dump.rdb").write_bytes(b"REDIS0011 small")
+    store = S3Store(S3StoreSettings(S3Connection(BACKUPS, prefix, "us-east-1", s3.endpoint, None,
+                                                 ACCESS_KEY, SECRET_KEY)), tmp_path / "spool")
+    store.publish(manifest_for(folder, backup_id))
+    return store
+
+
+def test_a_forged_manifest_in_the_bucket_writes_nothing_outside_the_staging_folder(
+        s3: S3, tmp_path: Path):
+    backup_id = "bk-20261122T000000Z-forged"
+    outside = tmp_path / "written-outside"
+    env = copy_inventory(s3.drtool, "s3-forged", {"drtool_store_s3": store_vars(s3, "forged")})
+    staging = s3.drtool.home / "backups" / env / backup_id
+    escaped = staging.parent.parent / "x"  # where ../../x from the staging folder lands
+    forged = {"../../x": b"written by a forged manifest", str(outside): b"and this one too",
+              "redis/dump.rdb": b"REDIS0011 small"}
+    entries = tuple(FileEntry(path, len(body), hashlib.sha256(body).hexdigest())
+                    for path, body in forged.items())
+    manifest = dataclasses.replace(manifest_for(tmp_path / "empty", backup_id), files=entries)
+    for path, body in forged.items():  # every object the manifest names is in the bucket
+        s3.client.put_object(Bucket=BACKUPS, Key=f"forged/{backup_id}/{path}", Body=body)
+    s3.client.put_object(Bucket=BACKUPS, Key=f"forged/{backup_id}/manifest.json",
+                         Body=manifest.to_json().encode())
+    before = target_state(s3.drtool)
+
+    done = s3.run("restore", "--env", env, "--backup", backup_id)
+
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr
+    assert "Traceback" not in done.stderr
+    journal = journal_of(done)
+    assert journal["failure"]["phase"] == "restore" and journal["failure"]["kind"] == "check"
+    reason = journal["failure"]["reason"]
+    where = f"s3://{BACKUPS}/forged/{backup_id}/manifest.json"
+    assert reason.startswith(f"the backup failed its integrity check: backup {backup_id}: "
+                             f"manifest {where} is not valid: file path '../../x' is not "
+                             "normalised")
+    assert f"file path '{outside}' is absolute" in reason
+    [check] = [c for c in journal["checks"] if c["name"] == "backup.integrity"]
+    assert check["status"] == "failed" and check["target"] == f"store:{where}"
+    assert not [t for p in journal["phases"] for t in p["tasks"] if t["host"] == "drtool"]
+    assert not outside.exists() and not escaped.exists() and not staging.exists()
+    assert target_state(s3.drtool) == before
+
+
+def test_the_store_refuses_a_forged_manifest_and_an_object_the_manifest_does_not_list(
+        s3: S3, tmp_path: Path):
+    backup_id = "bk-20261122T000000Z-extra0"
+    store = publish_small(s3, tmp_path, "extra/", backup_id)
+    # An entry dropped from the manifest while its object is still there.
+    s3.client.put_object(Bucket=BACKUPS, Key=f"extra/{backup_id}/postgres/3.dat.gz", Body=b"x")
+
+    problems, _transfer = store.fetch(store.read_manifest(backup_id))
+
+    assert [p["problem"] for p in problems] == [
+        f"object s3://{BACKUPS}/extra/{backup_id}/postgres/3.dat.gz is not in the manifest"]
+    assert not (tmp_path / "spool" / backup_id).exists()
+
+    body = s3.client.get_object(Bucket=BACKUPS, Key=f"extra/{backup_id}/manifest.json")
+    forged = json.loads(body["Body"].read())
+    forged["files"][0]["path"] = "postgres/../../../x"
+    s3.client.put_object(Bucket=BACKUPS, Key=f"extra/{backup_id}/manifest.json",
+                         Body=json.dumps(forged).encode())
+    with pytest.raises(ManifestInvalid, match=r"file path 'postgres/\.\./\.\./\.\./x' is not "):
+        store.read_manifest(backup_id)
+    assert [b.complete for b in store.catalog() if b.id == backup_id] == [False]
+
+
+def cut(hop: Any) -> None:
+    """Take the hop down: refuse new connections (shutdown wakes its accept(), which a bare
+    close leaves waiting for one more) and drop the open ones."""
+    with contextlib.suppress(OSError):  # already down
+        hop.server.shutdown(socket.SHUT_RDWR)
+    hop.close()
+
+
+def test_an_endpoint_that_goes_down_during_a_restore_fails_it_with_exit_3_and_changes_nothing(
+        s3: S3, tmp_path: Path):
+    from tests.integration.test_guard import Forwarder  # a TCP hop we can cut
+
+    backup_id = "bk-20261122T000000Z-cutoff"
+    publish_small(s3, tmp_path, "cut/", backup_id)
+    port = int(s3.endpoint.rsplit(":", 1)[1])
+    before = target_state(s3.drtool)
+    outputs: list[str] = []
+
+    # Down before the restore starts: its manifest cannot be read.
+    env = copy_inventory(s3.drtool, "s3-cut", {"drtool_store_s3": store_vars(
+        s3, "cut/", endpoint_url=f"http://127.0.0.1:{closed_port()}")})
+    done = s3.run("restore", "--env", env, "--backup", backup_id)
+    outputs += [done.stdout, done.stderr]
+    assert done.returncode == 3, done.stdout[-3000:] + done.stderr
+    journal = journal_of(done)
+    assert journal["failure"]["phase"] == "restore"
+    assert journal["failure"]["kind"] == "orchestration"
+    assert journal["failure"]["reason"].startswith(
+        f"the backup could not be fetched: s3://{BACKUPS}/cut/{backup_id}/manifest.json: "
+        "EndpointConnectionError")
+    assert target_state(s3.drtool) == before
+
+    # Down once the restore began (the manifest was read, the snapshot is being taken): the
+    # download finds the endpoint gone.
+    hop = Forwarder(port)
+    env = copy_inventory(s3.drtool, "s3-cut", {"drtool_store_s3": store_vars(
+        s3, "cut/", endpoint_url=f"http://127.0.0.1:{hop.port}")})
+    evidence = s3.drtool.home / "evidence" / env
+    earlier = set(evidence.glob("*/journal.json"))
+    running = s3.drtool.popen("restore", "--env", env, "--backup", backup_id)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and running.poll() is None:
+            journals = set(evidence.glob("*/journal.json")) - earlier
+            phases = {p["name"]: p["status"] for j in journals
+                      for p in json.loads(j.read_text() or "{}").get("phases", [])}
+            if phases.get("snapshot") == "running":
+                break
+            time.sleep(0.05)
+        cut(hop)
+        out, err = running.communicate(timeout=300)
+    finally:
+        cut(hop)
+        if running.poll() is None:
+            running.kill()
+    outputs += [out, err]
+    assert running.returncode == 3, out[-3000:] + err
+    journal = journal_of(subprocess.CompletedProcess([], 3, out, err))
+    assert journal["failure"]["phase"] == "restore", journal["failure"]
+    reason = journal["failure"]["reason"]
+    assert reason.startswith("the backup could not be fetched: ") and (
+        f"s3://{BACKUPS}/cut/{backup_id}/" in reason) and "EndpointConnectionError" in reason
+    assert err.splitlines()[-1] == f"drtool: restore failed at restore: {reason}"
+    assert "Traceback" not in err
+    assert not (s3.drtool.home / "backups" / env / backup_id).exists()
+    assert target_state(s3.drtool) == before
+    for output in [*outputs, *(p.read_text() for p in evidence.glob("*/journal.json"))]:
+        assert ACCESS_KEY not in output and SECRET_KEY not in output
+    s3.outputs += outputs

@@ -1,6 +1,14 @@
-from drtool.cli.common import exit_code
+import json
+
+import click
+import pytest
+
+from drtool.cli.common import exit_code, not_text, shown
 from drtool.cli.main import main
+from drtool.cli.operations import check_note
+from drtool.cli.report import _remediation
 from drtool.core.model import Failure, Journal
+from drtool.errors import ConfigError
 
 
 def journal(status, kind=None):
@@ -42,3 +50,106 @@ def test_help_and_version_exit_0(capsys):
     assert main(["--help"]) == 0
     assert "Exit codes" in capsys.readouterr().out
     assert main(["--version"]) == 0
+
+
+# -- bad input: one line, exit 2, never a traceback ------------------------------------------
+
+def one_line_error(capsys, *named):
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("drtool: error: "), err
+    assert "Traceback" not in err and all(n in err for n in named), err
+    return err
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ("ticket \udcff", "is not valid UTF-8"),
+    ("colour \x1b[31m", "holds control characters ('\\x1b')"),
+    ("a\tb", "holds control characters ('\\t')"),
+    ("one\rtwo", "holds control characters ('\\r')"),
+    ("one\u2028two", "holds control characters ('\\u2028')"),
+])
+def test_a_note_must_be_one_line_of_utf8_text(value, why):
+    with pytest.raises(click.BadParameter) as caught:
+        check_note(value)
+    assert caught.value.message == f"must be one line of at most 500 characters: it {why}"
+    # Text in any script is kept as given.
+    assert check_note("CHG-1234: équipe de nuit, 夜間") == "CHG-1234: équipe de nuit, 夜間"
+
+
+def test_undecodable_bytes_and_control_characters_are_shown_escaped_on_one_line():
+    assert shown("/tmp/out\udcff\n") == "/tmp/out\\xff\\n"
+    assert not_text("fine, and é") is None
+    assert not_text("a\nb", allow="\n") is None
+
+
+def test_a_note_that_is_not_utf8_is_refused_before_the_environment_is_read(capsys):
+    assert main(["drill", "--env", "atlantis", "--note", "ticket \udcff"]) == 2
+    one_line_error(capsys, "--note", "not valid UTF-8")
+
+
+@pytest.mark.parametrize("args", [
+    ["drill", "--env", "atlantis", "--junit", "out\udcff.xml"],
+    ["drill", "--env", "atlantis", "--log", "log\x1b.txt"],
+    ["drill", "--env", "atlantis", "--metrics-dir", "m\udcff"],
+    ["report", "--env", "atlantis", "--out", "r\udcff"],
+    ["report", "--env", "atlantis", "--remediation", "n\udcff.yml"],
+    ["backups", "new-key", "k\udcff"],
+])
+def test_a_file_argument_that_is_not_a_utf8_name_is_refused(capsys, args):
+    assert main(args) == 2
+    one_line_error(capsys, "the file name")
+
+
+def test_a_drill_id_that_is_not_utf8_is_not_recorded(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path))
+    assert main(["report", "--drill", "2026\udcff"]) == 2
+    one_line_error(capsys, "no drill '2026\\xff' is recorded")
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b"d1: restarted \xff\n", "not UTF-8 text (byte 15 is 0xff)"),
+    (b"d1: [restarted\n", "not YAML: expected ',' or ']', but got '<stream end>' at line 2"),
+    (b"d1: restarted \x1b[2J\n", "not YAML: unacceptable character #x001b"),
+    (b'd1: "restarted\\x00"\n', "the note of 'd1' holds control characters ('\\x00')"),
+    (b'd1: "restarted\\udcff"\n', "the note of 'd1' is not valid UTF-8"),
+    (b'"d\\x1b1": restarted\n', "the note of 'd\\x1b1' holds control characters ('\\x1b')"),
+])
+def test_remediation_notes_that_are_not_a_mapping_of_text_are_refused_on_one_line(
+        tmp_path, content, why):
+    notes = tmp_path / "notes.yml"
+    notes.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        _remediation(notes)
+    assert why in caught.value.message and "\n" not in caught.value.message
+    # Line breaks and tabs in a note are text.
+    notes.write_text("d1: |\n  restarted\n  the\treplica, é\n", encoding="utf-8")
+    assert _remediation(notes) == {"d1": "restarted\nthe\treplica, é\n"}
+
+
+@pytest.mark.parametrize("command", [
+    ["history"], ["evidence", "verify"], ["status"], ["report"], ["rollback"], ["backup"],
+    ["restore", "--backup", "b1"], ["verify", "--backup", "b1"], ["drill"], ["validate"],
+    ["backups", "list"], ["backups", "prune", "--keep-last", "1"], ["notify", "test"],
+    ["schedule", "install", "--cron", "0 5 * * 1"],
+])
+def test_every_command_given_an_unknown_environment_exits_2(capsys, tmp_path, monkeypatch,
+                                                            command):
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path))
+    assert main([*command, "--env", "atlantis"]) == 2
+    one_line_error(capsys, "unknown environment 'atlantis'")
+
+
+def test_history_knows_an_environment_by_its_inventory_or_its_records(
+        capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path))
+    assert main(["history", "--env", "retired"]) == 2
+    one_line_error(capsys, "unknown environment 'retired'")
+    # Its inventory is gone, but a drill of it was recorded: it is still listed.
+    folder = tmp_path / "evidence" / "retired" / "20260101T000000Z-0a1b2c"
+    folder.mkdir(parents=True)
+    record = Journal("20260101T000000Z-0a1b2c", "retired", "drill", "2026-01-01T00:00:00Z",
+                     status="passed", ended_at="2026-01-01T00:05:00Z")
+    (folder / "journal.json").write_text(json.dumps(record.to_dict()))
+    assert main(["history", "--env", "retired"]) == 0
+    assert "20260101T000000Z-0a1b2c  drill   passed" in capsys.readouterr().out
+    assert main(["evidence", "verify", "--env", "retired"]) == 0

@@ -247,3 +247,110 @@ def test_without_ssh_the_described_address_is_judged(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     assert ssh_hostname("pg-drill-alias", "-F /nonexistent") == "pg-drill-alias"
     assert ssh_hostname("10.9.0.12", "-o 'unbalanced") == "10.9.0.12"
+
+
+# -- paths drtool deletes: never /, never a data directory or what holds one -----------------
+
+DATA_DIRS = {"pg1": {"postgres_data_dir": "/var/lib/postgresql/15/main"},
+             "pg2": {"postgres_data_dir": "/srv/pg/target/data"},
+             "r1": {"redis_rdb_path": "/var/lib/redis/dump.rdb"},
+             "r2": {"redis_rdb_path": "/srv/redis-target/dump.rdb"}}
+
+
+def with_data_dirs(**overrides):
+    hosts = described(**DATA_DIRS)
+    for host, changes in overrides.items():
+        hosts[host].update(changes)
+    return hosts
+
+
+def path_messages(hosts, store_root="/srv/drtool/backups"):
+    from drtool.config import deletable_path_problems
+
+    return [(p.host, p.key, p.message) for p in deletable_path_problems(hosts, store_root)]
+
+
+def test_paths_beside_the_data_directories_are_accepted():
+    assert path_messages(with_data_dirs()) == []
+    # Inside a data store's folder is not what deletes it; the id placeholders are kept.
+    assert path_messages(with_data_dirs(
+        pg2={"snapshot_path": "/srv/pg/target/snapshots/DRILL_ID"})) == []
+
+
+@pytest.mark.parametrize("path", ["/", "//", "/./", "/srv/.."])
+def test_a_root_snapshot_path_is_refused_on_every_host_naming_each(path):
+    hosts = with_data_dirs(**{h: {"snapshot_path": path} for h in GROUPS})
+    found = path_messages(hosts)
+    if ".." in path:
+        assert found == [(h, "drtool_snapshot_path", f"must not contain '..', got {path!r}")
+                         for h in sorted(GROUPS)]
+        return
+    assert found == [(h, "drtool_snapshot_path", "must not be / (it holds every data directory):"
+                      " drtool deletes what it writes there") for h in sorted(GROUPS)]
+
+
+def test_a_snapshot_path_that_is_the_target_clusters_data_directory_is_refused():
+    hosts = with_data_dirs(pg2={"snapshot_path": "/srv/pg/target/data/"})
+    assert path_messages(hosts) == [(
+        "pg2", "drtool_snapshot_path",
+        "/srv/pg/target/data is the data directory of pg2's PostgreSQL "
+        "(drtool_postgres_data_dir: /srv/pg/target/data); drtool deletes what it writes there")]
+
+
+def test_a_backup_path_that_holds_a_primarys_data_directory_is_refused():
+    hosts = with_data_dirs(pg1={"backup_path": "/var/lib/postgresql"})
+    assert path_messages(hosts) == [(
+        "pg1", "drtool_backup_path",
+        "/var/lib/postgresql holds the data directory of pg1's PostgreSQL "
+        "(drtool_postgres_data_dir: /var/lib/postgresql/15/main); drtool deletes what it "
+        "writes there")]
+
+
+def test_a_redis_dir_counts_as_the_folder_of_its_rdb_file_and_defaults_on_a_target():
+    hosts = with_data_dirs(r1={"backup_path": "/var/lib/redis"})
+    assert [m[:2] for m in path_messages(hosts)] == [("r1", "drtool_backup_path")]
+    assert "r1's Redis (drtool_redis_rdb_path: /var/lib/redis)" in path_messages(hosts)[0][2]
+    # A target that names no RDB file loads the role's default, /var/lib/redis/dump.rdb.
+    hosts = described(r2={"snapshot_path": "/var/lib/redis"})
+    assert [m[:2] for m in path_messages(hosts)] == [("r2", "drtool_snapshot_path")]
+
+
+def test_every_hosts_data_directories_count_against_every_hosts_paths():
+    # The app host's snapshot path is the target cluster's folder: hosts may share a disk.
+    hosts = with_data_dirs(app1={"snapshot_path": "/srv/pg/target"})
+    assert path_messages(hosts)[0][:2] == ("app1", "drtool_snapshot_path")
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ("snapshots/DRILL_ID", "must be an absolute path on the host, got 'snapshots/DRILL_ID'"),
+    ("/work/../var/lib/postgresql/15/main",
+     "must not contain '..', got '/work/../var/lib/postgresql/15/main'"),
+    ("", "must be set to an absolute path on the host"),
+])
+def test_relative_paths_and_dot_dot_are_refused(value, why):
+    assert path_messages(with_data_dirs(pg2={"snapshot_path": value})) == [
+        ("pg2", "drtool_snapshot_path", why)]
+
+
+def test_the_store_and_the_backup_path_inside_it_are_judged_as_the_store_root():
+    hosts = with_data_dirs(**{h: {"backup_path": "STORE_PATH"} for h in GROUPS})
+    assert path_messages(hosts) == []
+    assert path_messages(hosts, store_root="/srv/pg") == [(
+        None, "drtool_store_path", "/srv/pg holds the data directory of pg2's PostgreSQL "
+        "(drtool_postgres_data_dir: /srv/pg/target/data); drtool deletes what it writes there")]
+
+
+def test_a_relative_data_directory_is_a_problem_of_its_own():
+    hosts = with_data_dirs(pg2={"postgres_data_dir": "data"})
+    assert path_messages(hosts) == [
+        ("pg2", "drtool_postgres_data_dir", "must be an absolute path on the host, got 'data'")]
+
+
+def test_a_refused_path_stops_validation_and_every_operation_with_one_line():
+    hosts = with_data_dirs(pg2={"snapshot_path": "/srv/pg/target/data"})
+    assert ("pg2", "drtool_snapshot_path") in [m[:2] for m in messages(hosts)]
+    with pytest.raises(ConfigError) as caught:  # a backup too: the path is a problem
+        environment_from_description("e", Path("/inv"), hosts, touches_targets=False)
+    assert caught.value.exit_code == EXIT_USAGE and "\n" not in str(caught.value)
+    assert "pg2: drtool_snapshot_path: /srv/pg/target/data is the data directory" in str(
+        caught.value)

@@ -1,4 +1,12 @@
-from drtool.core.preflight import Answer, commands_for, judge, major_version, pg_restore_check
+from drtool.core.preflight import (
+    Answer,
+    commands_for,
+    judge,
+    major_version,
+    pg_restore_check,
+    redis_file_checks,
+    refusal,
+)
 
 TARGET = {"groups": ["pg_restore_target"], "postgres_bin_dir": "/pg/bin",
           "postgres_host": "10.0.0.2", "postgres_port": 5432, "backup_path": "/w/backups/ID"}
@@ -53,3 +61,51 @@ def test_without_an_earlier_backup_disk_space_is_recorded_not_judged_against_a_g
     checks = judge({"t": Answer(True, outputs={"disk.free_kib": (0, "5")})}, backup_size=None)
     disk = next(c for c in checks if c.name == "preflight.disk")
     assert disk.passed and disk.actual == 5120 and "no earlier backup" in disk.detail
+
+
+# What the Redis preflight publishes for a restore target (drtool_redis_preflight).
+REDIS = {"appendonly": "no", "dir": "/var/lib/redis", "dbfilename": "dump.rdb",
+         "rdb_path": "/var/lib/redis/dump.rdb"}
+
+
+def test_a_redis_target_that_loads_the_inventorys_rdb_without_an_aof_passes():
+    same = dict(REDIS, dir="/var/lib/redis/", rdb_path="/var/lib/redis/./dump.rdb")
+    checks = redis_file_checks({"t": REDIS, "u": same, "primary": {}}, ["u", "t"])
+    assert [(c.target, c.passed) for c in checks] == [("t", True), ("u", True)]
+    assert checks[0].actual == "appendonly no, loads /var/lib/redis/dump.rdb"
+    assert refusal(checks) is None
+
+
+def test_a_redis_target_with_an_aof_is_refused_with_the_reason_and_what_to_do():
+    checks = redis_file_checks({"t": dict(REDIS, appendonly="yes")}, ["t"])
+    assert not checks[0].passed
+    assert refusal(checks) == (
+        "t: Redis has appendonly yes: an RDB restore would be ignored on restart; turn AOF off "
+        "on the drill target (appendonly no in its configuration) or take it out of "
+        "redis_restore_target")
+
+
+def test_a_redis_target_that_loads_another_file_than_the_inventory_says_is_refused():
+    checks = redis_file_checks({"t": dict(REDIS, dbfilename="other.rdb")}, ["t"])
+    assert refusal(checks) == (
+        "t: Redis loads /var/lib/redis/other.rdb at start but drtool_redis_rdb_path is "
+        "/var/lib/redis/dump.rdb: a restore would replace a file the server does not read; "
+        "set drtool_redis_rdb_path to /var/lib/redis/other.rdb")
+
+
+def test_a_redis_target_whose_config_cannot_be_read_or_that_was_not_asked_is_refused():
+    hidden = dict(REDIS, appendonly=None, dir=None, dbfilename=None)
+    checks = redis_file_checks({"t": hidden}, ["t", "v"])
+    assert [c.passed for c in checks] == [False, False]
+    assert "cannot tell which file it loads" in checks[0].detail
+    assert checks[0].actual == "appendonly None, loads an unknown file"
+    assert checks[1].detail == "the Redis preflight did not report this server"
+
+
+def test_every_failed_preflight_check_is_in_the_refusal():
+    old = pg_restore_check("p", "pg_restore (PostgreSQL) 14.9", "s", "15.8")
+    both = [old, *redis_file_checks({"t": dict(REDIS, appendonly="yes", dir="/x")}, ["t"])]
+    reason = refusal(both) or ""
+    assert reason.startswith("preflight.pg_restore_version p: expected >= 15")
+    assert "; t: Redis has appendonly yes" in reason
+    assert "; Redis loads /x/dump.rdb at start" in reason

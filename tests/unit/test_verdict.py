@@ -98,6 +98,18 @@ def test_objectives_judge_rto_and_the_measured_rpo():
                      "objective.rpo drill: expected <= 30, actual 31.0 (measured)"]
 
 
+def test_a_negative_rto_or_rpo_never_passes_its_objective():
+    # An RTO read off a wall clock set back an hour, and a heartbeat stamped after the
+    # disaster by a clock ahead of this machine's: neither measures anything.
+    rto, rpo = verdict.objective_checks(Objectives(rto_s=300, rpo_s=120), -3536.75, -5.0, 10.0)
+    assert not rto.passed and not rpo.passed
+    assert rto.describe() == ("objective.rto drill: expected <= 300, actual -3536.75 (negative: "
+                              "the clocks it was read from disagree, so it proves nothing)")
+    assert rpo.detail.startswith("measured; negative")
+    _rto, age = verdict.objective_checks(Objectives(300, 120), 10.0, None, -1.0)
+    assert not age.passed and age.detail.startswith("backup age; negative")
+
+
 def test_rpo_falls_back_to_backup_age_and_an_unverified_restore_misses_rto():
     checks = verdict.objective_checks(Objectives(60, 30), None, None, 12.0)
     rto, rpo = checks

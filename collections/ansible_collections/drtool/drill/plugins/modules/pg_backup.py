@@ -30,6 +30,14 @@ options:
         (a safety snapshot of a restore target must not change it).
     type: str
   heartbeat_query: {description: Query returning the newest heartbeat timestamp., type: str}
+  lock_wait_timeout:
+    description:
+      - Seconds pg_dump (C(--lock-wait-timeout)), and the exact counts in the same snapshot
+        (C(lock_timeout)), wait for a table's lock before the backup fails with the reason,
+        instead of waiting behind an C(ALTER TABLE) or C(VACUUM FULL) for ever. 0 waits for
+        ever.
+    type: int
+    default: 120
 author: drtool maintainers
 """
 
@@ -84,13 +92,18 @@ def main():
         backup_id=dict(type="str", required=True),
         sentinel_value=dict(type="str", default=None),
         heartbeat_query=dict(type="str", default=None),
+        lock_wait_timeout=dict(type="int", default=120),
     )
     module = AnsibleModule(argument_spec=args, supports_check_mode=False)
     params = module.params
     psycopg = import_psycopg(module)
     if os.path.exists(params["dest"]) and os.listdir(params["dest"]):
         module.fail_json(msg="refusing to dump into %s: it is not empty" % params["dest"])
+    if params["lock_wait_timeout"] < 0:
+        module.fail_json(msg="lock_wait_timeout must be 0 (wait for ever) or more seconds")
     os.makedirs(os.path.dirname(params["dest"]), exist_ok=True)
+    # Milliseconds, as both pg_dump's --lock-wait-timeout and lock_timeout read a bare number.
+    lock_wait_ms = params["lock_wait_timeout"] * 1000
 
     started = time.monotonic()
     try:
@@ -100,6 +113,9 @@ def main():
         snap = connect(psycopg, params, autocommit=False)
         try:
             snap.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            # The exact counts lock every table too (ACCESS SHARE): bounded like pg_dump's.
+            # A SET, not a query: the snapshot is still the one pg_export_snapshot() takes.
+            snap.execute("SET LOCAL lock_timeout = %d" % lock_wait_ms)
             snapshot_id, consistent_at, server_version = snap.execute(
                 "SELECT pg_export_snapshot(), clock_timestamp(), current_setting('server_version')"
             ).fetchone()
@@ -112,7 +128,9 @@ def main():
                     params["pg_dump"], "--format=directory", "--jobs=%d" % params["jobs"],
                     "--snapshot=" + snapshot_id, "--file=" + params["dest"],
                     "--host=" + params["host"], "--port=%d" % params["port"],
-                    "--username=" + params["user"], "--no-password", params["database"],
+                    "--username=" + params["user"], "--no-password",
+                ] + (["--lock-wait-timeout=%d" % lock_wait_ms] if lock_wait_ms else []) + [
+                    params["database"],
                 ],
                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )

@@ -16,6 +16,13 @@ options:
   connect_timeout: {description: Socket timeout in seconds., type: int, default: 10}
   action: {description: What to do., type: str, required: true, choices: [flushall, shutdown]}
   stop_timeout: {description: Seconds to wait for the port to close after SHUTDOWN., type: int, default: 30}
+  rdb_path:
+    description:
+      - With C(shutdown), the RDB file about to be replaced. The server is left running and the
+        task fails unless the server loads that file at start - C(appendonly no), and its
+        C(dir)/C(dbfilename) name it (CONFIG GET, compared after resolving symlinks). A server
+        already down is not asked.
+    type: path
 author: drtool maintainers
 """
 
@@ -24,6 +31,7 @@ was_running: {description: Whether the server answered before the action., type:
 """
 
 import contextlib
+import os
 import socket
 import time
 
@@ -43,11 +51,28 @@ def port_open(host, port):
         return False
 
 
+def rdb_problem(redis, client, rdb_path):
+    """Why replacing `rdb_path` would not change what the server loads at start, or None."""
+    try:
+        config = {name: client.config_get(name).get(name)
+                  for name in ("appendonly", "dir", "dbfilename")}
+    except redis.RedisError as exc:
+        return "cannot read its CONFIG (%s), so not which file it loads" % exc
+    if config["appendonly"] != "no":
+        return ("it has appendonly %s: it would load its AOF at start and ignore the RDB"
+                % config["appendonly"])
+    loads = os.path.join(config["dir"] or "", config["dbfilename"] or "")
+    if os.path.realpath(loads) != os.path.realpath(rdb_path):
+        return "it loads %s at start, not %s (drtool_redis_rdb_path)" % (loads, rdb_path)
+    return None
+
+
 def main():
     args = dict(CONNECTION_ARGS)
     args.update(
         action=dict(type="str", required=True, choices=["flushall", "shutdown"]),
         stop_timeout=dict(type="int", default=30),
+        rdb_path=dict(type="path", default=None),
     )
     module = AnsibleModule(argument_spec=args, supports_check_mode=False)
     params = module.params
@@ -58,6 +83,10 @@ def main():
             module.exit_json(changed=False, was_running=False)
         module.fail_json(msg="Redis %s:%s is not reachable" % (host, port))
     client = connect(redis, params, retry=params["action"] != "shutdown")
+    if params["action"] == "shutdown" and params["rdb_path"]:
+        problem = rdb_problem(redis, client, params["rdb_path"])
+        if problem:  # refused while it still runs: nothing is lost yet
+            module.fail_json(msg="Redis %s:%s was not stopped: %s" % (host, port, problem))
     try:
         if params["action"] == "flushall":
             client.flushall()

@@ -32,8 +32,17 @@ dbfilename:
   description: The server's RDB file name (CONFIG GET dbfilename); null when CONFIG is not allowed.
   type: str
   returned: success
+appendonly:
+  description: Whether the server keeps an AOF (CONFIG GET appendonly, C(yes) or C(no)); null when CONFIG is not allowed.
+  type: str
+  returned: success
+machine_id_sha256:
+  description: The sha256 of the managed host's /etc/machine-id (never the id itself); null without one.
+  type: str
+  returned: success
 """
 
+import hashlib
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -52,6 +61,16 @@ def config_value(redis, client, name):
     try:
         return client.config_get(name).get(name)
     except redis.RedisError:
+        return None
+
+
+def machine_id_sha256(path="/etc/machine-id"):
+    """The sha256 of the host's machine-id file, as `stat`'s checksum gives it (machine-id(5)
+    asks that the id itself never leave the machine); None where there is none."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
         return None
 
 
@@ -94,6 +113,10 @@ def main():
             run_id=server.get("run_id"),
             dir=config_value(redis, client, "dir"),
             dbfilename=config_value(redis, client, "dbfilename"),
+            # With an AOF the server loads it at start and ignores the RDB: a restore by RDB
+            # needs it off.
+            appendonly=config_value(redis, client, "appendonly"),
+            machine_id_sha256=machine_id_sha256(),
             counts=keyspace_counts(client.info("keyspace")),
             sentinel_value=client.get(params["sentinel_key"]) if params["sentinel_key"] else None,
             heartbeat_at=heartbeat_iso(

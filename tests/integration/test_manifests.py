@@ -1,0 +1,123 @@
+"""A backup whose manifest.json was corrupted or forged, restored from the local store of the
+sandbox: a failed integrity check named in one line, exit 1, and targets as before.
+
+Each case is a copy of the passed drill's backup under a new id, with one edit to its
+manifest; the copies are removed at the end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Drtool
+from tests.e2e.test_drill import latest_journal, target_state
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def copies(sandbox: Drtool, passed_drill: dict[str, Any]) -> Iterator[Any]:
+    """copy(suffix): a copy of the passed drill's backup with its own id; its folder."""
+    original = Path(passed_drill["backup"]["location"])
+    made: list[Path] = []
+
+    def copy(suffix: str) -> Path:
+        folder = original.with_name(f"{original.name}-{suffix}")
+        shutil.copytree(original, folder, ignore=shutil.ignore_patterns("verified.json"))
+        made.append(folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["backup_id"] = folder.name
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        return folder
+
+    yield copy
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def failed(sandbox: Drtool, operation: str, folder: Path) -> tuple[str, dict[str, Any]]:
+    """Run OPERATION of the backup in `folder`; expect exit 1 and no traceback. Returns the
+    last line on stderr and the journal."""
+    done = sandbox(operation, "--env", "sandbox", "--backup", folder.name)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    journal = json.loads(latest_journal(sandbox).read_text())
+    assert journal["operation"] == operation and journal["backup"]["id"] == folder.name
+    assert journal["status"] == "failed" and journal["failure"]["kind"] == "check"
+    return done.stderr.splitlines()[-1], journal
+
+
+def test_a_manifest_that_is_not_json_fails_restore_and_verify_by_name(sandbox: Drtool, copies):
+    folder = copies("notjson")
+    manifest = folder / "manifest.json"
+    manifest.write_text(manifest.read_text()[:-40])  # cut short, as a full disk leaves it
+    before = target_state(sandbox)
+
+    line, journal = failed(sandbox, "restore", folder)
+
+    assert line.startswith(f"drtool: restore failed at restore: the backup failed its "
+                           f"integrity check: backup {folder.name}: manifest {manifest} is not "
+                           "valid: not valid JSON: ")
+    assert journal["failure"]["phase"] == "restore"
+    [check] = [c for c in journal["checks"] if c["name"] == "backup.integrity"]
+    assert check["status"] == "failed" and check["target"] == f"store:{manifest}"
+    phases = {p["name"]: p for p in journal["phases"]}
+    assert phases["restore"]["status"] == "failed" and not phases["restore"]["tasks"]
+    assert journal["rollback"] is None
+    assert target_state(sandbox) == before
+
+    line, journal = failed(sandbox, "verify", folder)
+    assert "not valid JSON" in line and journal["failure"]["phase"] == "verify"
+    assert not journal["phases"][0]["tasks"]  # judged before the verify playbook ran
+
+
+def test_a_manifest_path_outside_the_backup_is_an_integrity_failure(sandbox: Drtool, copies,
+                                                                    tmp_path: Path):
+    folder = copies("paths")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    outside = tmp_path / "written-outside"
+    forged = ["postgres/a\x1b]0;owned\x07b", "../../x", str(outside)]
+    manifest["files"] = [{"path": path, "size": 1, "sha256": "e" * 64} for path in forged] + (
+        manifest["files"])
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    before = target_state(sandbox)
+
+    line, journal = failed(sandbox, "restore", folder)
+
+    assert (r"file path 'postgres/a\x1b]0;owned\x07b' holds a control character; "
+            "file path '../../x' is not normalised (an empty, '.' or '..' part); "
+            f"file path '{outside}' is absolute") in line
+    assert journal["failure"]["phase"] == "restore"
+    raw = latest_journal(sandbox).read_text()
+    assert "\x1b" not in raw and "\\u001b" not in raw  # escaped once, never the raw byte
+    assert target_state(sandbox) == before
+    assert not outside.exists() and not (folder.parent.parent / "x").exists()
+
+
+def test_a_changed_dropped_or_missing_file_entry_fails_the_restore_naming_each(
+        sandbox: Drtool, copies):
+    folder = copies("entries")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    postgres = sorted((e for e in manifest["files"] if e["path"].startswith("postgres/")),
+                      key=lambda e: e["path"])
+    changed, dropped, missing = postgres[0], postgres[1], postgres[2]
+    changed["sha256"] = "0" * 64
+    manifest["files"].remove(dropped)  # its file stays in the backup
+    (folder / missing["path"]).unlink()  # its entry stays in the manifest
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    before = target_state(sandbox)
+
+    line, journal = failed(sandbox, "restore", folder)
+
+    assert f"{changed['path']}: sha256 mismatch (manifest {'0' * 64}, file " in line
+    assert journal["failure"]["phase"] == "restore"
+    problems = {c["target"].split(":", 1)[1]: c["detail"] for c in journal["checks"]
+                if c["name"] == "backup.integrity"}
+    assert problems == {changed["path"]: "sha256 mismatch", dropped["path"]: "not in the manifest",
+                        missing["path"]: "missing"}
+    assert target_state(sandbox) == before

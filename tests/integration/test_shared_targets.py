@@ -1,0 +1,169 @@
+"""Two drills never share a restore target, and a drill whose evidence cannot be written
+still rolls its targets back.
+
+- Targets are locked by what they are, not by the environment's name: a second environment
+  naming the same PostgreSQL and Redis (spelled another way) is refused before any phase,
+  and a second controller (its own lock folder) is refused by the lease file on the target's
+  host when its snapshot phase begins.
+- A full file system under DRTOOL_HOME (a small tmpfs mounted over the environment's
+  evidence folder, filled by the test mid-drill) fails the drill with "cannot write the
+  journal", exit 3, after a rollback; the journal's last state is kept outside the home and
+  put back by the next operation.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, Drtool, copy_inventory
+from tests.e2e.test_drill import target_state
+from tests.integration.test_failures import wait_for_phase
+from tests.integration.test_interrupts import (
+    REAL_BIN,
+    STATE_KEYS,
+    leftovers,
+    rollback_failure,
+    wait_for_file,
+    wrapped_bin_dir,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def leases(drtool: Drtool) -> dict[str, dict]:
+    folder = drtool.home / "sandbox" / "leases"
+    return {p.name: json.loads(p.read_text()) for p in folder.glob("*.lease")}
+
+
+SLOW_DUMP = """#!/bin/sh
+# pg_dump that waits (until it is stopped) before it runs the real one, writing its PID.
+dir=$(dirname "$0")
+[ "$1" = --version ] && exec {real}/pg_dump "$@"
+echo $$ > "$dir/dump.pid"; sleep 600
+exec {real}/pg_dump "$@"
+"""
+
+
+def test_a_target_is_drilled_by_one_environment_and_one_controller_at_a_time(
+        sandbox: Drtool, passed_drill, tmp_path):
+    # The holder waits in its safety snapshot (the target's pg_dump), when it has leased the
+    # targets and before the disaster: the application still runs, so the others get as far
+    # as their own snapshot.
+    bindir = wrapped_bin_dir(sandbox, "slow-dump-bin", "pg_dump", SLOW_DUMP.format(real=REAL_BIN))
+    env = copy_inventory(sandbox, "sandbox-holder", {}, {
+        "sandbox-pg-target": {"drtool_postgres_bin_dir": str(bindir)}})
+    before = target_state(sandbox)
+    holder = sandbox.popen("drill", "--env", env, "--json")
+    try:
+        check_refusals(sandbox, holder, bindir, env, tmp_path)
+    except BaseException:
+        holder.kill()  # a failed test must not leave a drill holding the sandbox's targets
+        holder.wait()
+        raise
+    holder.send_signal(signal.SIGTERM)
+    out, err = holder.communicate(timeout=300)
+    assert holder.returncode == 130, err
+    ended = json.loads(out)
+    assert ended["failure"]["phase"] == "snapshot" and ended["rollback"] is None
+    assert leftovers(ended["drill_id"]) == []
+    after = target_state(sandbox)
+    for key in STATE_KEYS:
+        assert after.get(key) == before.get(key), key
+    assert leases(sandbox) == {}  # given back though the drill ended at its snapshot
+    assert not any((tmp_path / "locks").glob("*.owner.json"))
+
+
+def check_refusals(sandbox: Drtool, holder: subprocess.Popen[str], bindir: Path, env: str,
+                   tmp_path: Path) -> None:
+    """While `holder` waits in its snapshot: another environment and another controller
+    are both refused the targets."""
+    wait_for_file(bindir / "dump.pid")
+    holder_id = json.loads(next((sandbox.home / "evidence" / env).glob("*/journal.json"))
+                           .read_text())["drill_id"]
+    held = leases(sandbox)
+    assert {lease["drill_id"] for lease in held.values()} == {holder_id}, held
+    assert sorted(held) == [f"postgres-{sandbox.port('pg_target')}.lease",
+                            f"redis-{sandbox.port('redis_target')}.lease"]
+
+    # Another environment, the same targets spelled another way: refused before any phase.
+    alias = copy_inventory(sandbox, "sandbox-alias", {}, {
+        "sandbox-pg-target": {"drtool_postgres_host": "localhost"},
+        "sandbox-redis-target": {"drtool_redis_host": "0.0.0.0"}})  # noqa: S104
+    refused = sandbox("drill", "--env", alias)
+    assert refused.returncode == 75, refused.stdout + refused.stderr
+    assert refused.stderr.startswith(
+        f"drtool: error: restore target postgres this machine:{sandbox.port('pg_target')} "
+        f"is busy: drill {holder_id} of {env}"), refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    assert not (sandbox.home / "evidence" / alias).exists()
+
+    # Another controller: its own lock folder, so only the lease on the host stops it, when
+    # its snapshot phase begins and before it touches anything.
+    second = copy_inventory(sandbox, "sandbox-second-controller", {})
+    other = subprocess.run(
+        [str(BIN / "drtool"), "drill", "--env", second, "--json"],
+        env=dict(sandbox.env, DRTOOL_LOCK_DIR=str(tmp_path / "locks")),
+        capture_output=True, text=True, timeout=300, check=False)
+    assert other.returncode == 75, other.stderr
+    journal = json.loads(other.stdout)
+    assert journal["failure"]["kind"] == "locked" and journal["failure"]["phase"] == "snapshot"
+    assert f"drill {holder_id} of {env}" in journal["failure"]["reason"]
+    assert [p["status"] for p in journal["phases"]] == (
+        ["passed", "passed", "failed"] + ["skipped"] * 5)
+    assert journal["rollback"] is None
+    assert {lease["drill_id"] for lease in leases(sandbox).values()} == {holder_id}
+    assert holder.poll() is None
+
+
+def test_a_full_evidence_disk_still_rolls_back_and_says_why(sandbox: Drtool, passed_drill):
+    env = copy_inventory(sandbox, "sandbox-full-disk", {})
+    folder = sandbox.home / "evidence" / env
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)], check=True)
+    fallback = None
+    try:
+        before = target_state(sandbox)
+        drill = sandbox.popen("drill", "--env", env, "--json")
+        journal_path = wait_for_phase(folder, "disaster")
+        drill_id = json.loads(journal_path.read_text())["drill_id"]
+        with open(folder / "filler", "wb") as filler:  # the disk fills as the disaster begins
+            try:
+                while True:
+                    filler.write(b"\0" * (1 << 20))
+                    filler.flush()
+            except OSError:
+                pass
+        out, err = drill.communicate(timeout=300)
+
+        assert drill.returncode == 3, err
+        assert "cannot write the journal" in err and "Traceback" not in err
+        journal = json.loads(out)
+        assert journal["status"] == "failed"
+        assert journal["failure"]["kind"] == "evidence", journal["failure"]
+        assert journal["failure"]["reason"].startswith("cannot write the journal: [Errno 28]")
+        assert journal["rollback"]["status"] == "passed", rollback_failure(journal)
+        assert leftovers(drill_id) == []
+        after = target_state(sandbox)
+        for key in STATE_KEYS[1:]:
+            assert after.get(key) == before.get(key), key
+        # What the full disk holds is the journal as it was when the disk filled.
+        assert json.loads(journal_path.read_text())["status"] == "running"
+        fallback = Path(next(line.split("its last state is at ", 1)[1].split(",")[0]
+                             for line in err.splitlines() if "its last state is at" in line))
+        assert json.loads(fallback.read_text())["status"] == "failed"
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+    # With room again (the tmpfs gone), the next operation puts the journal in place and
+    # records the drill as it ended: failed, not killed.
+    done = sandbox("rollback", "--env", env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((folder / drill_id / "journal.json").read_text())["status"] == "failed"
+    assert not fallback.exists()
+    code, history = sandbox.json("history", "--env", env)
+    assert code == 0
+    assert (history[0]["drill_id"], history[0]["status"]) == (drill_id, "failed")
