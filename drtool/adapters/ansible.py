@@ -42,7 +42,12 @@ RUNNER_COMMAND = re.compile(r'\{\s*"command"')  # how runner's json.dump of it b
 # `environment:` included), debug output shows far more, task arguments in the headers are
 # not masked, and kept remote files hold every module argument. A phase runs with all off.
 QUIET = {"ANSIBLE_VERBOSITY": "0", "ANSIBLE_DEBUG": "0", "ANSIBLE_DISPLAY_ARGS_TO_STDOUT": "0",
-         "ANSIBLE_KEEP_REMOTE_FILES": "0"}
+         "ANSIBLE_KEEP_REMOTE_FILES": "0",
+         # Nor may a user's log file get a copy of what drtool scrubs.
+         "ANSIBLE_LOG_PATH": "/dev/null"}
+# ...or a user's extra callbacks (they write files of their own, the tree callback the whole
+# results): removed from the environment runner copies, as they cannot be set to "none".
+UNSET = ("ANSIBLE_CALLBACKS_ENABLED", "ANSIBLE_CALLBACK_WHITELIST")
 
 # A failed task's reason keeps this much of a tool's own output: the end, where the error is.
 OUTPUT_TAIL = 1000
@@ -116,7 +121,8 @@ def failure_reason(result: dict[str, Any]) -> str:
         output = result.get("stderr") or result.get("stdout")
     else:
         output = None
-    details = tail(one_line(str(output or "")))
+    # Masked before it is cut: a secret cut in half would no longer look like one.
+    details = tail(redact_secrets(one_line(str(output or ""))))
     if details and details not in message:
         message = f"{message}: {details}" if message else details
     return redact_secrets(message)
@@ -247,6 +253,7 @@ class AnsibleAdapter:
         # A fresh private data dir per run: runner writes envvars/extravars files there and
         # would silently reuse them on the next run. It may hold extravars, so it is deleted.
         private = tempfile.mkdtemp(prefix="runner-", dir=self._writable_scratch())
+        kept = {name: os.environ.pop(name) for name in UNSET if name in os.environ}
         try:
             runner = ansible_runner.run(
                 private_data_dir=private,
@@ -266,6 +273,7 @@ class AnsibleAdapter:
         except Exception as exc:  # noqa: BLE001 - runner raises bare exceptions on bad input
             raise OrchestrationError(f"ansible-runner could not run {playbook}: {exc}") from exc
         finally:
+            os.environ.update(kept)
             shutil.rmtree(private, ignore_errors=True)
             # Runner writes it before ansible-playbook starts: scrub it however the run ended.
             scrub_command_artifact(artifact_dir / "command")

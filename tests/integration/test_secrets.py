@@ -51,6 +51,18 @@ def test_a_users_ansible_verbosity_does_not_reach_the_artifacts(probe, tmp_path,
     assert command["env"]["ANSIBLE_VERBOSITY"] == "0"
 
 
+def test_a_users_ansible_log_and_callbacks_get_no_copy_of_a_phase(probe, tmp_path, monkeypatch):
+    # Ansible's own log is written outside drtool's artifacts, where nothing scrubs it.
+    log = tmp_path / "users-ansible.log"
+    monkeypatch.setenv("ANSIBLE_LOG_PATH", str(log))
+    monkeypatch.setenv("ANSIBLE_CALLBACKS_ENABLED", "ansible.builtin.tree")
+    monkeypatch.setenv("ANSIBLE_CALLBACK_TREE_DIR", str(tmp_path / "tree"))
+    run = probe(LEAKY)
+    assert run.status == "successful"
+    assert not log.exists()
+    assert not (tmp_path / "tree").exists()
+
+
 def test_a_run_that_raises_still_scrubs_its_command_artifact(probe, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
 

@@ -100,3 +100,29 @@ def test_scrub_artifacts_rewrites_what_killed_runs_left(tmp_path):
     assert scrub_artifacts(tmp_path) == 0  # nothing left to withhold
     assert scrub_artifacts(tmp_path / "absent") == 0
 
+
+
+def test_a_secret_cut_by_the_tail_is_masked_before_the_cut():
+    # The output's tail starts in the middle of "password=SECRET": masked first, the cut
+    # leaves "***", never the value or half of it.
+    setting = f"password={SECRET}"
+    for cut in range(len("password=") + 1, len(setting)):
+        stderr = "x" * 4000 + setting + "y" * (1000 - (len(setting) - cut))
+        reason = failure_reason({"msg": "non-zero return code", "rc": 1, "stderr": stderr})
+        assert SECRET[-4:] not in reason, cut
+
+
+def test_a_client_programs_secret_is_masked_before_its_stderr_is_cut():
+    import importlib.util
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[2] / "collections" / "ansible_collections" /
+              "drtool" / "drill" / "plugins" / "module_utils" / "postgres.py")
+    spec = importlib.util.spec_from_file_location("drtool_module_utils_postgres", source)
+    assert spec is not None and spec.loader is not None
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    for kept in range(4, len(SECRET)):  # the tail keeps the secret's last `kept` characters
+        stderr = "z" * 3000 + SECRET + "w" * (utils.STDERR_TAIL - kept)
+        message = utils.tool_failure("pg_restore", 1, stderr, secrets=[SECRET])
+        assert SECRET[-kept:] not in message, kept

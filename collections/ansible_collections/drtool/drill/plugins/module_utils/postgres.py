@@ -45,11 +45,11 @@ def tool_failure(tool, returncode, stderr, secrets=()):
     """The message of a failed client program (pg_dump, pg_restore): its exit code and the
     tail of its own stderr, with every value in `secrets` replaced by ***."""
     text = (stderr or "").strip()
-    if len(text) > STDERR_TAIL:
-        text = "..." + text[-STDERR_TAIL:]
-    for secret in secrets:
+    for secret in secrets:  # before the cut: half a secret would not be found
         if secret:
             text = text.replace(secret, "***")
+    if len(text) > STDERR_TAIL:
+        text = "..." + text[-STDERR_TAIL:]
     return "%s failed (exit %d): %s" % (tool, returncode, text or "no message on stderr")
 
 
