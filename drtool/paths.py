@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -52,16 +54,37 @@ def runs_dir() -> Path:
 
 
 def controller_id() -> str:
-    """Which drtool this is, for the leases it takes on targets' hosts: this machine's name
-    and a digest of its DRTOOL_HOME (two homes are two controllers)."""
+    """Which drtool this is, for the leases it takes on targets' hosts: a random id made
+    once per DRTOOL_HOME (a cloned machine keeps the hostname, not the home's id), with
+    this machine's name for the reader."""
     import socket  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
 
-    home = hashlib.sha256(str(drtool_home()).encode()).hexdigest()[:12]
-    return f"{socket.gethostname()}:{home}"
+    path = drtool_home() / "controller-id"
+    try:
+        ident = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        ident = ""
+    if not ident:
+        ident = uuid.uuid4().hex[:16]
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(ident + "\n", encoding="utf-8")
+        except OSError:  # a full or read-only home: this run's id is still its own
+            pass
+    return f"{socket.gethostname()}:{ident}"
 
 
 def fallback_dir() -> Path:
     """Where a drill writes its journal and Ansible's artifacts when DRTOOL_HOME is full:
-    the system's temporary folder (usually another file system), one folder per home."""
+    the system's temporary folder (usually another file system), one folder per home and
+    user. Created mode 0700; raises OSError when what is there is not a folder of this
+    user's that only this user can use (another user could have planted it)."""
     home = hashlib.sha256(str(drtool_home()).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"drtool-{os.getuid()}-{home}"
+    folder = Path(tempfile.gettempdir()) / f"drtool-{os.getuid()}-{home}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise OSError(f"{folder} is not a private folder of this user's: not used")
+    return folder

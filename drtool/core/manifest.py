@@ -6,6 +6,7 @@ from the RDB's own fork, the sha256 of every file); a restore is judged against 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -207,6 +208,17 @@ def _parents(folders: set[str]) -> set[str]:
     return found
 
 
+def _timestamp(value: object) -> bool:
+    """Whether `value` is an ISO-8601 time string (naive ones are read as UTC)."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
 def manifest_from_json(text: str, backup_id: str | None = None) -> Manifest:
     """Parse and validate a manifest.json (of backup `backup_id`, when given).
 
@@ -218,11 +230,19 @@ def manifest_from_json(text: str, backup_id: str | None = None) -> Manifest:
         data = json.loads(text)
     except ValueError as exc:
         raise ManifestError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ManifestError("not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ManifestError("not a JSON object")
     problems = files_problems(data.get("files"))
     if not isinstance(data.get("extra", {}), dict):
         problems.append("'extra' is not an object")
+    for name in ("created_at", "consistent_at"):  # RPO and retention compute with them
+        if not _timestamp(data.get(name)):
+            problems.append(f"{name} {shown(str(data.get(name)))} is not an ISO-8601 time")
+    if not isinstance(data.get("size"), int) or isinstance(data.get("size"), bool) or (
+            data["size"] < 0):
+        problems.append(f"size {shown(str(data.get('size')))} is not a byte count")
     if backup_id is not None and data.get("backup_id") != backup_id:
         problems.insert(0, f"it names backup {shown(str(data.get('backup_id')))}, "
                            f"not {shown(backup_id)}")

@@ -507,6 +507,7 @@ class Drill:
                 self.writer.save()
 
         try:
+            self.writer.room_for_artifacts()  # a full home sends them to the fallback folder
             artifacts = self.writer.artifact_dir(ph.ROLLBACK)
             record.artifacts = self.writer.relative(artifacts)
             self.journal.checks.extend(rollback.roll_back(

@@ -8,6 +8,8 @@ state is written to a fallback file outside DRTOOL_HOME when that is possible.""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 from drtool import paths
@@ -28,16 +30,20 @@ class JournalWriter:
         self.fallback: Path | None = None  # where the journal went instead, if anywhere
 
     def save(self) -> bool:
-        """Write the journal; True when it is on disk at `path`. Never raises."""
+        """Write the journal; True when it is on disk at `path`. Never raises. Once a save
+        has failed, every later one goes to the fallback as well: the fallback is then
+        always the newest state, whichever of the two writes succeeds."""
         text = dumps(self.journal)
         try:
             atomic_write(self.path, text)
-            return True
+            saved = True
         except OSError as exc:
             if self.problem is None:
                 self.problem = exc
-        self._save_fallback(text)
-        return False
+            saved = False
+        if self.problem is not None:
+            self._save_fallback(text)
+        return saved
 
     def lost(self, problem: OSError) -> None:
         """Something else under the journal's folder (Ansible's artifacts) could not be
@@ -49,8 +55,8 @@ class JournalWriter:
     def _save_fallback(self, text: str) -> None:
         # The system's temporary folder is usually another file system than DRTOOL_HOME:
         # what happened stays readable there until the home has room again.
-        path = paths.fallback_dir() / "journals" / f"{self.journal.drill_id}.json"
         try:
+            path = paths.fallback_dir() / "journals" / f"{self.journal.drill_id}.json"
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             atomic_write(path, text, mode=0o600)
             self.fallback = path
@@ -60,8 +66,25 @@ class JournalWriter:
     def artifact_dir(self, phase: str) -> Path:
         if self.problem is not None:
             # Ansible's artifacts cannot go where the journal cannot: a rollback must run.
-            return paths.fallback_dir() / "artifacts" / self.journal.drill_id / phase
+            try:
+                return paths.fallback_dir() / "artifacts" / self.journal.drill_id / phase
+            except OSError:
+                pass  # no private folder there either: try the home all the same
         return self.folder / "artifacts" / phase
+
+    def room_for_artifacts(self) -> bool:
+        """Whether Ansible's artifacts still fit in the journal's folder (a small probe
+        written and removed); when not, the journal is treated as unwritable too."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.folder) as probe:
+                probe.write(b"\0" * (1 << 20))
+                probe.flush()
+                os.fsync(probe.fileno())
+            return True
+        except OSError as exc:
+            self.lost(exc)
+            return False
 
     def relative(self, path: Path) -> str:
         """How the journal names a folder: relative to its own folder when inside it."""

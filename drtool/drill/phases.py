@@ -14,7 +14,9 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "drill": (PREFLIGHT, BACKUP, SNAPSHOT, DISASTER, RESTORE, RESTART, VERIFY, CLEANUP),
     "backup": (PREFLIGHT, BACKUP),
     "restore": (PREFLIGHT, SNAPSHOT, RESTORE),
-    "verify": (VERIFY,),
+    # Preflight first: verify's write check writes to the target, so the target's identity
+    # is asked before it, as for any operation that touches the targets.
+    "verify": (PREFLIGHT, VERIFY),
     # No phase of its own: it rolls back the targets of drills that were killed (see
     # drtool.drill.rollback), which every operation that touches the targets does first.
     "rollback": (),

@@ -55,12 +55,21 @@ def target_lock_keys(env: Environment) -> list[str]:
 
 def identity_lock_keys(env: Environment, facts: dict[str, dict[str, Any]]) -> list[str]:
     """The same targets by the machine they run on (the sha256 of its machine-id, which the
-    preflight read) and their port: two names or addresses of one machine are one key."""
+    preflight read) and their port, and by the PostgreSQL cluster or Redis server they are:
+    two names, addresses or forwarded ports of one server are one key."""
     keys = set()
     for group, service in LOCKED_TARGETS:
         for host in env.groups.get(group, ()):
-            machine = (facts.get(host) or {}).get(MACHINE)
+            found = facts.get(host) or {}
+            machine = found.get(MACHINE)
             port = env.hosts[host].get(f"{service}_port")
             if machine:
                 keys.add(f"{service} on machine {str(machine)[:16]} port {port}")
+            # And by what the server says it is, which a forwarded port does not change: the
+            # cluster's system_identifier; the Redis server's run_id (it changes when the
+            # drill restarts Redis, so it catches a second drill started before that).
+            if service == "postgres" and found.get("system_identifier"):
+                keys.add(f"postgres cluster {found['system_identifier']}")
+            if service == "redis" and found.get("run_id"):
+                keys.add(f"redis server {found['run_id']}")
     return sorted(keys)

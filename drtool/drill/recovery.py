@@ -4,11 +4,12 @@ were killed (their journal still says running, their process is gone)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from drtool import paths
 from drtool.adapters.ansible import scrub_artifacts
-from drtool.core.model import RUNNING, journal_from_dict
+from drtool.core.model import RUNNING, Journal, journal_from_dict
 from drtool.core.rollback import awaits_rollback
 from drtool.drill.journal_writer import JOURNAL, load_journals
 from drtool.store.history import History, record_of
@@ -56,31 +57,49 @@ def scrub_killed(env: str, skip: str | None = None) -> None:
             scrub_artifacts(path.parent)
 
 
-def fallback_journals(env: str) -> list[tuple[Path, Path]]:
+DRILL_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
+
+
+def fallback_journals(env: str) -> list[tuple[Path, Path, Journal]]:
     """Journals written outside DRTOOL_HOME because the home was full (see JournalWriter),
-    each with the place it belongs: [(fallback, journal path)]."""
+    each with the place it belongs: [(fallback, journal path, journal)]. Only files whose
+    name is the drill id they hold, in this user's private fallback folder, are taken."""
+    try:
+        folder = paths.fallback_dir() / "journals"
+    except OSError:
+        return []
     found = []
-    for fallback in sorted((paths.fallback_dir() / "journals").glob("*.json")):
+    for fallback in sorted(folder.glob("*.json")):
         try:
             journal = journal_from_dict(json.loads(fallback.read_text("utf-8")))
-        except (OSError, ValueError, TypeError, KeyError):
+        except (OSError, ValueError, TypeError, KeyError, RecursionError):
             continue
-        if journal.env == env:
-            found.append((fallback, paths.evidence_dir(env) / journal.drill_id / JOURNAL))
+        if journal.env == env and DRILL_ID.match(journal.drill_id) and (
+                fallback.stem == journal.drill_id):
+            found.append((fallback, paths.evidence_dir(env) / journal.drill_id / JOURNAL,
+                          journal))
     return found
 
 
 def adopt_fallback_journals(env: str) -> list[str]:
     """Put back into the evidence folder every journal of `env` that was written to the
-    temporary folder while DRTOOL_HOME was full; it is newer than the one left there. Called
-    with the environment's lock held, before killed drills are looked for: a journal left
-    saying running may have ended, and rolled back, already. Returns the drill ids."""
+    fallback folder while DRTOOL_HOME was full: once a save failed, every later save went
+    there too, so it is the newest state. A journal in the home that already has a verdict
+    is never replaced by one that says running. Called with the environment's lock held,
+    before killed drills are looked for. Returns the drill ids put back."""
     adopted = []
-    for fallback, path in fallback_journals(env):
+    for fallback, path, journal in fallback_journals(env):
+        try:
+            here = journal_from_dict(json.loads(path.read_text("utf-8")))
+        except (OSError, ValueError, TypeError, KeyError, RecursionError):
+            here = None
+        if here is not None and here.status != RUNNING and journal.status == RUNNING:
+            fallback.unlink(missing_ok=True)  # older than the verdict it would hide
+            continue
         try:
             atomic_write(path, fallback.read_text("utf-8"))
         except OSError:
             continue  # still no room: it stays where it is, and is tried again next time
         fallback.unlink(missing_ok=True)
-        adopted.append(path.parent.name)
+        adopted.append(journal.drill_id)
     return adopted

@@ -98,6 +98,9 @@ def extravars_of(journal: Journal, store_backup_path: Path | None) -> dict[str, 
     values: dict[str, Any] = {
         "drtool_env": journal.env, "drtool_drill_id": journal.drill_id,
         "drtool_touches_targets": True,
+        # No preflight ran before this rollback: the guard role asks the targets' identities
+        # itself (the inventory may have changed since the drill was killed).
+        "drtool_guard_identity": True,
     }
     if journal.backup is not None and store_backup_path is not None:
         values["drtool_backup_id"] = journal.backup.id

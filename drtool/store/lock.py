@@ -16,6 +16,7 @@ lock an owner file says who holds it, for the message a refused operation prints
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -82,7 +83,10 @@ class EnvironmentLock:
         previous = _read_owner(self.owner_file)
         if previous and previous.get("pid") != os.getpid():
             self.stale = previous
-        atomic_write(self.owner_file, _owner(operation, drill_id, self.env))
+        # For the refusal's message only: the flock is the lock. A full home must not stop
+        # the operation that would roll back.
+        with contextlib.suppress(OSError):
+            atomic_write(self.owner_file, _owner(operation, drill_id, self.env))
         return self
 
     def release(self) -> None:
@@ -156,7 +160,9 @@ class TargetLocks:
                         "drilling it; one drill per target at a time") from None
                 taken.append(key)
                 self.held[key] = lock
-                atomic_write(owner_path, _owner(operation, drill_id, env, target=key))
+                # For the message only; another user's owner file, or no room, is no matter.
+                with contextlib.suppress(OSError):
+                    atomic_write(owner_path, _owner(operation, drill_id, env, target=key))
         except BaseException:
             for key in taken:
                 self._release(key)

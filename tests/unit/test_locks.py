@@ -107,6 +107,22 @@ def test_identity_keys_name_the_machine_and_port_not_the_host_name():
         f"postgres on machine {'ab' * 8} port 5433", f"redis on machine {'ab' * 8} port 6380"]
 
 
+def test_identity_keys_see_one_server_through_a_forwarded_port():
+    # Environment A reaches the target through a port forwarded on another machine;
+    # environment B reaches it directly. Machine and port differ; the server does not.
+    through = environment(pgt={"postgres_port": 15432}, rdt={"redis_port": 16379})
+    direct = environment(pgt={"postgres_port": 5432}, rdt={"redis_port": 6379})
+    server = {"system_identifier": "7312345678901234567", "run_id": "9f" * 20}
+    a = plan.identity_lock_keys(through, {
+        "pgt": {"machine_id_sha256": "cd" * 32, **server},
+        "rdt": {"machine_id_sha256": "cd" * 32, **server}})
+    b = plan.identity_lock_keys(direct, {
+        "pgt": {"machine_id_sha256": "ab" * 32, **server},
+        "rdt": {"machine_id_sha256": "ab" * 32, **server}})
+    assert set(a) & set(b) == {"postgres cluster 7312345678901234567",
+                               f"redis server {'9f' * 20}"}
+
+
 def running_journal(home: Path, env: str, drill_id: str, pid: int) -> Path:
     path = home / "evidence" / env / drill_id / JOURNAL
     path.parent.mkdir(parents=True)
@@ -175,22 +191,63 @@ def test_a_journal_that_cannot_be_written_goes_to_the_fallback_and_is_put_back(
     monkeypatch.setenv("DRTOOL_HOME", str(tmp_path / "home"))
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    folder = paths.evidence_dir("staging") / "d-full"
+    drill_id = "20261205T100000Z-abc123"
+    folder = paths.evidence_dir("staging") / drill_id
     folder.parent.mkdir(parents=True)
     folder.write_text("not a folder")  # every write under it fails, as on a full disk
-    journal = Journal("d-full", "staging", "drill", "2026-12-05T10:00:00.000+00:00")
+    journal = Journal(drill_id, "staging", "drill", "2026-12-05T10:00:00.000+00:00")
     writer = JournalWriter(folder, journal)
 
     assert writer.save() is False
     assert isinstance(writer.problem, OSError)
     assert writer.fallback is not None and writer.fallback.is_relative_to(tmp_path / "tmp")
-    assert json.loads(writer.fallback.read_text())["drill_id"] == "d-full"
+    assert json.loads(writer.fallback.read_text())["drill_id"] == drill_id
     assert not writer.artifact_dir("rollback").is_relative_to(folder)
+    assert (writer.fallback.parent.parent.stat().st_mode & 0o777) == 0o700
 
+    folder.unlink()  # room again: the home save works, and the fallback follows it
     journal.status = "failed"
-    writer.save()
-    folder.unlink()  # room again
-    assert adopt_fallback_journals("staging") == ["d-full"]
+    assert writer.save() is True
+    assert json.loads(writer.fallback.read_text())["status"] == "failed"
+    (folder / JOURNAL).unlink()
+    assert adopt_fallback_journals("staging") == [drill_id]
     assert json.loads((folder / JOURNAL).read_text())["status"] == "failed"
     assert not writer.fallback.exists()
     assert adopt_fallback_journals("other") == []
+
+
+def test_a_fallback_never_hides_a_verdict_and_a_planted_one_is_ignored(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    fallbacks = paths.fallback_dir() / "journals"
+    fallbacks.mkdir()
+    drill_id = "20261205T100000Z-abc123"
+    ended = running_journal(tmp_path / "home", "staging", drill_id, 1)
+    ended.write_text(ended.read_text().replace('"running"', '"passed"'))
+    stale = fallbacks / f"{drill_id}.json"
+    stale.write_text(running_journal(tmp_path / "x", "staging", drill_id, 1).read_text())
+    # Named after one drill, holding another; and a drill id that leaves the folder.
+    planted = json.loads(stale.read_text())
+    (fallbacks / "20261205T100000Z-ffffff.json").write_text(json.dumps(planted))
+    planted["drill_id"] = "../../../../tmp/owned"
+    (fallbacks / "owned.json").write_text(json.dumps(planted))
+
+    assert adopt_fallback_journals("staging") == []
+    assert json.loads(ended.read_text())["status"] == "passed"
+    assert not stale.exists()
+    assert not (tmp_path / "tmp" / "owned").exists()
+
+
+def test_a_fallback_folder_another_user_could_use_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    folder = paths.fallback_dir()
+    folder.chmod(0o777)
+    with pytest.raises(OSError, match="not a private folder"):
+        paths.fallback_dir()
+    folder.rmdir()
+    folder.symlink_to(tmp_path)
+    with pytest.raises(OSError, match="not a private folder"):
+        paths.fallback_dir()

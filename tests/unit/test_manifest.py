@@ -201,3 +201,16 @@ def test_s3_fetch_refuses_a_path_outside_the_staging_folder_before_any_download(
     assert "is absolute" in problems[1]["problem"]
     assert transfer.objects == 0 and store._s3 is None
     assert not (tmp_path / "spool" / "bk-1").exists() and not (tmp_path / "abs").exists()
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("consistent_at", "garbage"), ("consistent_at", 5), ("created_at", None),
+    ("size", "12"), ("size", -1), ("size", True)])
+def test_a_manifest_with_a_time_or_size_drtool_cannot_compute_with_is_not_read(field, value):
+    with pytest.raises(ManifestError, match=field):
+        manifest_from_json(json.dumps(manifest_data(**{field: value})))
+
+
+def test_a_manifest_nested_too_deeply_is_not_read_and_raises_no_recursion_error():
+    with pytest.raises(ManifestError, match="nested too deeply"):
+        manifest_from_json("[" * 100_000 + "]" * 100_000)
