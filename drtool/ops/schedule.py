@@ -148,7 +148,8 @@ def remove(env: str) -> int:
     """Remove the environment's entries; return how many there were."""
     tab = _crontab()
     count = tab.remove_all(comment=f"{TAG}{env}")
-    if count:
+    if count and not unit_files(env):
+        # A systemd unit of the same environment reads the file too: it stays for the unit.
         remove_env_file(env)
     if count and not tab.render().strip():
         # Nothing else was in it: delete the crontab, as it was before drtool wrote one.
@@ -239,6 +240,15 @@ WantedBy=timers.target
 """)
     log_file(env).parent.mkdir(parents=True, exist_ok=True)
     return [service, timer]
+
+
+def unit_files(env: str, folders: tuple[Path, ...] | None = None) -> list[Path]:
+    """The drtool service units of `env` in the usual unit folders (where `schedule install
+    --systemd` writes by default, for root and for the user)."""
+    if folders is None:
+        folders = (Path("/etc/systemd/system"), Path.home() / ".config" / "systemd" / "user")
+    return [folder / f"drtool-drill-{env}.service" for folder in folders
+            if (folder / f"drtool-drill-{env}.service").is_file()]
 
 
 def default_unit_dir() -> Path:

@@ -84,6 +84,20 @@ def leftovers(drill_id: str) -> list[str]:
     return [c for c in found if "redis-server" not in c and "drtool.sandbox.app serve" not in c]
 
 
+def assert_rolled_back(sandbox: Drtool, journal: dict, before: dict) -> None:
+    """The rollback passed with its checks of every store, and the targets hold what they
+    held before the drill (all but the database's OID: it was recreated)."""
+    assert journal["rollback"]["status"] == "passed", rollback_failure(journal)
+    checks = [c for c in journal["checks"] if c["name"].startswith("rollback.")]
+    assert {c["name"] for c in checks} >= {"rollback.postgres.database",
+                                           "rollback.postgres.row_count",
+                                           "rollback.redis.key_count"}
+    assert all(c["status"] == "passed" for c in checks), checks
+    after = target_state(sandbox)
+    for key in STATE_KEYS[1:]:
+        assert after.get(key) == before.get(key), key
+
+
 def rollback_failure(journal: dict) -> object:
     """What a failed rollback says, and its failed tasks: the assertion message."""
     rolled = journal["rollback"]
@@ -109,15 +123,7 @@ def test_sigterm_stops_a_running_restore_before_the_rollback(sandbox: Drtool, pa
     assert journal["status"] == "aborted" and journal["failure"]["kind"] == "interrupted"
     statuses = [p["status"] for p in journal["phases"]]
     assert statuses == ["passed"] * 4 + ["aborted"] + ["skipped"] * 3
-    assert journal["rollback"]["status"] == "passed", rollback_failure(journal)
-    checks = [c for c in journal["checks"] if c["name"].startswith("rollback.")]
-    assert {c["name"] for c in checks} >= {"rollback.postgres.database",
-                                           "rollback.postgres.row_count",
-                                           "rollback.redis.key_count"}
-    assert all(c["status"] == "passed" for c in checks), checks
-    after = target_state(sandbox)
-    for key in STATE_KEYS[1:]:
-        assert after.get(key) == before.get(key), key
+    assert_rolled_back(sandbox, journal, before)
     assert app_health(sandbox)["stores"] == "primary"
     # The snapshot was removed only once the rollback had checked out.
     assert not (sandbox.home / "snapshots" / env / journal["drill_id"]).exists()

@@ -285,3 +285,15 @@ def test_status_exits_1_when_an_environment_is_overdue(tmp_path, monkeypatch, ca
     assert main(["status", "--env", "staging", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)[0]["state"] == "overdue"
     assert main(["status", "--env", "atlantis"]) == 2
+
+
+def test_a_systemd_unit_of_the_environment_keeps_its_env_file(tmp_path, monkeypatch):
+    # `schedule remove` deletes the crontab entry's env file only when no unit reads it.
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path / "home"))
+    user = tmp_path / "user-units"
+    user.mkdir()
+    assert schedule.unit_files("sandbox", (tmp_path / "none", user)) == []
+    schedule.systemd_units("sandbox", "0 5 * * 1", user)
+    assert schedule.unit_files("sandbox", (tmp_path / "none", user)) == [
+        user / "drtool-drill-sandbox.service"]
+    assert schedule.unit_files("other", (user,)) == []

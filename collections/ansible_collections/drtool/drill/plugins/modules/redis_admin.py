@@ -28,6 +28,12 @@ author: drtool maintainers
 
 RETURN = r"""
 was_running: {description: Whether the server answered before the action., type: bool, returned: success}
+log_file:
+  description:
+    - With C(shutdown), the file the stopped server logged to (absolute), for the task that
+      starts it again to quote.
+  type: str
+  returned: when known
 """
 
 import contextlib
@@ -67,6 +73,18 @@ def rdb_problem(redis, client, rdb_path):
     return None
 
 
+def log_file(redis, client):
+    """The absolute path of the file the server logs to, or None (stdout, or not readable)."""
+    try:
+        path = client.config_get("logfile").get("logfile") or ""
+        folder = client.config_get("dir").get("dir") or ""
+    except redis.RedisError:
+        return None
+    if not path:
+        return None
+    return path if os.path.isabs(path) else os.path.join(folder, path)
+
+
 def main():
     args = dict(CONNECTION_ARGS)
     args.update(
@@ -87,6 +105,7 @@ def main():
         problem = rdb_problem(redis, client, params["rdb_path"])
         if problem:  # refused while it still runs: nothing is lost yet
             module.fail_json(msg="Redis %s:%s was not stopped: %s" % (host, port, problem))
+    logged_to = log_file(redis, client) if params["action"] == "shutdown" else None
     try:
         if params["action"] == "flushall":
             client.flushall()
@@ -102,7 +121,7 @@ def main():
             if time.monotonic() > deadline:
                 module.fail_json(msg="Redis %s:%s still listening after SHUTDOWN" % (host, port))
             time.sleep(0.05)
-    module.exit_json(changed=True, was_running=True)
+    module.exit_json(changed=True, was_running=True, log_file=logged_to)
 
 
 if __name__ == "__main__":

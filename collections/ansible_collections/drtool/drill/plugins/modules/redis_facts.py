@@ -17,6 +17,9 @@ options:
   wait_timeout: {description: Seconds to wait for PING and loading to finish., type: int, default: 0}
   sentinel_key: {description: Sentinel key to read., type: str}
   heartbeat_key: {description: Key holding the newest heartbeat (epoch seconds)., type: str}
+  log_file:
+    description: The server's log file. When a wait ends with no answer, its last lines (Redis's own reason) are quoted.
+    type: path
 author: drtool maintainers
 """
 
@@ -43,6 +46,7 @@ machine_id_sha256:
 """
 
 import hashlib
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -74,12 +78,40 @@ def machine_id_sha256(path="/etc/machine-id"):
         return None
 
 
+def log_tail(path, lines=3, limit=600):
+    """The last `lines` lines of the server's log on one line, or "" when it cannot be read."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 8192))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    tail = " | ".join(line.strip() for line in text.splitlines()[-lines:] if line.strip())
+    return tail[-limit:]
+
+
+def not_ready(params, exc):
+    """Why the server did not answer in time. After a start (a wait), it did not come back:
+    say so, with the end of its log, where Redis writes why it exited (a bad RDB, a port in
+    use), when the task knows the file."""
+    where = "Redis %s:%s" % (params["host"], params["port"])
+    if not params["wait_timeout"]:
+        return "%s not ready: %s" % (where, exc)
+    message = "%s did not come back within %d s: %s" % (where, params["wait_timeout"], exc)
+    tail = log_tail(params["log_file"])
+    return message + ("; the end of its log %s: %s" % (params["log_file"], tail) if tail else "")
+
+
 def main():
     args = dict(CONNECTION_ARGS)
     args.update(
         wait_timeout=dict(type="int", default=0),
         sentinel_key=dict(type="str", default=None, no_log=False),
         heartbeat_key=dict(type="str", default=None, no_log=False),
+        log_file=dict(type="path", default=None),
     )
     module = AnsibleModule(argument_spec=args, supports_check_mode=True)
     params = module.params
@@ -95,9 +127,7 @@ def main():
                 break
         except redis.RedisError as exc:
             if time.monotonic() > deadline:
-                module.fail_json(
-                    msg="Redis %s:%s not ready: %s" % (params["host"], params["port"], exc)
-                )
+                module.fail_json(msg=not_ready(params, exc))
         if time.monotonic() > deadline:
             module.fail_json(msg="Redis %s:%s still loading" % (params["host"], params["port"]))
         time.sleep(0.05)
