@@ -26,8 +26,10 @@ lint: bootstrap
 	$(VENV)/bin/ansible-lint --offline
 
 # pytest's exit code 5 (no tests collected) fails this target like any other failure.
+# Two workers (pytest-xdist): a test module runs whole on one of them, and the lab's tests
+# together on one (see tests/conftest.py).
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
 clean:
 	rm -rf $(VENV)

@@ -23,8 +23,20 @@ import pytest
 
 BIN = Path(sys.executable).parent
 # Not the default 55400, so a developer's own sandbox is left alone; DRTOOL_TEST_PORT_BASE
-# lets a second test run share the machine.
-PORT_BASE = os.environ.get("DRTOOL_TEST_PORT_BASE", "56400")
+# lets a second test run share the machine. Under pytest-xdist each worker has a sandbox of
+# its own, 1000 ports further for each worker.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+PORT_BASE = str(int(os.environ.get("DRTOOL_TEST_PORT_BASE", "56400")) + 1000 * WORKER)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With `--dist loadgroup`, a module's tests stay together, in their order, on one worker
+    (later tests read what earlier ones left: drills, backups, the history), and every lab
+    test goes to one worker (the lab's namespaces and addresses are one per machine)."""
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        group = "lab" if module.startswith("tests/lab/") else module
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @dataclass

@@ -30,6 +30,15 @@ def awaits_rollback(journal: Journal) -> bool:
     return journal.status == RUNNING and changed_targets(journal) and not done
 
 
+def holds_leases(journal: Journal) -> bool:
+    """A journal whose process died (it still says running) after its snapshot phase began,
+    so after it leased its targets, but with nothing to roll back: its leases are to be
+    given back (a drill killed before it changed anything leaves its targets as they were)."""
+    leased = any(p.name == SNAPSHOT and p.status not in (PENDING, SKIPPED)
+                 for p in journal.phases)
+    return journal.status == RUNNING and leased and not changed_targets(journal)
+
+
 def cleanup_started(journal: Journal) -> bool:
     """Whether the cleanup phase began: it removes the safety snapshots, so a component
     without one then holds the verified restore, not a half-restored target."""

@@ -523,6 +523,10 @@ class Drill:
         was killed after it changed them (its journal says running; we hold the lock, so it
         is not). An operation that does not touch the targets only warns. A rollback that
         fails stops this operation: it must not run on targets in an unknown state."""
+        if self.operation in ph.TOUCHES_TARGETS:
+            self.journal.warnings.extend(rollback.release_killed(
+                self.ansible, self.env.name, self.journal.drill_id, self.clock,
+                skip=self.journal.drill_id))
         for path, killed in rollback.awaiting(self.env.name, skip=self.journal.drill_id):
             if self.operation not in ph.TOUCHES_TARGETS:
                 self.journal.warnings.append(

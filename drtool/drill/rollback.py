@@ -116,6 +116,53 @@ def awaiting(env: str, skip: str | None = None) -> list[tuple[Path, Journal]]:
             if journal.drill_id != skip and judge.awaits_rollback(journal)]
 
 
+def release_killed(ansible: AnsibleAdapter, env: str, by: str, clock: Clock,
+                   skip: str | None = None) -> list[str]:
+    """Give back the leases of drills of `env` killed after they leased their targets but
+    before they changed them (see core.rollback.holds_leases); return a warning for each
+    that could not be. Call it only while holding the environment's lock."""
+    problems = []
+    for path, journal in load_journals(paths.evidence_dir(env)):
+        if journal.drill_id == skip or not judge.holds_leases(journal):
+            continue
+        extravars = extravars_of(journal, None)
+        # What its snapshot had started (a pg_dump, a BGSAVE copy) goes first.
+        problem = reap(ansible, extravars, path.parent / "artifacts" / "reap")
+        if problem:
+            problems.append(f"drill {journal.drill_id} was killed holding its targets' "
+                            f"leases, and what it left running could not be stopped: {problem}")
+            continue
+        try:
+            run = ansible.run("release", extravars, path.parent / "artifacts" / "release")
+        except OrchestrationError as exc:
+            problems.append(f"drill {journal.drill_id} was killed holding its targets' "
+                            f"leases, and they could not be given back: {exc.message}")
+            continue
+        if run.status != "successful":
+            problems.append(f"drill {journal.drill_id} was killed holding its targets' "
+                            f"leases, and they could not be given back: {reasons(run)}")
+            continue
+        # Over now: its journal says so (and it is not looked at again).
+        end_killed(journal, f"drtool was killed (process {journal.pid} was gone) before it "
+                            f"changed its targets; their leases were given back by {by}", clock)
+        JournalWriter(path.parent, journal).save()
+    return problems
+
+
+def end_killed(journal: Journal, reason: str, clock: Clock) -> None:
+    """Close a killed drill's journal: the phase it was in aborted, the rest skipped, the
+    drill aborted with `reason` (unless it had failed already)."""
+    phase = next((p for p in journal.phases if p.status == RUNNING), None)
+    if phase is not None:
+        phase.status, phase.error = ABORTED, "drtool was killed during this phase"
+    for other in journal.phases:
+        if other.status == PENDING:
+            other.status = SKIPPED
+    journal.status, journal.ended_at = ABORTED, iso(clock())
+    journal.failure = journal.failure or Failure(phase.name if phase else "", reason,
+                                                 "interrupted")
+
+
 def roll_back_killed(ansible: AnsibleAdapter, path: Path, journal: Journal,
                      store_backup_path: Path | None, by: str, clock: Clock) -> PhaseRecord:
     """Roll back the targets of a killed drill and record it in that drill's own journal:
@@ -132,16 +179,7 @@ def roll_back_killed(ansible: AnsibleAdapter, path: Path, journal: Journal,
     if record.status == PASSED:
         # Only now is the killed drill over: until its rollback passes, its journal keeps
         # saying running, and every operation that touches the targets tries again first.
-        phase = next((p for p in journal.phases if p.status == RUNNING), None)
-        if phase is not None:
-            phase.status, phase.error = ABORTED, "drtool was killed during this phase"
-        for other in journal.phases:
-            if other.status == PENDING:
-                other.status = SKIPPED
-        journal.status, journal.ended_at = ABORTED, iso(clock())
-        journal.failure = journal.failure or Failure(
-            phase.name if phase else "",
-            f"drtool was killed (process {journal.pid} was gone); its targets were rolled "
-            f"back by {by}", "interrupted")
+        end_killed(journal, f"drtool was killed (process {journal.pid} was gone); its "
+                            f"targets were rolled back by {by}", clock)
     writer.save()
     return record

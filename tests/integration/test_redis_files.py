@@ -41,8 +41,11 @@ def target_with_aof(sandbox: Drtool) -> Iterator[Any]:
 
 
 def state(client: Any) -> tuple[object, ...]:
-    """What the target Redis is and holds: a restore or a restart would change it."""
-    return client.info("server")["run_id"], client.dbsize(), client.info("keyspace")
+    """What the target Redis is and holds: a restore or a restart would change it. (Keys and
+    keys with an expiry per database; Redis's avg_ttl is an estimate that moves on its own.)"""
+    keyspace = {db: (info["keys"], info["expires"])
+                for db, info in client.info("keyspace").items()}
+    return client.info("server")["run_id"], client.dbsize(), keyspace
 
 
 def refused(sandbox: Drtool, env: str, client: Any) -> dict[str, Any]:

@@ -14,7 +14,6 @@ still rolls its targets back.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 from pathlib import Path
 
@@ -65,17 +64,28 @@ def test_a_target_is_drilled_by_one_environment_and_one_controller_at_a_time(
         holder.kill()  # a failed test must not leave a drill holding the sandbox's targets
         holder.wait()
         raise
-    holder.send_signal(signal.SIGTERM)
-    out, err = holder.communicate(timeout=300)
-    assert holder.returncode == 130, err
-    ended = json.loads(out)
-    assert ended["failure"]["phase"] == "snapshot" and ended["rollback"] is None
+    # Killed in its snapshot: nothing changed, but its leases stay until its environment's
+    # next operation (here `drtool rollback`) finds it, stops what it left and gives them back.
+    journal_path = next((sandbox.home / "evidence" / env).glob("*/journal.json"))
+    holder.kill()
+    holder.wait(timeout=30)
+    assert {lease["drill_id"] for lease in leases(sandbox).values()} == {
+        json.loads(journal_path.read_text())["drill_id"]}
+    recovered = sandbox("rollback", "--env", env)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    ended = json.loads(journal_path.read_text())
+    assert ended["status"] == "aborted" and ended["rollback"] is None
+    assert ended["failure"]["phase"] == "snapshot"
+    assert "before it changed its targets; their leases were given back" in (
+        ended["failure"]["reason"])
     assert leftovers(ended["drill_id"]) == []
     after = target_state(sandbox)
     for key in STATE_KEYS:
         assert after.get(key) == before.get(key), key
-    assert leases(sandbox) == {}  # given back though the drill ended at its snapshot
+    assert leases(sandbox) == {}
     assert not any((tmp_path / "locks").glob("*.owner.json"))
+    code, history = sandbox.json("history", "--env", env)
+    assert code == 0 and [r["status"] for r in history][:1] == ["aborted"]
 
 
 def check_refusals(sandbox: Drtool, holder: subprocess.Popen[str], bindir: Path, env: str,

@@ -7,6 +7,7 @@ from drtool.core.rollback import (
     awaits_rollback,
     changed_targets,
     cleanup_started,
+    holds_leases,
     rollback_checks,
 )
 
@@ -92,3 +93,13 @@ def test_cleanup_counts_as_started_once_it_ran_at_all():
     assert cleanup_started(journal(*["passed"] * 7, "failed", status="failed"))
     assert not cleanup_started(journal("passed", "passed", "passed", "failed", "skipped",
                                        "skipped", "skipped", "skipped", status="failed"))
+
+
+def test_a_drill_killed_in_its_snapshot_holds_leases_and_has_nothing_to_roll_back():
+    killed = journal("passed", "passed", "running")
+    assert holds_leases(killed) and not awaits_rollback(killed)
+    assert holds_leases(journal("passed", "passed", "aborted"))
+    assert not holds_leases(journal("passed", "running"))  # killed before it leased
+    assert not holds_leases(journal("passed", "passed", "aborted", status="aborted"))  # ended
+    changed = journal("passed", "passed", "passed", "running")
+    assert not holds_leases(changed) and awaits_rollback(changed)  # its rollback releases
