@@ -733,7 +733,7 @@ class Drill:
             journal.rpo_measured_s = timing.rpo_measured(
                 parse_iso(journal.disaster_declared_at),
                 {k: parse_iso(v) for k, v in journal.rpo_measured_from.items()})
-            if journal.objectives is not None and journal.failure is None:
+            if journal.objectives is not None and journal.failure is None and not self.cancelled:
                 objective = verdict.objective_checks(
                     journal.objectives, journal.rto_s, journal.rpo_measured_s,
                     journal.rpo_backup_age_s)

@@ -150,3 +150,34 @@ def test_a_bad_notify_setting_refuses_the_drill_naming_file_and_key(sandbox: Drt
     assert "hosts.yml: drtool_notify.webhooks[1].format: must be one of json, slack" in done.stderr
     assert TOKEN not in done.stderr
     assert not (sandbox.home / "evidence" / env).exists()
+
+
+def test_a_signal_while_the_start_ping_waits_aborts_before_any_phase(sandbox: Drtool,
+                                                                     endpoint: Endpoint):
+    # The start ping is the first thing a drill does that can take time: a SIGTERM that
+    # arrives while it waits must abort the drill cleanly, not kill drtool with a journal
+    # saying running.
+    import signal
+    import time
+
+    endpoint.delay = 4
+    env = copy_inventory(sandbox, "notified-slow", {"drtool_notify": {
+        "healthchecks_url": endpoint.url(f"/ping/{TOKEN}"), "timeout_s": 20, "retries": 0}})
+    drill = sandbox.popen("drill", "--env", env, "--json")
+    deadline = time.monotonic() + 120
+    while not endpoint.received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert endpoint.received, "the start ping never arrived"
+
+    drill.send_signal(signal.SIGTERM)
+    out, err = drill.communicate(timeout=120)
+
+    assert drill.returncode == 130, err
+    journal = json.loads(out)
+    assert journal["status"] == "aborted" and journal["failure"]["kind"] == "interrupted"
+    assert {p["status"] for p in journal["phases"]} == {"skipped"}
+    assert journal["rollback"] is None
+    saved = sandbox.home / "evidence" / env / journal["drill_id"] / "journal.json"
+    assert json.loads(saved.read_text())["status"] == "aborted"
+    # The end ping says so: a monitor learns the drill was stopped.
+    assert [urlsplit(r["path"]).path for r in endpoint.received][-1].endswith("/fail")
