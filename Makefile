@@ -27,9 +27,9 @@ lint: bootstrap
 
 # pytest's exit code 5 (no tests collected) fails this target like any other failure.
 # Two workers (pytest-xdist): a test module runs whole on one of them, and the lab's tests
-# together on one (see tests/conftest.py).
+# together on one (tests/conftest.py schedules them).
 test: lint
-	$(VENV)/bin/pytest -n 2 --dist loadgroup
+	$(VENV)/bin/pytest -n 2
 
 clean:
 	rm -rf $(VENV)

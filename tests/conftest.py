@@ -30,13 +30,24 @@ PORT_BASE = str(int(os.environ.get("DRTOOL_TEST_PORT_BASE", "56400")) + 1000 * W
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With `--dist loadgroup`, a module's tests stay together, in their order, on one worker
-    (later tests read what earlier ones left: drills, backups, the history), and every lab
-    test goes to one worker (the lab's namespaces and addresses are one per machine)."""
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        group = "lab" if module.startswith("tests/lab/") else module
-        item.add_marker(pytest.mark.xdist_group(group))
+    """The lab's tests first: they are the longest unit of work, and under pytest-xdist
+    they go to one worker while the other takes the sandbox's modules."""
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/lab/"))
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's: absent without it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist, a test module runs whole, in its order, on one worker (later tests
+    read what earlier ones left: drills, backups, the history), and the lab's two modules
+    together on one worker (its namespaces and addresses are one per machine)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "tests/lab" if module.startswith("tests/lab/") else module
+
+    return ByModule(config, log)
 
 
 @dataclass
