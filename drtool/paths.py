@@ -53,6 +53,14 @@ def runs_dir() -> Path:
     return drtool_home() / "run"
 
 
+def ssh_control_root() -> Path:
+    """Where this home's ssh ControlPersist sockets go: a short path in the system's
+    temporary folder, because a socket's path may not be longer than 107 bytes (ssh adds a
+    suffix of its own) and DRTOOL_HOME can be long. One folder per user and home."""
+    home = hashlib.sha256(str(drtool_home()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"drtool-ssh-{os.getuid()}" / home
+
+
 def controller_id() -> str:
     """Which drtool this is, for the leases it takes on targets' hosts: a random id made
     once per DRTOOL_HOME (a cloned machine keeps the hostname, not the home's id), with

@@ -3,6 +3,7 @@ events into task records, and hand back what the roles published with set_stats.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -153,10 +154,10 @@ class AnsibleAdapter:
         self.scratch = scratch
         # ssh ControlPersist sockets; a drill gives itself a folder of its own (see
         # use_control_dir) so that closing its masters never cuts another drill's.
-        self.control_dir = scratch / "cp" / "shared"
+        self.control_dir = control_dir("shared")
 
     def use_control_dir(self, name: str) -> None:
-        self.control_dir = self.scratch / "cp" / name
+        self.control_dir = control_dir(name)
 
     def close_ssh_masters(self) -> int:
         """Ask every persisted ssh master of this adapter to exit; return how many did."""
@@ -300,6 +301,14 @@ class AnsibleAdapter:
             why = "; ".join(f"{f.host}: {f.message}" for f in run.failures) or run.status
             raise ConfigError(f"inventory {self.inventory}: Ansible cannot resolve it: {why}")
         return dict(run.stats.get("drtool_describe", {}))
+
+
+def control_dir(name: str) -> Path:
+    """The folder of one drill's ssh control sockets (see paths.ssh_control_root), made
+    private to this user."""
+    root = paths.ssh_control_root()
+    root.parent.mkdir(mode=0o700, exist_ok=True)
+    return root / hashlib.sha256(name.encode()).hexdigest()[:8]
 
 
 def close_ssh_masters(folder: Path) -> int:

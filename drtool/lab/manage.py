@@ -277,7 +277,7 @@ def down(purge: bool = False) -> list[str]:
         return []
     stopped: list[str] = []
     # ssh masters first, while the hosts can still answer: their sessions end cleanly.
-    if close_ssh_masters(paths.runs_dir() / "cp"):
+    if close_ssh_masters(paths.ssh_control_root()):
         stopped.append("ssh masters")
     if lab.app_config.exists() and demo_app.running_pid(lab.app_config):
         demo_app.stop(lab.app_config)

@@ -38,10 +38,26 @@ def lab(drtool: Drtool) -> Iterator[Drtool]:
         "links": [line for line in run("ip", "-o", "link").splitlines() if f"{PREFIX}-" in line],
         "processes": [pid for pid in pids if alive(pid)],
         "ssh masters": [line for line in run("ps", "-eo", "args").splitlines()
-                        if line.startswith("ssh: ") and str(drtool.home) in line],
+                        if line.startswith("ssh: ") and (str(drtool.home) in line
+                                                         or control_root(drtool) in line)],
     }
     assert leftovers == {k: [] for k in leftovers}, leftovers
     assert not (drtool.home / "inventories" / "lab").exists()
+
+
+def control_root(drtool: Drtool) -> str:
+    """Where drtool under this test home keeps its ssh control sockets."""
+    from drtool import paths
+
+    before = os.environ.get("DRTOOL_HOME")
+    os.environ["DRTOOL_HOME"] = str(drtool.home)
+    try:
+        return str(paths.ssh_control_root())
+    finally:
+        if before is None:
+            del os.environ["DRTOOL_HOME"]
+        else:
+            os.environ["DRTOOL_HOME"] = before
 
 
 def run(*argv: str) -> str:
