@@ -83,16 +83,17 @@ def controller_id() -> str:
     return f"{socket.gethostname()}:{ident}"
 
 
-def fallback_dir() -> Path:
+def fallback_dir(create: bool = True) -> Path:
     """Where a drill writes its journal and Ansible's artifacts when DRTOOL_HOME is full:
     the system's temporary folder (usually another file system), one folder per home and
     user. Created mode 0700; raises OSError when what is there is not a folder of this
     user's that only this user can use (another user could have planted it)."""
     home = hashlib.sha256(str(drtool_home()).encode()).hexdigest()[:12]
     folder = Path(tempfile.gettempdir()) / f"drtool-{os.getuid()}-{home}"
-    with contextlib.suppress(FileExistsError):
-        folder.mkdir(mode=0o700)
-    st = os.lstat(folder)
+    if create:
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+    st = os.lstat(folder)  # FileNotFoundError (an OSError) when not created and not there
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise OSError(f"{folder} is not a private folder of this user's: not used")
     return folder

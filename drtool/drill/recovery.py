@@ -65,8 +65,8 @@ def fallback_journals(env: str) -> list[tuple[Path, Path, Journal]]:
     each with the place it belongs: [(fallback, journal path, journal)]. Only files whose
     name is the drill id they hold, in this user's private fallback folder, are taken."""
     try:
-        folder = paths.fallback_dir() / "journals"
-    except OSError:
+        folder = paths.fallback_dir(create=False) / "journals"
+    except OSError:  # none was ever needed (or it is not this user's own)
         return []
     found = []
     for fallback in sorted(folder.glob("*.json")):
