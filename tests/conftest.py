@@ -88,8 +88,11 @@ class Drtool:
 
 
 @pytest.fixture(scope="session")
-def drtool_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("drtool-home")
+def drtool_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("drtool-home")
+    yield home
+    # Last of all: the sandbox and the lab keep their state here until they are down.
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +117,6 @@ def sandbox(drtool: Drtool) -> Iterator[Drtool]:
     assert down.returncode == 0, down.stderr
     left = [pid for pid in set(pids) if alive(pid)]
     assert not left, f"sandbox processes still running after `sandbox down`: {left}"
-    shutil.rmtree(drtool.home, ignore_errors=True)
 
 
 def alive(pid: int) -> bool:

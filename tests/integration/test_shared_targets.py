@@ -14,6 +14,7 @@ still rolls its targets back.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -177,3 +178,8 @@ def test_a_full_evidence_disk_still_rolls_back_and_says_why(sandbox: Drtool, pas
     code, history = sandbox.json("history", "--env", env)
     assert code == 0
     assert (history[0]["drill_id"], history[0]["status"]) == (drill_id, "failed")
+    # The rollback's artifacts stay in the fallback folder, where the journal says they are;
+    # the test home goes at the end of the session, and its fallback folder with it.
+    journal = json.loads((folder / drill_id / "journal.json").read_text())
+    assert Path(journal["rollback"]["artifacts"]).is_relative_to(fallback.parent.parent)
+    shutil.rmtree(fallback.parent.parent)
