@@ -178,9 +178,9 @@ class AnsibleAdapter:
             fallback.mkdir(mode=0o700, parents=True, exist_ok=True)
             return fallback
 
-    def _envvars(self) -> dict[str, str]:
+    def _envvars(self, scratch: Path) -> dict[str, str]:
         bindir = str(Path(sys.executable).parent)
-        tmp = self._writable_scratch() / "ansible-tmp"
+        tmp = scratch / "ansible-tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         env = {
             # ansible-playbook lives next to this interpreter, venv activated or not.
@@ -253,7 +253,8 @@ class AnsibleAdapter:
 
         # A fresh private data dir per run: runner writes envvars/extravars files there and
         # would silently reuse them on the next run. It may hold extravars, so it is deleted.
-        private = tempfile.mkdtemp(prefix="runner-", dir=self._writable_scratch())
+        scratch = self._writable_scratch()  # probed once a run: it writes and fsyncs
+        private = tempfile.mkdtemp(prefix="runner-", dir=scratch)
         kept = {name: os.environ.pop(name) for name in UNSET if name in os.environ}
         try:
             runner = ansible_runner.run(
@@ -262,7 +263,7 @@ class AnsibleAdapter:
                 playbook=str(self.content_root / "playbooks" / f"{playbook}.yml"),
                 inventory=str(self.inventory),
                 extravars=extravars,
-                envvars=self._envvars() | ({"DRTOOL_RUN_ID": run_id} if run_id else {}),
+                envvars=self._envvars(scratch) | ({"DRTOOL_RUN_ID": run_id} if run_id else {}),
                 artifact_dir=str(artifact_dir.parent),
                 ident=artifact_dir.name,
                 rotate_artifacts=0,

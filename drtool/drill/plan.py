@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drtool.config import Environment, endpoints
-from drtool.core.identity import MACHINE
+from drtool.core.identity import MACHINE, STORE_TARGETS
 from drtool.drill.phases import BACKUP, OPERATIONS, PLAN, RESTORE
 
 
@@ -37,16 +37,12 @@ def build_plan(env: Environment, operation: str) -> list[dict[str, Any]]:
     return plan
 
 
-# Which groups hold a data store a drill overwrites, and the service it runs.
-LOCKED_TARGETS = (("pg_restore_target", "postgres"), ("redis_restore_target", "redis"))
-
-
 def target_lock_keys(env: Environment) -> list[str]:
     """The restore targets, by where they listen, as the locks a drill takes before its
     first phase: one per address and port a target's PostgreSQL or Redis can be reached at
     (loopback and 0.0.0.0 spellings are one: config.endpoints)."""
     keys = set()
-    for group, service in LOCKED_TARGETS:
+    for group, service in STORE_TARGETS:
         for host in env.groups.get(group, ()):
             for address, port in endpoints(env.hosts[host], service):
                 keys.add(f"{service} {address}:{port}")
@@ -58,7 +54,7 @@ def identity_lock_keys(env: Environment, facts: dict[str, dict[str, Any]]) -> li
     preflight read) and their port, and by the PostgreSQL cluster or Redis server they are:
     two names, addresses or forwarded ports of one server are one key."""
     keys = set()
-    for group, service in LOCKED_TARGETS:
+    for group, service in STORE_TARGETS:
         for host in env.groups.get(group, ()):
             found = facts.get(host) or {}
             machine = found.get(MACHINE)
