@@ -18,22 +18,22 @@ from typing import Any
 
 import yaml
 
+from drtool import components as kinds
 from drtool import paths
 from drtool.adapters.execute import run
+from drtool.components import Component, Place
 from drtool.core.model import Objectives
+from drtool.core.phases import OPERATIONS
 from drtool.core.timing import parse_phase_limits
-from drtool.drill.phases import OPERATIONS
 from drtool.errors import ConfigError, DrtoolError
 from drtool.ops.notify import NotifySettings, parse_settings
 from drtool.store.settings import EvidenceSettings, S3StoreSettings, parse_evidence, parse_store
 
 ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-SOURCE_GROUPS = ("pg_primary", "redis_primary")
-TARGET_GROUPS = ("pg_restore_target", "redis_restore_target", "app")
-REQUIRED_GROUPS = SOURCE_GROUPS + TARGET_GROUPS
-# A restore target's data service must not be its source's, whatever the names say.
-TARGET_SERVICE = {"pg_restore_target": ("postgres", "pg_primary"),
-                  "redis_restore_target": ("redis", "redis_primary")}
+# Today's inventory shape: one host per group, from which drtool.components builds the
+# environment's components.
+SOURCE_GROUPS, TARGET_GROUPS = kinds.SOURCE_GROUPS, kinds.TARGET_GROUPS
+REQUIRED_GROUPS = kinds.REQUIRED_GROUPS
 THIS_MACHINE = "this machine"  # what a local connection, or a loopback address, points at
 # The only tiers in which destructive steps may run, compared exactly (no case folding, no
 # trimming): every other value, empty and null included, is production. An environment adds
@@ -65,6 +65,7 @@ class Environment:
     objectives: Objectives
     groups: dict[str, tuple[str, ...]]
     hosts: dict[str, dict[str, Any]]  # as playbooks/describe.yml resolved them
+    components: tuple[Component, ...]
     store_root: Path
     growing_tables: tuple[str, ...]
     cadence_days: float | None = None
@@ -76,8 +77,8 @@ class Environment:
     # core.timing's default, derived from the RTO objective.
     phase_time_limits: dict[str, float] | None = None
 
-    def host(self, group: str) -> str:
-        return self.groups[group][0]
+    def component(self, name: str) -> Component:
+        return next(c for c in self.components if c.name == name)
 
     def production_hosts(self) -> frozenset[str]:
         """The hosts whose own tier counts as production (see is_nonproduction)."""
@@ -128,14 +129,12 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
         if len(hosts) != 1:
             problems.append(Problem(f"needs exactly one host, has {len(hosts)}"
                                     + (f" ({', '.join(hosts)})" if hosts else ""), key=group))
+    components = kinds.from_groups(groups, described)
     every = sorted(described)
     first = described[every[0]] if every else {}
 
     def setting(field: str, key: str) -> Any:
-        if len({repr(described[h].get(field)) for h in every}) > 1:
-            problems.append(Problem("differs between hosts; set it once in group_vars/all",
-                                    key=key))
-        return first.get(field)
+        return setting_of(described, field, key, problems)
 
     objectives = {}
     for field, key in (("rto_objective_s", "drtool_rto_objective_s"),
@@ -160,7 +159,8 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
                                 key="drtool_store_path"))
         store = None
     problems += deletable_path_problems(
-        described, store if isinstance(store, str) and store else str(paths.backups_dir(name)))
+        described, components,
+        store if isinstance(store, str) and store else str(paths.backups_dir(name)))
     phase_limits, limit_problems = parse_phase_limits(
         setting("phase_timeout_s", "drtool_phase_timeout_s"), OPERATIONS["drill"])
     problems += [Problem(message, key=key) for key, message in limit_problems]
@@ -173,12 +173,12 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
                                                       "drtool_nonproduction_tiers"))
     if tiers_problem:
         problems.append(Problem(tiers_problem, key="drtool_nonproduction_tiers"))
-    refusals = guard_problems(groups, described)
-    targets = [h for g in TARGET_GROUPS for h in groups[g]]
+    refusals = guard_problems(components, described)
+    targets = list(kinds.targets(components))
     tiers = {described[h].get("tier") for h in targets}
     settings = {
-        "groups": groups, "objectives": Objectives(objectives["rto_objective_s"],
-                                                   objectives["rpo_objective_s"]),
+        "groups": groups, "components": components,
+        "objectives": Objectives(objectives["rto_objective_s"], objectives["rpo_objective_s"]),
         "tier": tiers.pop() if len(tiers) == 1 else "mixed", "growing": tuple(growing),
         # Every target's tier counts as production: drills are refused, backups run.
         "production": bool(targets) and not any(
@@ -189,6 +189,17 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
         "store_s3": store_s3, "evidence_s3": evidence_s3, "phase_limits": phase_limits,
     }
     return settings, problems, refusals
+
+
+def setting_of(described: dict[str, dict[str, Any]], field: str, key: str,
+               problems: list[Problem]) -> Any:
+    """An environment-wide setting as the hosts describe it; a Problem when two hosts see
+    it differently (it belongs in group_vars/all)."""
+    every = sorted(described)
+    if len({repr(described[h].get(field)) for h in every}) > 1:
+        problems.append(Problem("differs between hosts; set it once in group_vars/all",
+                                key=key))
+    return described[every[0]].get(field) if every else None
 
 
 def environment_from_description(name: str, inventory: Path,
@@ -212,6 +223,7 @@ def environment_from_description(name: str, inventory: Path,
     return Environment(
         name=name, inventory=inventory, tier=settings["tier"],
         objectives=settings["objectives"], groups=settings["groups"], hosts=hosts,
+        components=settings["components"],
         store_root=Path(settings["store"]) if settings["store"] else paths.backups_dir(name),
         growing_tables=settings["growing"], cadence_days=settings["cadence"],
         requires_sandbox=settings["requires_sandbox"], notify=settings["notify"],
@@ -229,9 +241,7 @@ DELETABLE_PATHS = (("backup_path", "drtool_backup_path"),
                    ("snapshot_path", "drtool_snapshot_path"))
 # describe's stand-in for drtool_store_backup_path: the store's folder of one backup.
 STORE_BACKUP_PATH = "STORE_PATH"
-# What a Redis restore target loads when its inventory names no RDB file (the default in
-# roles/drtool_redis/defaults/main.yml).
-REDIS_RDB_DEFAULT = "/var/lib/redis/dump.rdb"
+REDIS_RDB_DEFAULT = kinds.redis.RDB_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -244,33 +254,28 @@ class DataDirectory:
     path: PurePosixPath
 
 
-def data_directories(described: dict[str, dict[str, Any]]
+def data_directories(components: tuple[Component, ...]
                      ) -> tuple[list[DataDirectory], list[Problem]]:
-    """Every data directory the inventory declares, and a Problem for each that is not an
-    absolute path: a PostgreSQL host's cluster (drtool_postgres_data_dir) and a Redis
-    host's `dir`, the folder of drtool_redis_rdb_path (a restore target without one loads
-    REDIS_RDB_DEFAULT)."""
-    found, problems = [], []
-    for host in sorted(described):
-        settings, groups = described[host], described[host].get("groups") or []
-        declared = []
-        if any(g in ("pg_primary", "pg_restore_target") for g in groups):
-            declared.append(("PostgreSQL", "drtool_postgres_data_dir",
-                             str(settings.get("postgres_data_dir") or ""), False))
-        if any(g in ("redis_primary", "redis_restore_target") for g in groups):
-            rdb = str(settings.get("redis_rdb_path") or "")
-            if not rdb and "redis_restore_target" in groups:
-                rdb = REDIS_RDB_DEFAULT
-            declared.append(("Redis", "drtool_redis_rdb_path", rdb, True))
-        for store, key, value, is_file in declared:
-            if not value:
+    """Every data directory the components declare, and a Problem for each that is not an
+    absolute path: a postgres component's cluster (drtool_postgres_data_dir) and a redis
+    component's `dir`, the folder of drtool_redis_rdb_path (a restore target without one
+    loads REDIS_RDB_DEFAULT), on each side."""
+    found, problems, seen = [], [], set()
+    for component in components:
+        kind = kinds.kind(component)
+        if kind.PATH_KEY is None:
+            continue
+        for place in (component.source, component.target):
+            if place is None or not place.path or (place.host, place.path) in seen:
                 continue
-            why = path_problem(value)
+            seen.add((place.host, place.path))
+            why = path_problem(place.path)
             if why:
-                problems.append(Problem(why, key=key, host=host))
+                problems.append(Problem(why, key=kind.PATH_KEY, host=place.host))
                 continue
-            path = normal_path(value)
-            found.append(DataDirectory(host, store, key, path.parent if is_file else path))
+            path = normal_path(place.path)
+            found.append(DataDirectory(place.host, kind.LABEL, kind.PATH_KEY,
+                                       path.parent if kind.PATH_IS_FILE else path))
     return found, problems
 
 
@@ -303,11 +308,11 @@ def deletion_problem(path: PurePosixPath, directories: list[DataDirectory]) -> s
 
 
 def deletable_path_problems(described: dict[str, dict[str, Any]],
-                            store_root: str) -> list[Problem]:
+                            components: tuple[Component, ...], store_root: str) -> list[Problem]:
     """A Problem for every path drtool later deletes that is relative, holds `..`, is `/`,
     or is or holds a data directory the inventory declares. Every host's directories count
     against every host's paths: hosts may share a file system (the lab's do)."""
-    directories, problems = data_directories(described)
+    directories, problems = data_directories(components)
     if not path_problem(store_root):
         why = deletion_problem(normal_path(store_root), directories)
         if why:
@@ -327,44 +332,55 @@ def deletable_path_problems(described: dict[str, dict[str, Any]],
 
 # -- the production guard ---------------------------------------------------------------------
 
-def guard_problems(groups: dict[str, tuple[str, ...]],
+def guard_problems(components: tuple[Component, ...],
                    described: dict[str, dict[str, Any]]) -> list[Problem]:
     """A destructive target must be marked drtool_drill_target, have a non-production tier,
-    and be neither a backup source nor the same machine or service as one, under whatever
+    and be neither a backup source nor the same machine or server as one, under whatever
     name or address it is listed. One Problem per violation."""
     problems = []
-    sources = [h for g in SOURCE_GROUPS for h in groups.get(g, ())]
-    for group in TARGET_GROUPS:
-        for host in groups.get(group, ()):
-            target = described[host]
+    sources = kinds.sources(components)
+    for host, restored in kinds.targets(components).items():
+        target = described[host]
 
-            def refuse(why: str, key: str | None = None, host: str = host) -> None:
-                problems.append(Problem(f"refused as a destructive target: {why}", key, host))
+        def refuse(why: str, key: str | None = None, host: str = host) -> None:
+            problems.append(Problem(f"refused as a destructive target: {why}", key, host))
 
-            allowed = nonproduction_tiers(target)
-            if not is_nonproduction(target.get("tier"), allowed):
-                seen = "not set (null)" if target.get("tier") is None else repr(target["tier"])
-                refuse(f"its tier is production: {seen} is not one of the non-production "
-                       f"tiers ({', '.join(allowed)}), the only exact names that allow "
-                       "destructive steps", "drtool_tier")
-            if target.get("drill_target") is not True:
-                refuse("it is not marked drtool_drill_target: true", "drtool_drill_target")
-            for source in sources:
-                if source == host:
-                    refuse(f"it is also a backup source ({_source_group(source, groups)})")
+        allowed = nonproduction_tiers(target)
+        if not is_nonproduction(target.get("tier"), allowed):
+            seen = "not set (null)" if target.get("tier") is None else repr(target["tier"])
+            refuse(f"its tier is production: {seen} is not one of the non-production "
+                   f"tiers ({', '.join(allowed)}), the only exact names that allow "
+                   "destructive steps", "drtool_tier")
+        if target.get("drill_target") is not True:
+            refuse("it is not marked drtool_drill_target: true", "drtool_drill_target")
+        for source, read in sources.items():
+            if source == host:
+                refuse(f"it is also a backup source ({_named(read)})")
+                continue
+            shared = machine(target) & machine(described[source])
+            if shared and not (_local(target) and _local(described[source])):
+                refuse(f"it is the same machine as backup source {source} "
+                       f"({', '.join(sorted(shared))})")
+        for component in restored:
+            family = kinds.family(component)
+            if family is None or component.target is None:
+                continue
+            for other in kinds.of_family(components, family):
+                if other.source is None:
                     continue
-                shared = machine(target) & machine(described[source])
-                if shared and not (_local(target) and _local(described[source])):
-                    refuse(f"it is the same machine as backup source {source} "
-                           f"({', '.join(sorted(shared))})")
-            if group in TARGET_SERVICE:
-                service, source_group = TARGET_SERVICE[group]
-                for source in groups.get(source_group, ()):
-                    same = endpoints(target, service) & endpoints(described[source], service)
-                    if same:
-                        where = ", ".join(f"{a}:{p}" for a, p in sorted(same))
-                        refuse(f"its {service} endpoint {where} is backup source {source}'s")
+                same = (endpoints(target, component.target)
+                        & endpoints(described[other.source.host], other.source))
+                if same:
+                    where = ", ".join(f"{a}:{p}" for a, p in sorted(same))
+                    refuse(f"its {family} endpoint {where} is backup source "
+                           f"{other.source.host}'s")
     return problems
+
+
+def _named(read: list[Component]) -> str:
+    """The components read from a host, for a refusal."""
+    names = [c.name for c in read]
+    return ("component " if len(names) == 1 else "components ") + ", ".join(names)
 
 
 def nonproduction_tiers(settings: dict[str, Any]) -> tuple[str, ...]:
@@ -392,10 +408,6 @@ def declared_tiers(value: Any) -> tuple[tuple[str, ...], str | None]:
         return (tuple(t for t in value if t not in named),
                 f"cannot declare a production tier as non-production: {', '.join(named)}")
     return tuple(value), None
-
-
-def _source_group(host: str, groups: dict[str, tuple[str, ...]]) -> str:
-    return next(g for g in SOURCE_GROUPS if host in groups.get(g, ()))
 
 
 def _local(settings: dict[str, Any]) -> bool:
@@ -473,14 +485,14 @@ def ssh_hostname(address: str, ssh_args: str = "") -> str:
     return address
 
 
-def endpoints(settings: dict[str, Any], service: str) -> frozenset[tuple[str, int]]:
-    """Where a host's PostgreSQL or Redis really listens: its configured address (a loopback
-    address means the host's own machine) and port."""
-    addresses = resolve(str(settings.get(f"{service}_host", "127.0.0.1")))
+def endpoints(settings: dict[str, Any], place: Place) -> frozenset[tuple[str, int]]:
+    """Where a component's server really listens on one side: its configured address, as
+    seen from its host (a loopback address means that host's machine, described by
+    `settings`), and port."""
+    addresses = resolve(place.address or "127.0.0.1")
     if THIS_MACHINE in addresses and not _local(settings):
         addresses = (addresses - {THIS_MACHINE}) | machine(settings)
-    port = int(settings.get(f"{service}_port") or 0)
-    return frozenset((address, port) for address in addresses)
+    return frozenset((address, place.port or 0) for address in addresses)
 
 
 # -- where a problem lives ---------------------------------------------------------------------

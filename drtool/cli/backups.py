@@ -15,10 +15,10 @@ from drtool.cli.common import FilePath, env_option, json_option, load, print_jso
 from drtool.core.clock import iso, utc_now
 from drtool.errors import ConfigError
 from drtool.store import crypto
-from drtool.store.base import open_store
-from drtool.store.local import atomic_write
 from drtool.store.lock import EnvironmentLock
+from drtool.store.open import open_store
 from drtool.store.retention import decide
+from drtool.util.files import atomic_write
 
 
 @click.group()

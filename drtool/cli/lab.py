@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from drtool.cli.common import json_option, print_json
-from drtool.lab import manage
+from drtool.lab import layout, manage
 
 
 @click.group()
@@ -49,7 +49,7 @@ def down(purge: bool) -> int:
 @json_option
 def status(as_json: bool) -> int:
     """Show the lab's hosts. Exit 0 when every sshd and service runs, 1 otherwise."""
-    box = manage.current()
+    box = layout.current()
     rows = box.status() if box else []
     if as_json:
         print_json(rows)

@@ -19,15 +19,15 @@ from drtool.cli.common import (
     print_json,
 )
 from drtool.core.model import PASSED, Journal
+from drtool.core.phases import TOUCHES_TARGETS
 from drtool.drill.engine import Drill
-from drtool.drill.phases import TOUCHES_TARGETS
 from drtool.drill.plan import build_plan
 from drtool.ops.logfile import redirect_output
 from drtool.report.console import ConsoleProgress, render_plan, render_summary
 from drtool.report.junit import junit_xml
 from drtool.report.metrics import write_metrics
 from drtool.store.history import History
-from drtool.store.local import atomic_write
+from drtool.util.files import atomic_write
 
 
 @dataclass(frozen=True)

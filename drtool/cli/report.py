@@ -19,7 +19,7 @@ from drtool.drill.recovery import record_unrecorded
 from drtool.errors import EXIT_FAILED, ConfigError
 from drtool.report import gather, model, render
 from drtool.store.history import History
-from drtool.store.local import atomic_write
+from drtool.util.files import atomic_write
 
 GENERATED_BY = {"drtool": drtool.__version__}
 

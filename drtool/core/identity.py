@@ -12,16 +12,14 @@ Pure: given the facts the preflight roles published, returns one Check per resto
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from drtool import components as kinds
+from drtool.components import Component
 from drtool.core.model import FAILED, PASSED, Check
 
 CHECK = "guard.identity"
-SOURCE_GROUPS = ("pg_primary", "redis_primary")
-# The targets that hold a data store, and the store. (The app group holds none; a machine-id
-# rule for file and service targets belongs with such targets.)
-STORE_TARGETS = (("pg_restore_target", "postgres"), ("redis_restore_target", "redis"))
 EXPECTED = "an identity of its own (no backup source's or production host's)"
 MACHINE = "machine_id_sha256"  # published instead of the id: machine-id(5) keeps it private
 
@@ -41,17 +39,20 @@ def merge_facts(postgres: Mapping[str, Mapping[str, Any]],
 
 
 def identity_checks(facts: Mapping[str, Mapping[str, Any]],
-                    groups: Mapping[str, Collection[str]],
+                    components: Iterable[Component],
                     production: Collection[str] = ()) -> list[Check]:
     """One `guard.identity` Check per PostgreSQL or Redis restore target: failed when its
     PostgreSQL system_identifier, its Redis run_id, or its Redis (dir, dbfilename) on the same
     machine-id equals that of a backup source or of a `production`-tier host, naming both
     hosts and the identity; failed too when an identity that must be compared is unknown
     (a target cannot be told apart from a source nobody could ask)."""
-    sources = {h for g in SOURCE_GROUPS for h in groups.get(g, ())}
+    components = list(components)
+    read = {family: {c.source.host for c in kinds.of_family(components, family) if c.source}
+            for family in ("postgres", "redis")}
+    sources = read["postgres"] | read["redis"]
     others = sorted(sources | set(production))
     checks = []
-    for host, services in _store_targets(groups).items():
+    for host, services in _store_targets(components).items():
         found = facts.get(host, {})
         problems, mine = [], []
         for other in others:
@@ -59,8 +60,7 @@ def identity_checks(facts: Mapping[str, Mapping[str, Any]],
                 continue  # a target that is also a source is the name check's refusal
             what = "backup source" if other in sources else "production-tier host"
             theirs = facts.get(other, {})
-            must = {"postgres": other in groups.get("pg_primary", ()),
-                    "redis": other in groups.get("redis_primary", ())}
+            must = {family: other in hosts for family, hosts in read.items()}
             for service in services:
                 problems += _compare(service, host, found, f"{what} {other}", theirs,
                                      must[service])
@@ -75,12 +75,14 @@ def identity_checks(facts: Mapping[str, Mapping[str, Any]],
     return checks
 
 
-def _store_targets(groups: Mapping[str, Collection[str]]) -> dict[str, list[str]]:
-    """{target host: the stores it holds}, hosts sorted."""
+def _store_targets(components: Iterable[Component]) -> dict[str, list[str]]:
+    """{target host: the server families restored onto it}, hosts sorted. (A service holds
+    no data store; a machine-id rule for file and service targets belongs with them.)"""
     out: dict[str, list[str]] = {}
-    for group, service in STORE_TARGETS:
-        for host in groups.get(group, ()):
-            out.setdefault(host, []).append(service)
+    for host, restored in kinds.targets(components).items():
+        families = sorted({f for f in map(kinds.family, restored) if f is not None})
+        if families:
+            out[host] = families
     return dict(sorted(out.items()))
 
 

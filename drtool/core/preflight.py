@@ -11,11 +11,11 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from drtool.components import SOURCE, TARGET, Component
 from drtool.core.model import FAILED, PASSED, Check
 
 MAX_CLOCK_SKEW_S = 2.0
 DISK_FACTOR = 1.5
-TARGETS = ("pg_restore_target", "redis_restore_target")
 REDIS_FILES = "preflight.redis_files"
 REDIS_FILES_EXPECTED = "appendonly no, and dir/dbfilename = drtool_redis_rdb_path"
 
@@ -42,25 +42,43 @@ def _free_kib(path: str) -> str:
             "df -Pk \"$p\" | awk 'NR==2 {print $4}'")
 
 
-def commands_for(host: str, settings: dict[str, Any]) -> dict[str, str]:
-    """The commands `host` must run, by check name, from its described settings."""
-    groups = settings.get("groups", [])
-    bin_dir = settings.get("postgres_bin_dir", "/usr/lib/postgresql/15/bin")
+def commands_for(host: str, settings: dict[str, Any],
+                 components: Iterable[Component]) -> dict[str, str]:
+    """The commands `host` must run, by check name, from its described settings and the
+    components read from or restored onto it."""
     wanted = {"tools.tar": "command -v tar"}
     if settings.get("become"):
         wanted["become"] = "sudo -n true"
-    if any(g.startswith("pg_") for g in groups):
-        wanted["tools.postgres"] = " && ".join(
-            f"test -x {shlex.quote(f'{bin_dir}/{tool}')}" for tool in ("pg_dump", "pg_restore"))
-        wanted["service.postgres"] = _port_check(settings["postgres_host"],
-                                                 int(settings["postgres_port"]))
-    if "pg_restore_target" in groups:
-        wanted["version.pg_restore"] = f"{shlex.quote(f'{bin_dir}/pg_restore')} --version"
-    if any(g.startswith("redis_") for g in groups):
-        wanted["service.redis"] = _port_check(settings["redis_host"], int(settings["redis_port"]))
-    if any(g in TARGETS for g in groups):
+    restores = False
+    for component in components:
+        for side in (SOURCE, TARGET):
+            place = component.place(side)
+            if place is None or place.host != host:
+                continue
+            restores = restores or (side == TARGET and component.kind in ("postgres", "redis"))
+            if component.kind == "postgres":
+                bin_dir = (component.settings.get("bin_dir")
+                           or settings.get("postgres_bin_dir", "/usr/lib/postgresql/15/bin"))
+                wanted["tools.postgres"] = " && ".join(
+                    f"test -x {shlex.quote(f'{bin_dir}/{tool}')}"
+                    for tool in ("pg_dump", "pg_restore"))
+                wanted[_service_check("postgres", component)] = _port_check(
+                    str(place.address), int(place.port or 5432))
+                if side == TARGET:
+                    wanted["version.pg_restore"] = (
+                        f"{shlex.quote(f'{bin_dir}/pg_restore')} --version")
+            elif component.kind == "redis":
+                wanted[_service_check("redis", component)] = _port_check(
+                    str(place.address), int(place.port or 6379))
+    if restores:
         wanted["disk.free_kib"] = _free_kib(str(settings.get("backup_path") or "/"))
     return wanted
+
+
+def _service_check(family: str, component: Component) -> str:
+    """The check's name: service.postgres for a component named after its kind (today's
+    inventory shape), service.<family>.<name> otherwise."""
+    return f"service.{family}" if component.name == family else f"service.{family}.{component.name}"
 
 
 def major_version(text: str) -> int | None:

@@ -9,7 +9,7 @@ from drtool.core.model import FAILED, PASSED, PENDING, RUNNING, SKIPPED, Check, 
 
 SNAPSHOT = "snapshot"
 CLEANUP = "cleanup"
-# Phases that change what a restore target holds or runs (drtool.drill.phases says the same).
+# Phases that change what a restore target holds or runs (drtool.core.phases says the same).
 CHANGES_TARGETS = frozenset({"disaster", "restore", "restart", "cleanup"})
 
 

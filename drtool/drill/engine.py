@@ -15,11 +15,13 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
+from drtool import components as kinds
 from drtool import paths
 from drtool.adapters import ssh
 from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun
 from drtool.config import Environment
 from drtool.core import identity, preflight, timing, verdict
+from drtool.core import phases as ph
 from drtool.core.chain import Link
 from drtool.core.clock import (
     Clock,
@@ -49,7 +51,6 @@ from drtool.core.model import (
     TaskRecord,
 )
 from drtool.core.rollback import cleanup_started
-from drtool.drill import phases as ph
 from drtool.drill import rollback
 from drtool.drill.journal_writer import JournalWriter
 from drtool.drill.plan import identity_lock_keys, target_lock_keys
@@ -58,9 +59,10 @@ from drtool.drill.scope import inventory_version, scope_of
 from drtool.drill.versions import base_versions
 from drtool.errors import ConfigError, LockedError, OrchestrationError, StoreError
 from drtool.ops import notify
-from drtool.store.base import ManifestInvalid, Transfer, open_store
+from drtool.store.base import ManifestInvalid, Transfer
 from drtool.store.history import History, record_of
 from drtool.store.lock import EnvironmentLock, TargetLocks
+from drtool.store.open import open_store
 
 
 class Progress(Protocol):
@@ -558,8 +560,8 @@ class Drill:
         failures as one line, or None when all passed."""
         hosts = self.env.hosts
         with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
-            futures = {host: pool.submit(ssh.ask, settings, preflight.commands_for(host, settings))
-                       for host, settings in hosts.items()}
+            futures = {host: pool.submit(ssh.ask, settings, preflight.commands_for(
+                host, settings, self.env.components)) for host, settings in hosts.items()}
             self.answers = {host: future.result() for host, future in futures.items()}
         try:
             newest = next((b for b in self.store.catalog() if b.complete), None)
@@ -574,13 +576,12 @@ class Drill:
                          ) -> str | tuple[str, str, list[str]] | None:
         """Judge what the Ansible preflight found: the restore targets' identities (a guard
         refusal, exit 2, when one is a source's) and pg_restore's version."""
-        source, target = self.env.host("pg_primary"), self.env.host("pg_restore_target")
         postgres = run.stats.get("drtool_postgres_preflight", {})
         facts = identity.merge_facts(postgres, run.stats.get("drtool_redis_preflight", {}))
         for host in (self.journal.scope or {}).get("hosts", []):  # the evidence: who was who
             host["identity"] = facts.get(host["name"], {})
         if self.operation in ph.TOUCHES_TARGETS:
-            guarded = identity.identity_checks(facts, self.env.groups,
+            guarded = identity.identity_checks(facts, self.env.components,
                                                self.env.production_hosts())
             self.journal.checks.extend(guarded)
             refused = verdict.failed(guarded)
@@ -592,18 +593,23 @@ class Drill:
                                           self.journal.drill_id, self.env.name)
             except LockedError as exc:
                 return exc.message, "locked", []
-        server = postgres.get(source, {})
-        answer = self.answers.get(target)
-        version = answer.outputs.get("version.pg_restore", (1, ""))[1] if answer else ""
-        check = preflight.pg_restore_check(target, version, source,
-                                           str(server.get("server_version", "")))
-        self.journal.checks.append(check)
+        versions = []
+        for component in kinds.of_family(self.env.components, "postgres"):
+            if component.source is None or component.target is None:
+                continue
+            source, target = component.source.host, component.target.host
+            answer = self.answers.get(target)
+            version = answer.outputs.get("version.pg_restore", (1, ""))[1] if answer else ""
+            versions.append(preflight.pg_restore_check(
+                target, version, source,
+                str(postgres.get(source, {}).get("server_version", ""))))
+        self.journal.checks.extend(versions)
         files = preflight.redis_file_checks(  # the RDB a restore replaces is the one loaded
             run.stats.get("drtool_redis_preflight", {}),
-            self.env.groups.get("redis_restore_target", ())
+            [c.target.host for c in kinds.of_family(self.env.components, "redis") if c.target]
         ) if self.operation in ph.TOUCHES_TARGETS else []
         self.journal.checks.extend(files)
-        return preflight.refusal([check, *files])
+        return preflight.refusal([*versions, *files])
 
     # -- what each phase's results mean -----------------------------------------------------
 
@@ -691,7 +697,43 @@ class Drill:
             f"{store}:{host}": facts.get("heartbeat_at")
             for store, hosts in self.restored.items() for host, facts in hosts.items()
         }
+        self.journal.checks.extend(self._role_checks(run.stats.get("drtool_postgres_roles", {})))
         return None
+
+    @staticmethod
+    def _role_checks(results: dict[str, dict[str, Any]]) -> list[Check]:
+        """What the restore did about the roles its dump needs, per target (a passed
+        postgres.roles check): none were missing, which it created, or that it restored
+        without them (roles/drtool_postgres/tasks/restore.yml publishes the facts)."""
+        checks = []
+        for host, facts in sorted(results.items()):
+            missing = ", ".join(facts.get("missing") or [])
+            if facts.get("action") == "create":
+                actual = "created " + ", ".join(facts.get("created") or [])
+                parts = ["created from the backup's globals: CREATE ROLE and its ALTER ROLE "
+                         "attributes, settings and memberships"]
+                if facts.get("memberships"):
+                    parts.append("granted " + ", ".join(facts["memberships"]))
+                if facts.get("skipped_memberships"):
+                    parts.append("not granted (a role the target had is never changed, a role "
+                                 "it lacks is not created): " + ", ".join(
+                                     facts["skipped_memberships"]))
+                given = facts.get("passwords_set") or []
+                parts.append("passwords from drtool_postgres_role_passwords for "
+                             + ", ".join(given) if given else "no password set")
+                detail = "; ".join(parts)
+            elif facts.get("action") == "fallback":
+                role = (facts.get("restore_args") or {}).get("role")
+                actual = f"restored without {missing}"
+                detail = (f"the target lacks {missing}: restored with --no-owner --no-privileges "
+                          f"--role={role} because drtool_postgres_create_roles is false; its "
+                          f"objects belong to {role} and the dump's grants were left out")
+            else:
+                actual, detail = "all present", "the target had every role the dump needs"
+            checks.append(Check("postgres.roles", f"{host}/{facts.get('database', '')}",
+                                ", ".join(facts.get("needed") or []) or "none", actual, PASSED,
+                                detail))
+        return checks
 
     def _after_verify(self, run: PlaybookRun, _record: PhaseRecord) -> str | None:
         if self.manifest is None:

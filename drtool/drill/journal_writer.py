@@ -14,7 +14,7 @@ from pathlib import Path
 
 from drtool import paths
 from drtool.core.model import Journal, journal_from_dict
-from drtool.store.local import atomic_write
+from drtool.util.files import atomic_write
 
 JOURNAL = "journal.json"
 

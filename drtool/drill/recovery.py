@@ -13,8 +13,8 @@ from drtool.core.model import RUNNING, Journal, journal_from_dict
 from drtool.core.rollback import awaits_rollback
 from drtool.drill.journal_writer import JOURNAL, load_journals
 from drtool.store.history import History, record_of
-from drtool.store.local import atomic_write
 from drtool.store.lock import lock_held
+from drtool.util.files import atomic_write
 
 
 def record_unrecorded(env: str, history: History, skip: str | None = None,

@@ -13,6 +13,7 @@ from typing import Any
 
 from drtool import paths
 from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun
+from drtool.core import phases as ph
 from drtool.core import rollback as judge
 from drtool.core.clock import Clock, iso, seconds_between
 from drtool.core.model import (
@@ -27,7 +28,6 @@ from drtool.core.model import (
     Journal,
     PhaseRecord,
 )
-from drtool.drill import phases as ph
 from drtool.drill.journal_writer import JournalWriter, load_journals
 from drtool.errors import OrchestrationError
 

@@ -7,13 +7,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from drtool.config import SOURCE_GROUPS, TARGET_GROUPS, Environment
-
-# Which group holds which data store, and the part it plays in a drill.
-DATA_STORES = (
-    ("postgresql", "pg_primary", "source"), ("postgresql", "pg_restore_target", "restore target"),
-    ("redis", "redis_primary", "source"), ("redis", "redis_restore_target", "restore target"),
-)
+from drtool import components as kinds
+from drtool.config import Environment
 
 
 def inventory_version(inventory: Path) -> dict[str, Any]:
@@ -35,29 +30,43 @@ def inventory_version(inventory: Path) -> dict[str, Any]:
 
 
 def scope_of(env: Environment, version: dict[str, Any]) -> dict[str, Any]:
-    """The environment as the drill saw it: tier, cadence, every host, every data store."""
+    """The environment as the drill saw it: tier, cadence, every host, every component and
+    the data stores they read and restore."""
     hosts = []
     for name in sorted(env.hosts):
         settings = env.hosts[name]
-        groups = [g for g in (*SOURCE_GROUPS, *TARGET_GROUPS) if name in env.groups.get(g, ())]
         hosts.append({
-            "name": name, "groups": groups, "address": settings.get("address"),
+            # What the host is in the drill, one phrase per component side on it (journals
+            # before components listed group names here; the reports show either).
+            "name": name, "groups": _roles(env, name),
+            "address": settings.get("address"),
             # Where Ansible really connects (ssh_config's HostName resolved by `ssh -G`):
             # the address the production guard judged.
             "connection_address": settings.get("connection_address"),
             "connection": settings.get("connection"), "tier": settings.get("tier"),
             "drill_target": settings.get("drill_target") is True,
         })
-    stores = []
-    for kind, group, role in DATA_STORES:
-        service = "postgres" if kind == "postgresql" else "redis"
-        for host in env.groups.get(group, ()):
-            settings = env.hosts[host]
-            store = {"kind": kind, "role": role, "host": host,
-                     "endpoint": f"{settings.get(f'{service}_host')}:"
-                                 f"{settings.get(f'{service}_port')}"}
-            if kind == "postgresql" and settings.get("postgres_database"):
-                store["database"] = settings["postgres_database"]
-            stores.append(store)
+    components = [{"name": c.name, "kind": c.kind,
+                   "source": c.source.host if c.source else None,
+                   "target": c.target.host if c.target else None,
+                   **({"databases": list(c.databases)} if c.databases else {}),
+                   **({"after": list(c.after)} if c.after else {})}
+                  for c in env.components]
+    stores = [store for c in env.components for store in kinds.kind(c).stores(c)]
     return {"tier": env.tier, "inventory": str(env.inventory), "inventory_version": version,
-            "cadence_days": env.cadence_days, "hosts": hosts, "data_stores": stores}
+            "cadence_days": env.cadence_days, "hosts": hosts, "components": components,
+            "data_stores": stores}
+
+
+def _roles(env: Environment, host: str) -> list[str]:
+    """'PostgreSQL source main', 'Redis restore target cache', 'service app': each
+    component side on `host`."""
+    roles = []
+    for component in env.components:
+        label = kinds.kind(component).LABEL
+        if component.source is not None and component.source.host == host:
+            roles.append(f"{label} source {component.name}")
+        if component.target is not None and component.target.host == host:
+            role = "" if component.source is None else " restore target"
+            roles.append(f"{label}{role} {component.name}")
+    return roles

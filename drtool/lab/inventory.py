@@ -11,7 +11,7 @@ from drtool import paths
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from drtool.lab.manage import Lab, LabHost
+    from drtool.lab.layout import Lab, LabHost
 
 HEADER = "# Written by `drtool lab up`: the lab's hosts, reached over SSH. Do not edit.\n"
 

@@ -11,13 +11,11 @@ keeps its state in its own folder.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from drtool import paths
@@ -27,120 +25,20 @@ from drtool.adapters.execute import run
 from drtool.errors import OrchestrationError
 from drtool.lab import network
 from drtool.lab.inventory import write_inventory
+from drtool.lab.layout import HOSTS, Lab, LabHost, current, lab_root
 from drtool.sandbox import app as demo_app
 from drtool.sandbox import layout as sandbox_layout
 from drtool.sandbox import seed
 from drtool.sandbox.manage import PACKAGES as SANDBOX_PACKAGES
 from drtool.sandbox.manage import ensure_packages
-from drtool.sandbox.services import (
-    PostgresCluster,
-    RedisServer,
-    ensure_secrets,
-    in_netns,
-    pid_alive,
-    postgres_can_enter,
-    read_pid,
-    stop_pid,
-)
+from drtool.sandbox.services import ensure_secrets, in_netns, postgres_can_enter
+from drtool.util.process import stop_pid
 
 SSHD = "/usr/sbin/sshd"
 # sudo: an inventory may reach lab hosts with ansible_become, as real ones often do.
 PACKAGES = {**SANDBOX_PACKAGES, SSHD: "openssh-server", "ssh-keygen": "openssh-client",
             "sudo": "sudo"}
-
-
-@dataclass(frozen=True)
-class LabHost:
-    name: str  # inventory hostname
-    short: str  # namespace suffix
-    octet: int  # last octet of its address
-    group: str  # the inventory group it serves
-
-
-HOSTS = (
-    LabHost("lab-pg-primary", "pg1", 11, "pg_primary"),
-    LabHost("lab-pg-target", "pg2", 12, "pg_restore_target"),
-    LabHost("lab-redis-primary", "rd1", 13, "redis_primary"),
-    LabHost("lab-redis-target", "rd2", 14, "redis_restore_target"),
-    LabHost("lab-app", "app", 15, "app"),
-)
 APP_PORT = 8080
-
-
-@dataclass(frozen=True)
-class Lab:
-    root: Path  # $DRTOOL_HOME/lab
-    net: network.LabNetwork
-    postgres_root: Path
-
-    # -- where things are ------------------------------------------------------------------
-
-    def host_dir(self, host: LabHost) -> Path:
-        return self.root / "hosts" / host.name
-
-    def address(self, host: LabHost) -> str:
-        return self.net.address(host.octet)
-
-    @property
-    def ssh_dir(self) -> Path:
-        return self.root / "ssh"
-
-    @property
-    def secrets(self) -> Path:
-        return self.root / "secrets"
-
-    @property
-    def app_config(self) -> Path:
-        return self.root / "app.json"
-
-    def host(self, group: str) -> LabHost:
-        return next(h for h in HOSTS if h.group == group)
-
-    def cluster(self, host: LabHost) -> PostgresCluster:
-        return PostgresCluster(host.name, self.postgres_root / host.name, 5432,
-                               sandbox_layout.PG_BIN, self.address(host),
-                               self.net.namespace(host.short))
-
-    def redis(self, host: LabHost) -> RedisServer:
-        return RedisServer(host.name, self.host_dir(host) / "redis", 6379, self.address(host),
-                           self.net.namespace(host.short))
-
-    def sshd_pid(self, host: LabHost) -> int | None:
-        pid = read_pid(self.host_dir(host) / "sshd" / "sshd.pid")
-        return pid if pid_alive(pid) else None
-
-    def service_pid(self, host: LabHost) -> int | None:
-        if host.group.startswith("pg_"):
-            return self.cluster(host).pid
-        if host.group.startswith("redis_"):
-            return self.redis(host).pid
-        return demo_app.running_pid(self.app_config)
-
-    def status(self) -> list[dict[str, object]]:
-        present = network.namespaces()
-        return [{"host": h.name, "address": self.address(h), "group": h.group,
-                 "namespace": self.net.namespace(h.short),
-                 "namespace_exists": self.net.namespace(h.short) in present,
-                 "sshd_pid": self.sshd_pid(h), "service_pid": self.service_pid(h)}
-                for h in HOSTS]
-
-    def save(self) -> None:
-        (self.root / "state.json").write_text(json.dumps({
-            "prefix": self.net.prefix, "subnet": self.net.subnet,
-            "postgres_root": str(self.postgres_root)}, indent=2) + "\n", encoding="utf-8")
-
-
-def lab_root() -> Path:
-    return paths.drtool_home() / "lab"
-
-
-def current() -> Lab | None:
-    try:
-        data = json.loads((lab_root() / "state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return Lab(lab_root(), network.LabNetwork(data["prefix"], data["subnet"]),
-               Path(data["postgres_root"]))
 
 
 def configured_network() -> network.LabNetwork:

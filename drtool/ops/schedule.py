@@ -17,7 +17,7 @@ from crontab import CronSlices, CronTab
 
 from drtool import paths
 from drtool.errors import ConfigError, OrchestrationError
-from drtool.store.local import atomic_write
+from drtool.util.files import atomic_write
 
 TAG = "drtool:"  # every entry drtool writes carries the comment "drtool:<env>"
 # What a drill needs from the installing shell: drtool's own settings, where to find tools,

@@ -132,8 +132,10 @@ def render_plan(env: Environment, plan: list[dict[str, Any]],
         out.print(f"[bold]{index}. {phase['phase']}[/]")
         for step in phase["steps"]:
             colour = "red" if step["destroys"] else ""
+            action = f"{step['component']}: {step['action']}" if step.get("component") \
+                else step["action"]
             out.print(f"   {step['host']:<22} {step['address']:<15} "
-                      + (f"[{colour}]{step['action']}[/]" if colour else step["action"]))
+                      + (f"[{colour}]{escape(action)}[/]" if colour else escape(action)))
 
 
 def _verdict(journal: Journal, name: str) -> str:

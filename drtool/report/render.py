@@ -15,7 +15,7 @@ from drtool.adapters import chromium
 from drtool.core.clock import parse_iso
 from drtool.report.charts import Point, trend_chart
 from drtool.report.model import DRILL_PHASES, human_seconds
-from drtool.store.local import atomic_write
+from drtool.util.files import atomic_write
 
 FORMATS = ("html", "md", "json", "pdf")
 TEMPLATES = Path(__file__).parent / "templates"

@@ -25,7 +25,7 @@ from pathlib import Path
 from drtool import paths
 from drtool.adapters import postgres, redis_client
 from drtool.sandbox.seed import DATABASE
-from drtool.sandbox.services import pid_alive, read_pid, stop_pid
+from drtool.util.process import live_pid, read_pid, stop_pid
 
 HEARTBEAT_KEY = "app:heartbeat"
 
@@ -171,10 +171,10 @@ def stop(config_path: Path) -> int:
 def running_pid(config_path: Path) -> int | None:
     """The app's PID when it runs, else None."""
     try:
-        pid = read_pid(AppConfig.load(config_path).pidfile)
+        pidfile = AppConfig.load(config_path).pidfile
     except (OSError, ValueError, KeyError):
         return None
-    return pid if pid_alive(pid) else None
+    return live_pid(pidfile)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """Demo data for the sandbox: a small shop in PostgreSQL (foreign keys, sequences, a
-partitioned table, indexes, incompressible payloads) and a Redis cache of every type."""
+partitioned table, indexes, incompressible payloads, and a schema its application role owns)
+and a Redis cache of every type."""
 
 from __future__ import annotations
 
@@ -61,19 +62,53 @@ INSERT INTO events (occurred_at, kind, payload)
 ANALYZE;
 """
 
+# An application role that owns a schema, as real applications' databases are owned: a dump
+# of appdb then needs the role on the cluster it is restored into. It exists on the primary
+# only (roles belong to the cluster, not the database); a drill creates it on the target.
+APP_ROLE = "shop_owner"
+APP_ROLE_DDL = """
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop_owner') THEN
+    CREATE ROLE shop_owner NOLOGIN;
+  END IF;
+END $$;
+"""
+# A table, a view, a function and a trigger, all the role's; 500 price changes.
+APP_SCHEMA = """
+CREATE SCHEMA shop AUTHORIZATION shop_owner;
+GRANT SELECT ON products TO shop_owner;
+SET ROLE shop_owner;
+CREATE TABLE shop.price_changes (
+  id bigserial PRIMARY KEY, sku text NOT NULL, price_cents int NOT NULL,
+  changed_at timestamptz NOT NULL);
+CREATE FUNCTION shop.stamp_change() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN NEW.changed_at := coalesce(NEW.changed_at, clock_timestamp()); RETURN NEW; END $$;
+CREATE TRIGGER price_changes_stamp BEFORE INSERT ON shop.price_changes
+  FOR EACH ROW EXECUTE FUNCTION shop.stamp_change();
+CREATE VIEW shop.current_prices AS
+  SELECT DISTINCT ON (sku) sku, price_cents, changed_at FROM shop.price_changes
+  ORDER BY sku, changed_at DESC, id DESC;
+INSERT INTO shop.price_changes (sku, price_cents)
+  SELECT sku, price_cents FROM public.products WHERE id <= 500;
+RESET ROLE;
+"""
+
 REDIS_LAYOUT = {"strings": 12000, "hashes": 4000, "lists": 2500, "sets": 2000}
 REDIS_TTL_KEYS = 1500  # strings with a week-long TTL: long enough to outlive any drill
 
 
 def seed_postgres(host: str, port: int, password: str) -> bool:
-    """Create and fill `appdb` unless it exists; True when it seeded."""
+    """Create and fill `appdb` (and its application role) unless it exists; True when it
+    seeded."""
     with postgres.connect(host, port, "postgres", password, "postgres") as admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
             return False
+        admin.execute(APP_ROLE_DDL)
         admin.execute(f"CREATE DATABASE {DATABASE}")
     with postgres.connect(host, port, "postgres", password, DATABASE) as conn:
         conn.execute(SCHEMA)
         conn.execute(DATA)
+        conn.execute(APP_SCHEMA)
     return True
 
 

@@ -3,7 +3,6 @@ started here and stopped by the PID it recorded, never by name."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from drtool.adapters.execute import as_user, run
 from drtool.errors import OrchestrationError
+from drtool.util.process import live_pid, stop_pid
 
 PG_USER = "postgres"
 
@@ -24,52 +24,6 @@ PG_USER = "postgres"
 def in_netns(argv: list[str], netns: str | None) -> list[str]:
     """Prefix `argv` so that it runs inside network namespace `netns` (when given)."""
     return ["ip", "netns", "exec", netns, *argv] if netns else argv
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True when `pid` runs. A zombie (exited, not yet reaped by whoever adopted it) has
-    stopped: it is not alive."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-    except OSError:
-        return True  # no procfs: trust the signal probe
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        first = path.read_text(encoding="utf-8").split("\n", 1)[0].strip()
-    except OSError:
-        return None
-    return int(first) if first.isdigit() else None
-
-
-def stop_pid(pid: int | None, sig: int = signal.SIGTERM, timeout: float = 30.0) -> bool:
-    """Signal `pid` and wait for it to exit; SIGKILL after `timeout`. True if it was running."""
-    if pid is None or not pid_alive(pid):
-        return False
-    os.kill(pid, sig)
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 5
-        time.sleep(0.05)
-        _reap(pid)
-    return True
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
-        os.waitpid(pid, os.WNOHANG)
 
 
 def postgres_can_enter(folder: Path) -> bool:
@@ -105,8 +59,7 @@ class PostgresCluster:
 
     @property
     def pid(self) -> int | None:
-        pid = read_pid(self.data / "postmaster.pid")
-        return pid if pid_alive(pid) else None
+        return live_pid(self.data / "postmaster.pid")
 
     def initialise(self, password: str, allow: str | None = None) -> None:
         """initdb with a scram-protected superuser `postgres`, listening on its address;
@@ -167,8 +120,7 @@ class RedisServer:
 
     @property
     def pid(self) -> int | None:
-        pid = read_pid(self.root / "redis.pid")
-        return pid if pid_alive(pid) else None
+        return live_pid(self.root / "redis.pid")
 
     def configure(self, password: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -225,8 +177,7 @@ class S3Server:
 
     @property
     def pid(self) -> int | None:
-        pid = read_pid(self.root / "s3.pid")
-        return pid if pid_alive(pid) else None
+        return live_pid(self.root / "s3.pid")
 
     def start(self) -> None:
         if self.pid:

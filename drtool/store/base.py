@@ -1,5 +1,5 @@
-"""What every backup store offers the drill, the catalog and retention, and which store an
-environment uses: the local folder by default, S3 when `drtool_store_s3` is set."""
+"""What every backup store offers the drill, the catalog and retention (drtool.store.open
+picks an environment's store)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from drtool.errors import CheckFailed
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from drtool.config import Environment
     from drtool.core.manifest import Manifest
 
 
@@ -85,14 +84,3 @@ def backup_time(backup_id: str) -> str | None:
         return None
     moment = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     return moment.isoformat()
-
-
-def open_store(env: Environment) -> BackupStore:
-    """The environment's store. The S3 store stages files in the local store's folder."""
-    if env.store_s3 is not None:
-        from drtool.store.s3 import S3Store  # noqa: PLC0415 - boto3 only when S3 is used
-
-        return S3Store(env.store_s3, env.store_root)
-    from drtool.store.local import LocalStore  # noqa: PLC0415
-
-    return LocalStore(env.store_root)

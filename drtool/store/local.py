@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -19,33 +18,10 @@ from drtool.core.clock import iso, utc_now
 from drtool.core.manifest import Manifest, manifest_from_json
 from drtool.errors import ConfigError, StoreError
 from drtool.store.base import BackupSummary, ManifestInvalid, Transfer, backup_time
+from drtool.util.files import atomic_write
 
 BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 VERIFIED = "verified.json"
-
-
-def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write `text` to `path` so that a reader sees the old file or the new one, never half.
-
-    Writes a temporary file beside it, fsyncs it, renames it over `path`, fsyncs the folder.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a full disk must not also keep half a file
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
 
 
 class LocalStore:

@@ -31,7 +31,7 @@ import filelock
 
 from drtool.core.clock import iso, utc_now
 from drtool.errors import LockedError
-from drtool.store.local import atomic_write
+from drtool.util.files import atomic_write
 
 
 def _who(owner: dict[str, Any] | None, with_env: bool = False) -> str:

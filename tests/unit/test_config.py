@@ -44,11 +44,15 @@ def messages(hosts):
     return [(p.host, p.key, p.message) for p in problems + refusals]
 
 
-def test_a_good_environment_gives_objectives_tier_groups_and_cadence():
+def test_a_good_environment_gives_objectives_tier_components_and_cadence():
     env = environment_from_description("staging", Path("/inv"), described())
     assert env.objectives.rto_s == 600 and env.objectives.rpo_s == 60
-    assert env.tier == "staging" and env.host("pg_restore_target") == "pg2"
-    assert env.cadence_days == 7
+    assert env.tier == "staging" and env.cadence_days == 7
+    postgres, redis, app = env.components
+    assert (postgres.kind, postgres.source.host, postgres.target.host) == ("postgres", "pg1", "pg2")
+    assert (redis.kind, redis.source.host, redis.target.host) == ("redis", "r1", "r2")
+    assert (app.kind, app.source, app.target.host) == ("service", None, "app1")
+    assert app.after == ("postgres", "redis")
 
 
 def test_every_problem_is_reported_at_once_with_its_key():
@@ -98,7 +102,7 @@ def test_a_backup_source_listed_as_its_own_target_is_refused():
     hosts["pg1"]["drill_target"] = True
     del hosts["pg2"]
     assert ("pg1", None, "refused as a destructive target: it is also a backup source "
-            "(pg_primary)") in messages(hosts)
+            "(component postgres)") in messages(hosts)
 
 
 def test_the_same_machine_under_two_names_is_refused():
@@ -265,9 +269,13 @@ def with_data_dirs(**overrides):
 
 
 def path_messages(hosts, store_root="/srv/drtool/backups"):
-    from drtool.config import deletable_path_problems
+    from drtool.components import from_groups
+    from drtool.config import REQUIRED_GROUPS, deletable_path_problems
 
-    return [(p.host, p.key, p.message) for p in deletable_path_problems(hosts, store_root)]
+    groups = {g: tuple(sorted(h for h, d in hosts.items() if g in d.get("groups", [])))
+              for g in REQUIRED_GROUPS}
+    return [(p.host, p.key, p.message)
+            for p in deletable_path_problems(hosts, from_groups(groups, hosts), store_root)]
 
 
 def test_paths_beside_the_data_directories_are_accepted():

@@ -8,6 +8,7 @@ import copy
 import pytest
 
 from drtool.cli.common import exit_code
+from drtool.components import from_groups
 from drtool.core.identity import identity_checks, merge_facts
 from drtool.core.model import FAILED, PASSED, Failure, Journal
 from drtool.errors import EXIT_USAGE
@@ -36,8 +37,10 @@ REDIS = {
 
 
 def judged(postgres=None, redis=None, groups=None, production=()):
+    groups = groups or GROUPS
+    hosts = {h: {} for members in groups.values() for h in members}
     checks = identity_checks(merge_facts(postgres or POSTGRES, redis or REDIS),
-                             groups or GROUPS, production)
+                             from_groups(groups, hosts), production)
     return {c.target: c for c in checks}
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from drtool import paths
+from drtool.components import from_groups
 from drtool.config import Environment
 from drtool.core.model import Objectives, PhaseRecord
 from drtool.drill import plan
@@ -86,7 +87,7 @@ def environment(**targets: dict) -> Environment:
               "pg_restore_target": tuple(h for h in targets if h.startswith("pg")),
               "redis_restore_target": tuple(h for h in targets if h.startswith("rd"))}
     return Environment("e", Path("/nowhere"), "staging", Objectives(300, 120), groups, hosts,
-                       Path("/nowhere"), ())
+                       from_groups(groups, hosts), Path("/nowhere"), ())
 
 
 def test_target_keys_name_one_endpoint_however_it_is_spelled():

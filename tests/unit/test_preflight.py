@@ -1,3 +1,4 @@
+from drtool.components import postgres
 from drtool.core.preflight import (
     Answer,
     commands_for,
@@ -10,6 +11,7 @@ from drtool.core.preflight import (
 
 TARGET = {"groups": ["pg_restore_target"], "postgres_bin_dir": "/pg/bin",
           "postgres_host": "10.0.0.2", "postgres_port": 5432, "backup_path": "/w/backups/ID"}
+RESTORED = (postgres.from_hosts("s", {}, "t", TARGET),)
 
 
 def test_versions_are_read_from_what_the_tools_print():
@@ -28,12 +30,12 @@ def test_pg_restore_must_be_at_least_the_source_servers_major_version():
 
 
 def test_a_restore_target_is_asked_for_tools_service_version_and_disk():
-    wanted = commands_for("t", TARGET)
+    wanted = commands_for("t", TARGET, RESTORED)
     assert set(wanted) == {"tools.tar", "tools.postgres", "service.postgres",
                            "version.pg_restore", "disk.free_kib"}
     assert "/dev/tcp/10.0.0.2/5432" in wanted["service.postgres"]
     assert "sudo" not in " ".join(wanted.values())
-    assert "become" in commands_for("t", dict(TARGET, become=True))
+    assert "become" in commands_for("t", dict(TARGET, become=True), RESTORED)
 
 
 def test_every_failure_of_every_host_is_listed_not_just_the_first():

@@ -6,7 +6,8 @@ import pytest
 from drtool.core.model import Check, Journal, PhaseRecord, TaskRecord, journal_from_dict
 from drtool.drill.journal_writer import JournalWriter, load_journals
 from drtool.errors import ConfigError
-from drtool.store.local import LocalStore, atomic_write
+from drtool.store.local import LocalStore
+from drtool.util.files import atomic_write
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):

@@ -13,7 +13,7 @@ description:
   - Fails listing every problem, each naming the file, before anything is restored.
 options:
   root: {description: The backup directory holding manifest.json., type: path, required: true}
-  components: {description: Top-level folders to check (postgres, redis)., type: list, elements: str, required: true}
+  components: {description: Folders of the components to check (postgres/main, redis/cache)., type: list, elements: str, required: true}
 author: drtool maintainers
 """
 
@@ -53,10 +53,12 @@ def main():
     except (OSError, ValueError) as exc:
         module.fail_json(msg="cannot read %s: %s" % (manifest_path, exc), checked=0, problems=[])
 
+    # A component's folder is its kind and name ("postgres/main"): a file is one of its own
+    # when its path starts with that folder.
     expected = {
         entry["path"]: entry
         for entry in manifest.get("files", [])
-        if entry["path"].split("/", 1)[0] in components
+        if any(entry["path"].startswith(component.rstrip("/") + "/") for component in components)
     }
     found = {}
     for component in components:

@@ -38,13 +38,20 @@ options:
         ever.
     type: int
     default: 120
+  pg_dumpall:
+    description:
+      - pg_dumpall executable. Given, the cluster's roles, memberships and tablespaces
+        (C(pg_dumpall --globals-only --no-role-passwords)) are kept in I(dest) as
+        C(globals.sql) beside the dump, for a restore target that lacks them. Without
+        password hashes, the file holds no secret.
+    type: str
 author: drtool maintainers
 """
 
 RETURN = r"""
 consistent_at: {description: Time of the exported snapshot (server clock, ISO-8601)., type: str, returned: success}
 counts: {description: Exact row count of every table in the snapshot., type: dict, returned: success}
-files: {description: Every file written, with size and sha256., type: list, returned: success}
+files: {description: "Every file written (the dump's, and globals.sql), with size and sha256.", type: list, returned: success}
 """
 
 import os
@@ -65,11 +72,33 @@ from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
     tool_failure,
 )
 
+# Beside the dump's own files; pg_restore reads only the files its toc.dat names.
+GLOBALS_FILE = "globals.sql"
+
 
 def tool_version(binary):
     """Return the first line `binary --version` prints."""
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
     return out.stdout.strip()
+
+
+def dump_globals(module, params, env):
+    """Write the cluster's globals beside the dump, as pg_dumpall prints them; fail the
+    module with pg_dumpall's own error."""
+    path = os.path.join(params["dest"], GLOBALS_FILE)
+    try:
+        done = subprocess.run(
+            [params["pg_dumpall"], "--globals-only", "--no-role-passwords", "--file=" + path,
+             "--host=" + params["host"], "--port=%d" % params["port"],
+             "--username=" + params["user"], "--no-password",
+             # The dumped database surely takes this role's connections; postgres may not.
+             "--database=" + params["database"]],
+            env=env, capture_output=True, text=True, errors="replace", check=False)
+    except OSError as exc:
+        module.fail_json(msg="cannot run %s: %s" % (params["pg_dumpall"], exc.strerror))
+    if done.returncode != 0:
+        module.fail_json(msg=tool_failure("pg_dumpall", done.returncode, done.stderr,
+                                          [params["password"]]))
 
 
 def write_sentinel(conn, backup_id, value):
@@ -93,6 +122,7 @@ def main():
         sentinel_value=dict(type="str", default=None),
         heartbeat_query=dict(type="str", default=None),
         lock_wait_timeout=dict(type="int", default=120),
+        pg_dumpall=dict(type="str", default=None),
     )
     module = AnsibleModule(argument_spec=args, supports_check_mode=False)
     params = module.params
@@ -140,6 +170,8 @@ def main():
             if dump.returncode != 0:
                 module.fail_json(msg=tool_failure("pg_dump", dump.returncode, err,
                                                   [params["password"]]))
+            if params["pg_dumpall"]:
+                dump_globals(module, params, env)
         finally:
             snap.rollback()
             snap.close()

@@ -23,6 +23,9 @@ options:
   src: {description: The archive, a custom-format file or a directory-format folder., type: path, required: true}
   jobs: {description: Parallel pg_restore jobs., type: int, default: 2}
   pg_restore: {description: pg_restore executable., type: str, default: pg_restore}
+  no_owner: {description: Restore without the dump's owners (C(--no-owner))., type: bool, default: false}
+  no_privileges: {description: Restore without the dump's grants (C(--no-privileges))., type: bool, default: false}
+  role: {description: Role to restore as (C(--role)), when the objects may not keep their owners., type: str}
 author: drtool maintainers
 """
 
@@ -48,8 +51,9 @@ def restore_argv(params):
         params["pg_restore"], "--jobs=%d" % params["jobs"], "--exit-on-error",
         "--dbname=" + params["database"], "--host=" + params["host"],
         "--port=%d" % params["port"], "--username=" + params["user"], "--no-password",
-        params["src"],
-    ]
+    ] + (["--no-owner"] if params["no_owner"] else []) + (
+        ["--no-privileges"] if params["no_privileges"] else []) + (
+        ["--role=" + params["role"]] if params["role"] else []) + [params["src"]]
 
 
 def main():
@@ -58,6 +62,9 @@ def main():
         src=dict(type="path", required=True),
         jobs=dict(type="int", default=2),
         pg_restore=dict(type="str", default="pg_restore"),
+        no_owner=dict(type="bool", default=False),
+        no_privileges=dict(type="bool", default=False),
+        role=dict(type="str", default=None),
     )
     module = AnsibleModule(argument_spec=args, supports_check_mode=False)
     params = module.params
@@ -73,7 +80,9 @@ def main():
     if done.returncode != 0:
         module.fail_json(msg=tool_failure("pg_restore", done.returncode, done.stderr,
                                           [params["password"]]), rc=done.returncode)
-    module.exit_json(changed=True, duration_s=round(time.monotonic() - started, 3))
+    module.exit_json(changed=True, duration_s=round(time.monotonic() - started, 3),
+                     no_owner=params["no_owner"], no_privileges=params["no_privileges"],
+                     role=params["role"])
 
 
 if __name__ == "__main__":

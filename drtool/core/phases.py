@@ -1,0 +1,31 @@
+"""The phases, in order, and which operations run which of them."""
+
+from __future__ import annotations
+
+from drtool.core import rollback
+
+PREFLIGHT, BACKUP, SNAPSHOT, DISASTER, RESTORE, RESTART, VERIFY, CLEANUP = (
+    "preflight", "backup", "snapshot", "disaster", "restore", "restart", "verify", "cleanup",
+)
+ROLLBACK = "rollback"
+
+# Each phase is one playbook (playbooks/<phase>.yml) and one ansible-runner call.
+OPERATIONS: dict[str, tuple[str, ...]] = {
+    "drill": (PREFLIGHT, BACKUP, SNAPSHOT, DISASTER, RESTORE, RESTART, VERIFY, CLEANUP),
+    "backup": (PREFLIGHT, BACKUP),
+    "restore": (PREFLIGHT, SNAPSHOT, RESTORE),
+    # Preflight first: verify's write check writes to the target, so the target's identity
+    # is asked before it, as for any operation that touches the targets.
+    "verify": (PREFLIGHT, VERIFY),
+    # No phase of its own: it rolls back the targets of drills that were killed (see
+    # drtool.drill.rollback), which every operation that touches the targets does first.
+    "rollback": (),
+}
+
+# Operations that touch the restore targets: the production guard must allow them (verify's
+# write check writes to the target too). A backup only reads the primaries.
+TOUCHES_TARGETS = frozenset({"drill", "restore", "verify", "rollback"})
+
+# Phases that change what a restore target holds or runs: once one has started, a failed
+# drill must roll the targets back from the safety snapshot (core.rollback judges it).
+CHANGES_TARGETS = rollback.CHANGES_TARGETS
