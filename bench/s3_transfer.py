@@ -65,8 +65,10 @@ def make_backup(folder: Path, total_mb: int, files: int) -> Manifest:
                                  hashlib.sha256(data).hexdigest()))
     stamp = "2026-11-22T00:00:00+00:00"
     return Manifest(folder.name, "bench", stamp, stamp,
-                    PostgresPart("h", 1, "db", stamp, {}, {}, {}, None, "15", "15", 0),
-                    RedisPart("h", 2, stamp, {}, {}, None, "7", 0), tuple(entries),
+                    (PostgresPart("h", 1, "db", stamp, {}, {}, {}, None, "15", "15", 0,
+                                  component="main"),),
+                    (RedisPart("h", 2, stamp, {}, {}, None, "7", 0, component="cache"),),
+                    tuple(entries),
                     sum(e.size for e in entries))
 
 

@@ -21,7 +21,7 @@ import yaml
 from drtool import components as kinds
 from drtool import paths
 from drtool.adapters.execute import run
-from drtool.components import Component, Place
+from drtool.components import Component, Place, schema
 from drtool.core.model import Objectives
 from drtool.core.phases import OPERATIONS
 from drtool.core.timing import parse_phase_limits
@@ -30,10 +30,6 @@ from drtool.ops.notify import NotifySettings, parse_settings
 from drtool.store.settings import EvidenceSettings, S3StoreSettings, parse_evidence, parse_store
 
 ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-# Today's inventory shape: one host per group, from which drtool.components builds the
-# environment's components.
-SOURCE_GROUPS, TARGET_GROUPS = kinds.SOURCE_GROUPS, kinds.TARGET_GROUPS
-REQUIRED_GROUPS = kinds.REQUIRED_GROUPS
 THIS_MACHINE = "this machine"  # what a local connection, or a loopback address, points at
 # The only tiers in which destructive steps may run, compared exactly (no case folding, no
 # trimming): every other value, empty and null included, is production. An environment adds
@@ -124,14 +120,13 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
     described = with_connection_addresses(described)
     problems: list[Problem] = []
     groups = {g: tuple(sorted(h for h, d in described.items() if g in d.get("groups", [])))
-              for g in REQUIRED_GROUPS}
-    for group, hosts in groups.items():
-        if len(hosts) != 1:
-            problems.append(Problem(f"needs exactly one host, has {len(hosts)}"
-                                    + (f" ({', '.join(hosts)})" if hosts else ""), key=group))
-    components = kinds.from_groups(groups, described)
+              for g in sorted({g for d in described.values() for g in d.get("groups", [])})}
     every = sorted(described)
     first = described[every[0]] if every else {}
+    lists = setting_of(described, "component_lists", "drtool_postgres_clusters", problems) or {}
+    problems += [Problem(message, key=key) for key, message in schema.problems_of(
+        lists, set(described), paths.content_root() / "roles")]
+    components = kinds.from_described(described)
 
     def setting(field: str, key: str) -> Any:
         return setting_of(described, field, key, problems)
@@ -374,7 +369,61 @@ def guard_problems(components: tuple[Component, ...],
                     where = ", ".join(f"{a}:{p}" for a, p in sorted(same))
                     refuse(f"its {family} endpoint {where} is backup source "
                            f"{other.source.host}'s")
+    return problems + tree_problems(components, described)
+
+
+def tree_problems(components: tuple[Component, ...],
+                  described: dict[str, dict[str, Any]]) -> list[Problem]:
+    """A directory tree the disaster empties (a files component's target) must not be `/`,
+    nor be, hold or lie inside a source's tree, or any other data directory the components
+    declare, on the same machine (by host, or by address as `machine` says; local
+    connections are all this machine). One Problem per overlap."""
+    problems = []
+    for component in components:
+        target = component.target
+        if (component.kind != kinds.files.KIND or target is None or not target.path
+                or path_problem(target.path)):
+            continue  # not a tree, or a path validation already reports
+        tree = normal_path(target.path)
+        found = ["is /"] if tree == PurePosixPath("/") else [
+            overlap for other in components for overlap in _overlaps(
+                tree, component, other, described)]
+        problems += [Problem(f"refused as a destructive target: the tree {tree} of "
+                             f"{component.name} {why}; the disaster empties it",
+                             kinds.files.LIST, target.host) for why in found]
     return problems
+
+
+def _overlaps(tree: PurePosixPath, component: Component, other: Component,
+              described: dict[str, dict[str, Any]]) -> list[str]:
+    """How `tree` (component's target) overlaps each side of `other` on its machine."""
+    module = kinds.kind(other)
+    found = []
+    for side, place in ((kinds.SOURCE, other.source), (kinds.TARGET, other.target)):
+        if (module.PATH_KEY is None or place is None or not place.path
+                or path_problem(place.path) or (other is component and side == kinds.TARGET)
+                or component.target is None
+                or not _same_machine(described, component.target.host, place.host)):
+            continue
+        path = normal_path(place.path)
+        path = path.parent if module.PATH_IS_FILE else path
+        relation = ("is" if tree == path else "holds" if path.is_relative_to(tree)
+                    else "lies inside" if tree.is_relative_to(path) else None)
+        if relation is None:
+            continue
+        role = "source" if side == kinds.SOURCE else "restore target"
+        what = "tree" if module is kinds.files else "data directory"
+        found.append(f"{relation} the {role} {what} of {other.name} on {place.host} "
+                     f"({module.PATH_KEY}: {path}), the same machine")
+    return found
+
+
+def _same_machine(described: dict[str, dict[str, Any]], host: str, other: str) -> bool:
+    if host == other:
+        return True
+    if host not in described or other not in described:
+        return False
+    return bool(machine(described[host]) & machine(described[other]))
 
 
 def _named(read: list[Component]) -> str:
@@ -529,9 +578,18 @@ def locate(inventory: Path, key: str | None, host: str | None,
     if key:
         # Most specific first: the host's own vars, its entry in an inventory file, group
         # vars, then anywhere in an inventory file.
-        host_vars = [p for p in loaded if p.parent.name == "host_vars" and p.stem == host]
-        group_vars = [p for p in loaded if p.parent.name == "group_vars"]
-        listings = [p for p in loaded if p.parent.name not in ("host_vars", "group_vars")]
+        # A vars folder holds files (group_vars/all.yml) or folders of files
+        # (group_vars/all/10-base.yml): Ansible reads those in name order, the last one
+        # wins, so they are searched last first.
+        def part(path: Path, index: int) -> str:
+            parts = path.relative_to(inventory).parts
+            return parts[index] if len(parts) > index else ""
+
+        host_vars = sorted((p for p in loaded if part(p, 0) == "host_vars" and (
+            p.stem if len(p.relative_to(inventory).parts) == 2 else part(p, 1)) == host),
+            reverse=True)
+        group_vars = sorted((p for p in loaded if part(p, 0) == "group_vars"), reverse=True)
+        listings = [p for p in loaded if part(p, 0) not in ("host_vars", "group_vars")]
         searches: list[tuple[Path, str | None]] = [(p, None) for p in host_vars]
         searches += [(p, host) for p in listings if host]
         searches += [(p, None) for p in group_vars + listings]

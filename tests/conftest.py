@@ -180,6 +180,35 @@ def copy_inventory(drtool: Drtool, name: str, all_vars: dict[str, Any],
     return name
 
 
+def copy_inventory_with_components(drtool: Drtool, name: str, changes: dict[str, Any],
+                                   all_vars: dict[str, Any] | None = None,
+                                   host_vars: dict[str, dict[str, Any]] | None = None) -> str:
+    """copy_inventory, then `changes` made in the copy's group_vars/all.yml, where the
+    component lists are: each key says where, as `drtool_postgres_clusters[0].target.port`
+    (a mapping's key after a dot, a list's index in brackets), each value what it becomes.
+    Every step but the last must exist: a change to something the sandbox no longer
+    declares fails the test instead of being ignored."""
+    import re
+
+    import yaml
+
+    copy_inventory(drtool, name, all_vars or {}, host_vars)
+    path = drtool.home / "inventories" / name / "group_vars" / "all.yml"
+    values = yaml.safe_load(path.read_text())
+    for where, value in changes.items():
+        steps = [int(s[1:-1]) if s.startswith("[") else s
+                 for s in re.findall(r"\[\d+\]|[^.\[\]]+", where)]
+        node = values
+        for step in steps[:-1]:
+            try:
+                node = node[step]
+            except (KeyError, IndexError, TypeError):
+                pytest.fail(f"{where}: the sandbox's group_vars/all.yml has no {step!r} there")
+        node[steps[-1]] = value
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return name
+
+
 def pg(drtool: Drtool, service: str, database: str = "appdb") -> Any:
     from drtool.adapters import postgres
 

@@ -10,6 +10,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,32 @@ QUIET = {"ANSIBLE_VERBOSITY": "0", "ANSIBLE_DEBUG": "0", "ANSIBLE_DISPLAY_ARGS_T
 # results): removed from the environment runner copies, as they cannot be set to "none".
 UNSET = ("ANSIBLE_CALLBACKS_ENABLED", "ANSIBLE_CALLBACK_WHITELIST")
 
+
+class _Unset:
+    """UNSET's variables out of os.environ while any run is under way (runs may go side by
+    side, in threads): the first run in takes them out, the last one out puts them back."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.runs = 0
+        self.kept: dict[str, str] = {}
+
+    def __enter__(self) -> None:
+        with self.lock:
+            if self.runs == 0:
+                self.kept = {name: os.environ.pop(name) for name in UNSET if name in os.environ}
+            self.runs += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self.lock:
+            self.runs -= 1
+            if self.runs == 0:
+                os.environ.update(self.kept)
+                self.kept = {}
+
+
+_UNSET = _Unset()
+
 # A failed task's reason keeps this much of a tool's own output: the end, where the error is.
 OUTPUT_TAIL = 1000
 # "name=value" or "name: value" where the name says secret; URLs' user:password@.
@@ -66,6 +93,7 @@ class TaskFailure:
     message: str
     unreachable: bool
     result: dict[str, Any]
+    component: str | None = None  # the component the run was for, when it was for one
 
 
 @dataclass
@@ -255,27 +283,26 @@ class AnsibleAdapter:
         # would silently reuse them on the next run. It may hold extravars, so it is deleted.
         scratch = self._writable_scratch()  # probed once a run: it writes and fsyncs
         private = tempfile.mkdtemp(prefix="runner-", dir=scratch)
-        kept = {name: os.environ.pop(name) for name in UNSET if name in os.environ}
         try:
-            runner = ansible_runner.run(
-                private_data_dir=private,
-                project_dir=str(self.content_root),
-                playbook=str(self.content_root / "playbooks" / f"{playbook}.yml"),
-                inventory=str(self.inventory),
-                extravars=extravars,
-                envvars=self._envvars(scratch) | ({"DRTOOL_RUN_ID": run_id} if run_id else {}),
-                artifact_dir=str(artifact_dir.parent),
-                ident=artifact_dir.name,
-                rotate_artifacts=0,
-                quiet=True,
-                event_handler=handle,
-                cancel_callback=stop,
-                suppress_env_files=True,
-            )
+            with _UNSET:
+                runner = ansible_runner.run(
+                    private_data_dir=private,
+                    project_dir=str(self.content_root),
+                    playbook=str(self.content_root / "playbooks" / f"{playbook}.yml"),
+                    inventory=str(self.inventory),
+                    extravars=extravars,
+                    envvars=self._envvars(scratch) | ({"DRTOOL_RUN_ID": run_id} if run_id else {}),
+                    artifact_dir=str(artifact_dir.parent),
+                    ident=artifact_dir.name,
+                    rotate_artifacts=0,
+                    quiet=True,
+                    event_handler=handle,
+                    cancel_callback=stop,
+                    suppress_env_files=True,
+                )
         except Exception as exc:  # noqa: BLE001 - runner raises bare exceptions on bad input
             raise OrchestrationError(f"ansible-runner could not run {playbook}: {exc}") from exc
         finally:
-            os.environ.update(kept)
             shutil.rmtree(private, ignore_errors=True)
             # Runner writes it before ansible-playbook starts: scrub it however the run ended.
             scrub_command_artifact(artifact_dir / "command")

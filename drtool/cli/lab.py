@@ -17,8 +17,8 @@ def _show(rows: list[dict[str, object]]) -> None:
     for row in rows:
         sshd = f"sshd {row['sshd_pid']}" if row["sshd_pid"] else "sshd stopped"
         service = f"service {row['service_pid']}" if row["service_pid"] else "service stopped"
-        click.echo(f"{row['host']:<18} {row['address']:<14} {row['group']:<21} "
-                   f"{sshd:<12} {service}")
+        part = f"{row['kind']} {row['component']} {row['side']}"
+        click.echo(f"{row['host']:<18} {row['address']:<14} {part:<21} {sshd:<12} {service}")
 
 
 @lab.command()

@@ -14,13 +14,13 @@ from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
-from drtool.components import postgres, redis, service
+from drtool.components import files, postgres, redis, service
 from drtool.components.model import SOURCE, TARGET, Component, Place
 
 # The kind modules, by kind name: the one place a new kind is registered.
-KINDS: dict[str, ModuleType] = {m.KIND: m for m in (postgres, redis, service)}
-__all__ = ["KINDS", "SOURCE", "TARGET", "Component", "Place", "family", "kind", "sources",
-           "targets", "of_family", "from_groups"]
+KINDS: dict[str, ModuleType] = {m.KIND: m for m in (postgres, redis, files, service)}
+__all__ = ["KINDS", "SOURCE", "TARGET", "Component", "Place", "family", "from_described",
+           "kind", "of_family", "sources", "targets"]
 
 
 def kind(component: Component) -> ModuleType:
@@ -57,30 +57,28 @@ def of_family(components: Iterable[Component], name: str) -> list[Component]:
     return [c for c in components if family(c) == name]
 
 
-# -- today's inventory shape: one host per group ------------------------------------------
-
-SOURCE_GROUPS = ("pg_primary", "redis_primary")
-TARGET_GROUPS = ("pg_restore_target", "redis_restore_target", "app")
-REQUIRED_GROUPS = SOURCE_GROUPS + TARGET_GROUPS
-
-
-def from_groups(groups: Mapping[str, tuple[str, ...]],
-                described: Mapping[str, Mapping[str, Any]]) -> tuple[Component, ...]:
-    """The components an inventory of one host per group holds: a postgres component named
-    "postgres" (pg_primary -> pg_restore_target), a redis one named "redis"
-    (redis_primary -> redis_restore_target), and a service named "app" on the app host.
-    Groups without exactly one host give no component (validation reports them)."""
-    def one(group: str) -> str | None:
-        hosts = groups.get(group, ())
-        return hosts[0] if len(hosts) == 1 else None
-
+def from_described(described: Mapping[str, Mapping[str, Any]]) -> tuple[Component, ...]:
+    """The components as playbooks/describe.yml resolved them on their hosts (each host
+    publishes `components`: [{name, kind, side, values}]), in their lists' order (the
+    first host's `component_lists`). Entries it could not resolve are left out: the
+    schema's problems (drtool.components.schema) say why."""
+    sides: dict[str, dict[str, Any]] = {}
+    for host in sorted(described):
+        for found in described[host].get("components") or []:
+            if not isinstance(found, dict) or found.get("kind") not in KINDS:
+                continue
+            mine = sides.setdefault(str(found.get("name")), {"kind": found["kind"]})
+            mine[str(found.get("side"))] = (host, found.get("values") or {})
+    lists: Mapping[str, Any] = next((described[h]["component_lists"] for h in sorted(described)
+                                     if described[h].get("component_lists")), {})
+    order = [e.get("name") for module in KINDS.values()
+             for e in (lists.get(module.LIST) or []) if isinstance(e, dict)]
     out = []
-    for module in (postgres, redis):
-        source, target = one(module.GROUPS[0]), one(module.GROUPS[1])
-        if source and target:
-            out.append(module.from_hosts(source, described[source], target, described[target]))
-    app = one("app")
-    if app:
-        out.append(service.from_host(app, described[app],
-                                     after=tuple(c.name for c in out)))
+    for name in [n for n in order if n in sides]:
+        found = sides[name]
+        module = KINDS[found["kind"]]
+        try:
+            out.append(module.from_sides(name, found.get(SOURCE), found.get(TARGET)))
+        except (KeyError, TypeError, ValueError):
+            continue  # malformed: the schema reports it
     return tuple(out)

@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from drtool.components.model import SOURCE, TARGET, Component, Place
+from drtool.core.model import PASSED, Check
 
 KIND = "postgres"
 FAMILY = "postgres"  # its endpoints are PostgreSQL servers (the guard and the locks compare them)
 LABEL = "PostgreSQL"
 PATH_KEY = "drtool_postgres_data_dir"  # the data directory no path drtool deletes may hold
 PATH_IS_FILE = False
-GROUPS = ("pg_primary", "pg_restore_target")  # the one-host-per-group inventory shape
 
 
 def plan(component: Component) -> dict[str, list[tuple[str, str]]]:
@@ -30,21 +30,6 @@ def plan(component: Component) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def place(host: str, settings: Mapping[str, Any]) -> Place:
-    """A side of a postgres component, from its host's described settings."""
-    return Place(host, str(settings.get("postgres_host") or "127.0.0.1"),
-                 int(settings.get("postgres_port") or 5432),
-                 str(settings.get("postgres_data_dir") or "") or None)
-
-
-def from_hosts(source: str, source_settings: Mapping[str, Any], target: str,
-               target_settings: Mapping[str, Any]) -> Component:
-    database = str(source_settings.get("postgres_database") or "")
-    return Component("postgres", KIND, place(source, source_settings),
-                     place(target, target_settings), databases=(database,) if database else (),
-                     settings={"bin_dir": source_settings.get("postgres_bin_dir")})
-
-
 def stores(component: Component) -> list[dict[str, Any]]:
     """The scope's data-store entries: one per side (and database)."""
     out = []
@@ -58,3 +43,59 @@ def stores(component: Component) -> list[dict[str, Any]]:
             entry["database"] = ", ".join(component.databases)
         out.append(entry)
     return out
+
+
+LIST = "drtool_postgres_clusters"
+
+
+def from_sides(name: str, source: tuple[str, Mapping[str, Any]] | None,
+               target: tuple[str, Mapping[str, Any]] | None) -> Component:
+    """A postgres component from its sides as resolved on their hosts: (host, values)."""
+    values = (target or source or ("", {}))[1]
+    databases = values.get("databases") or ()
+    return Component(name, KIND, _place(source), _place(target),
+                     databases=tuple(str(d) for d in databases),
+                     settings={"bin_dir": values.get("bin_dir")})
+
+
+def _place(side: tuple[str, Mapping[str, Any]] | None) -> Place | None:
+    if side is None:
+        return None
+    host, values = side
+    return Place(host, str(values.get("host") or "127.0.0.1"), int(values.get("port") or 5432),
+                 str(values.get("data_dir") or "") or None)
+
+
+def role_checks(results: Mapping[str, Mapping[str, Any]]) -> list[Check]:
+    """What the restore did about the roles its dump needs, per database (a passed
+    postgres.roles check; `results`: {host/cluster/database: facts}, published by
+    roles/drtool_postgres/tasks/restore.yml): none were missing, which it created, or that it
+    restored without them."""
+    checks = []
+    for where, facts in sorted(results.items()):
+        missing = ", ".join(facts.get("missing") or [])
+        if facts.get("action") == "create":
+            actual = "created " + ", ".join(facts.get("created") or [])
+            parts = ["created from the backup's globals: CREATE ROLE and its ALTER ROLE "
+                     "attributes, settings and memberships"]
+            if facts.get("memberships"):
+                parts.append("granted " + ", ".join(facts["memberships"]))
+            if facts.get("skipped_memberships"):
+                parts.append("not granted (a role the target had is never changed, a role "
+                             "it lacks is not created): " + ", ".join(
+                                 facts["skipped_memberships"]))
+            given = facts.get("passwords_set") or []
+            parts.append("passwords from drtool_postgres_role_passwords for "
+                         + ", ".join(given) if given else "no password set")
+            detail = "; ".join(parts)
+        elif facts.get("action") == "fallback":
+            role = (facts.get("restore_args") or {}).get("role")
+            actual = f"restored without {missing}"
+            detail = (f"the target lacks {missing}: restored with --no-owner --no-privileges "
+                      f"--role={role} because drtool_postgres_create_roles is false; its "
+                      f"objects belong to {role} and the dump's grants were left out")
+        else:
+            actual, detail = "all present", "the target had every role the dump needs"
+        checks.append(Check("postgres.roles", where, ", ".join(facts.get("needed") or [])
+                            or "none", actual, PASSED, detail))
+    return checks

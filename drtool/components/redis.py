@@ -13,7 +13,6 @@ FAMILY = "redis"
 LABEL = "Redis"
 PATH_KEY = "drtool_redis_rdb_path"  # its folder is Redis's `dir`
 PATH_IS_FILE = True
-GROUPS = ("redis_primary", "redis_restore_target")
 # What a Redis restore target loads when its inventory names no RDB file (the default in
 # roles/drtool_redis/defaults/main.yml).
 RDB_DEFAULT = "/var/lib/redis/dump.rdb"
@@ -31,20 +30,26 @@ def plan(_component: Component) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def place(host: str, settings: Mapping[str, Any], target: bool) -> Place:
-    rdb = str(settings.get("redis_rdb_path") or "") or (RDB_DEFAULT if target else None)
-    return Place(host, str(settings.get("redis_host") or "127.0.0.1"),
-                 int(settings.get("redis_port") or 6379), rdb)
-
-
-def from_hosts(source: str, source_settings: Mapping[str, Any], target: str,
-               target_settings: Mapping[str, Any]) -> Component:
-    return Component("redis", KIND, place(source, source_settings, False),
-                     place(target, target_settings, True))
-
-
 def stores(component: Component) -> list[dict[str, Any]]:
     return [{"kind": "redis", "role": role, "host": side.host, "component": component.name,
              "endpoint": f"{side.address}:{side.port}"}
             for side, role in ((component.source, "source"), (component.target, "restore target"))
             if side is not None]
+
+
+LIST = "drtool_redis_instances"
+
+
+def from_sides(name: str, source: tuple[str, Mapping[str, Any]] | None,
+               target: tuple[str, Mapping[str, Any]] | None) -> Component:
+    """A redis component from its sides as resolved on their hosts: (host, values)."""
+    return Component(name, KIND, _place(source, False), _place(target, True))
+
+
+def _place(side: tuple[str, Mapping[str, Any]] | None, target: bool) -> Place | None:
+    if side is None:
+        return None
+    host, values = side
+    rdb = str(values.get("rdb_path") or "") or (RDB_DEFAULT if target else None)
+    return Place(host, str(values.get("host") or "127.0.0.1"), int(values.get("port") or 6379),
+                 rdb if target else (str(values.get("rdb_path") or "") or None))

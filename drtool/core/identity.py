@@ -24,66 +24,66 @@ EXPECTED = "an identity of its own (no backup source's or production host's)"
 MACHINE = "machine_id_sha256"  # published instead of the id: machine-id(5) keeps it private
 
 
-def merge_facts(postgres: Mapping[str, Mapping[str, Any]],
-                redis: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """{host: identity facts} from the preflight roles' drtool_postgres_preflight and
-    drtool_redis_preflight stats: system_identifier; run_id, dir, dbfilename; MACHINE."""
-    facts: dict[str, dict[str, Any]] = {}
-    for host, found in postgres.items():
-        facts.setdefault(host, {}).update({k: found.get(k) for k in ("system_identifier", MACHINE)})
-    for host, found in redis.items():
-        mine = facts.setdefault(host, {})
-        mine.update({k: found.get(k) for k in ("run_id", "dir", "dbfilename")})
-        mine[MACHINE] = mine.get(MACHINE) or found.get(MACHINE)
+def side_facts(postgres: Mapping[str, Mapping[str, Mapping[str, Any]]],
+               redis: Mapping[str, Mapping[str, Mapping[str, Any]]]
+               ) -> dict[tuple[str, str], dict[str, Any]]:
+    """{(component, side): identity facts} from the preflight roles' drtool_postgres_preflight
+    and drtool_redis_preflight stats ({component: {side: facts}}): system_identifier; run_id,
+    dir, dbfilename; MACHINE."""
+    facts: dict[tuple[str, str], dict[str, Any]] = {}
+    for keys, stats in ((("system_identifier", MACHINE), postgres),
+                        (("run_id", "dir", "dbfilename", MACHINE), redis)):
+        for name, sides in stats.items():
+            for side, found in (sides or {}).items():
+                facts[(name, side)] = {k: (found or {}).get(k) for k in keys}
     return facts
 
 
-def identity_checks(facts: Mapping[str, Mapping[str, Any]],
+def where(component: Component) -> str:
+    """How a check names a component's restore target: host/component."""
+    return f"{component.target.host if component.target else '-'}/{component.name}"
+
+
+def identity_checks(facts: Mapping[tuple[str, str], Mapping[str, Any]],
                     components: Iterable[Component],
                     production: Collection[str] = ()) -> list[Check]:
     """One `guard.identity` Check per PostgreSQL or Redis restore target: failed when its
     PostgreSQL system_identifier, its Redis run_id, or its Redis (dir, dbfilename) on the same
-    machine-id equals that of a backup source or of a `production`-tier host, naming both
-    hosts and the identity; failed too when an identity that must be compared is unknown
-    (a target cannot be told apart from a source nobody could ask)."""
+    machine-id equals that of a backup source (any component's source side of that kind) or
+    of a side on a `production`-tier host, naming both and the identity; failed too when an
+    identity that must be compared is unknown (a target cannot be told apart from a source
+    nobody could ask)."""
     components = list(components)
-    read = {family: {c.source.host for c in kinds.of_family(components, family) if c.source}
-            for family in ("postgres", "redis")}
-    sources = read["postgres"] | read["redis"]
-    others = sorted(sources | set(production))
     checks = []
-    for host, services in _store_targets(components).items():
-        found = facts.get(host, {})
-        problems, mine = [], []
-        for other in others:
-            if other == host:
-                continue  # a target that is also a source is the name check's refusal
-            what = "backup source" if other in sources else "production-tier host"
-            theirs = facts.get(other, {})
-            must = {family: other in hosts for family, hosts in read.items()}
-            for service in services:
-                problems += _compare(service, host, found, f"{what} {other}", theirs,
-                                     must[service])
-        if "postgres" in services:
-            mine.append(f"system_identifier {found.get('system_identifier')}")
-        if "redis" in services:
-            mine.append(f"run_id {found.get('run_id')}, RDB {_rdb(found)}")
-        detail = "; ".join(problems) if problems else ", ".join(mine)
-        actual = "shared or unknown" if problems else "distinct"
-        checks.append(Check(CHECK, host, EXPECTED, actual, FAILED if problems else PASSED,
-                            detail))
+    for component in components:
+        family = kinds.family(component)
+        if family is None or component.target is None:
+            continue
+        host = component.target.host
+        mine = facts.get((component.name, kinds.TARGET), {})
+        problems = []
+        for other in kinds.of_family(components, family):
+            for side in (kinds.SOURCE, kinds.TARGET):
+                place = other.place(side)
+                if place is None or place.host == host:
+                    continue  # a target that is also a source is the name check's refusal
+                if side == kinds.SOURCE:
+                    what, must = f"backup source {place.host} ({other.name})", True
+                elif place.host in production:
+                    what, must = f"production-tier host {place.host} ({other.name})", False
+                else:
+                    continue
+                problems += _compare(family, host, mine, what, facts.get((other.name, side), {}),
+                                     must)
+        if family == "postgres":
+            detail = f"system_identifier {mine.get('system_identifier')}"
+        else:
+            detail = f"run_id {mine.get('run_id')}, RDB {_rdb(mine)}"
+        checks.append(Check(CHECK, where(component), EXPECTED,
+                            "shared or unknown" if problems else "distinct",
+                            FAILED if problems else PASSED,
+                            "; ".join(problems) if problems else detail))
     return checks
-
-
-def _store_targets(components: Iterable[Component]) -> dict[str, list[str]]:
-    """{target host: the server families restored onto it}, hosts sorted. (A service holds
-    no data store; a machine-id rule for file and service targets belongs with them.)"""
-    out: dict[str, list[str]] = {}
-    for host, restored in kinds.targets(components).items():
-        families = sorted({f for f in map(kinds.family, restored) if f is not None})
-        if families:
-            out[host] = families
-    return dict(sorted(out.items()))
 
 
 def _compare(service: str, host: str, mine: Mapping[str, Any], other: str,

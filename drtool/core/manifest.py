@@ -14,9 +14,12 @@ from typing import Any
 
 from drtool.core.clock import iso, parse_iso
 
-MANIFEST_VERSION = 1
-# Every file of a backup lies in the folder of the component that made it.
-COMPONENTS = ("postgres", "redis")
+# 2: a part per component (and per database of a PostgreSQL cluster), each in its folder
+# (postgres/CLUSTER/DATABASE/..., redis/NAME/..., files/NAME/...; a version 2 manifest
+# written before the files kind has no `trees`). 1: one PostgreSQL and one Redis part.
+MANIFEST_VERSION = 2
+# Every file of a backup lies in the folder of the kind of component that made it.
+COMPONENTS = ("postgres", "redis", "files")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -34,6 +37,8 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class PostgresPart:
+    """One database of a PostgreSQL cluster, as its backup found it."""
+
     host: str
     port: int | None
     database: str
@@ -45,10 +50,18 @@ class PostgresPart:
     server_version: str
     pg_dump_version: str
     size: int
+    component: str = "postgres"  # the cluster's component name ("postgres" in version 1)
+
+    @property
+    def key(self) -> str:
+        """component/database: how the journal and the facts name this part."""
+        return f"{self.component}/{self.database}"
 
 
 @dataclass(frozen=True)
 class RedisPart:
+    """One Redis instance (all its logical databases), as its backup found it."""
+
     host: str
     port: int | None
     consistent_at: str
@@ -57,6 +70,28 @@ class RedisPart:
     heartbeat_at: str | None
     redis_version: str
     size: int
+    component: str = "redis"
+
+    @property
+    def key(self) -> str:
+        return self.component
+
+
+@dataclass(frozen=True)
+class FilesPart:
+    """One directory tree, as its backup found it: what its listing counted (entries, files,
+    directories, symlinks, other, bytes), and when tar began reading it."""
+
+    component: str
+    host: str
+    path: str
+    totals: dict[str, int]
+    consistent_at: str
+    size: int
+
+    @property
+    def key(self) -> str:
+        return self.component
 
 
 @dataclass(frozen=True)
@@ -65,62 +100,80 @@ class Manifest:
     env: str
     created_at: str
     consistent_at: str
-    postgres: PostgresPart
-    redis: RedisPart
+    postgres: tuple[PostgresPart, ...]
+    redis: tuple[RedisPart, ...]
     files: tuple[FileEntry, ...]
     size: int
     drill_id: str | None = None
     manifest_version: int = MANIFEST_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    trees: tuple[FilesPart, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
+    def postgres_part(self, key: str) -> PostgresPart | None:
+        return next((part for part in self.postgres if part.key == key), None)
 
-def _single(results: dict[str, dict[str, Any]], what: str) -> tuple[str, dict[str, Any]]:
-    if len(results) != 1:
-        raise ValueError(f"expected the {what} of exactly one host, got {sorted(results)}")
-    return next(iter(results.items()))
+    def redis_part(self, key: str) -> RedisPart | None:
+        return next((part for part in self.redis if part.key == key), None)
+
+    def tree_part(self, key: str) -> FilesPart | None:
+        return next((part for part in self.trees if part.key == key), None)
 
 
 def build_manifest(
     backup_id: str,
     env: str,
     created_at: str,
-    postgres_results: dict[str, dict[str, Any]],
+    postgres_results: dict[str, dict[str, dict[str, Any]]],
     redis_results: dict[str, dict[str, Any]],
+    sources: dict[str, str],
     drill_id: str | None = None,
+    files_results: dict[str, dict[str, Any]] | None = None,
 ) -> Manifest:
-    """Assemble a manifest from the per-host results the backup roles published.
+    """Assemble a manifest from what the backup roles published.
 
-    Given {host: module result} for PostgreSQL and for Redis; raises ValueError when either
-    is missing or comes from more than one host. The backup's consistency time is the
-    earlier of the two, so its age is never understated.
+    Given {component: {database: module result}} for PostgreSQL, {component: module result}
+    for Redis and for the directory trees (`files_results`), and {component: the host it was
+    read from}; raises ValueError when nothing was backed up or a result is incomplete. The
+    backup's consistency time is the earliest of its parts', so its age is never
+    understated.
     """
-    pg_host, pg = _single(postgres_results, "PostgreSQL backup")
-    rd_host, rd = _single(redis_results, "Redis backup")
-    postgres = PostgresPart(
-        host=pg_host, port=pg.get("port"), database=pg["database"],
-        consistent_at=pg["consistent_at"], counts=dict(pg["counts"]),
-        sequences=dict(pg["sequences"]), sentinel=dict(pg["sentinel"]),
-        heartbeat_at=pg.get("heartbeat_at"), server_version=pg["server_version"],
-        pg_dump_version=pg["pg_dump_version"], size=int(pg["size"]),
-    )
-    redis = RedisPart(
-        host=rd_host, port=rd.get("port"), consistent_at=rd["consistent_at"],
-        counts=dict(rd["counts"]), sentinel=dict(rd["sentinel"]),
-        heartbeat_at=rd.get("heartbeat_at"), redis_version=rd["redis_version"],
-        size=int(rd["size"]),
-    )
-    files = tuple(
-        sorted((FileEntry(**entry) for entry in [*pg["files"], *rd["files"]]),
-               key=lambda entry: entry.path)
-    )
+    postgres = tuple(
+        PostgresPart(
+            host=sources.get(name, ""), port=pg.get("port"), database=pg["database"],
+            consistent_at=pg["consistent_at"], counts=dict(pg["counts"]),
+            sequences=dict(pg["sequences"]), sentinel=dict(pg["sentinel"]),
+            heartbeat_at=pg.get("heartbeat_at"), server_version=pg["server_version"],
+            pg_dump_version=pg["pg_dump_version"], size=int(pg["size"]), component=name)
+        for name, databases in sorted(postgres_results.items())
+        for _database, pg in sorted(databases.items()))
+    redis = tuple(
+        RedisPart(
+            host=sources.get(name, ""), port=rd.get("port"), consistent_at=rd["consistent_at"],
+            counts=dict(rd["counts"]), sentinel=dict(rd["sentinel"]),
+            heartbeat_at=rd.get("heartbeat_at"), redis_version=rd["redis_version"],
+            size=int(rd["size"]), component=name)
+        for name, rd in sorted(redis_results.items()))
+    trees = tuple(
+        FilesPart(component=name, host=sources.get(name, ""), path=str(tree["path"]),
+                  totals={k: int(v) for k, v in tree["totals"].items()},
+                  consistent_at=tree["consistent_at"], size=int(tree["size"]))
+        for name, tree in sorted((files_results or {}).items()))
+    if not postgres and not redis and not trees:
+        raise ValueError("no component reported a backup")
+    results = [pg for databases in postgres_results.values() for pg in databases.values()]
+    results += list(redis_results.values()) + list((files_results or {}).values())
+    files = tuple(sorted((FileEntry(**entry) for result in results for entry in result["files"]),
+                         key=lambda entry: entry.path))
     return Manifest(
         backup_id=backup_id, env=env, created_at=created_at,
-        consistent_at=_earliest(postgres.consistent_at, redis.consistent_at),
+        consistent_at=_earliest(*[p.consistent_at for p in postgres],
+                                *[r.consistent_at for r in redis],
+                                *[t.consistent_at for t in trees]),
         postgres=postgres, redis=redis, files=files,
-        size=sum(entry.size for entry in files), drill_id=drill_id,
+        size=sum(entry.size for entry in files), drill_id=drill_id, trees=trees,
     )
 
 
@@ -250,15 +303,29 @@ def manifest_from_json(text: str, backup_id: str | None = None) -> Manifest:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ManifestError("; ".join(problems[:3]) + more)
     try:
+        # Version 1 holds one part of each; version 2 a list of each.
+        postgres, redis = data["postgres"], data["redis"]
         return Manifest(
             backup_id=data["backup_id"], env=data["env"], created_at=data["created_at"],
-            consistent_at=data["consistent_at"], postgres=PostgresPart(**data["postgres"]),
-            redis=RedisPart(**data["redis"]),
+            consistent_at=data["consistent_at"],
+            postgres=tuple(PostgresPart(**part) for part in _parts(postgres)),
+            redis=tuple(RedisPart(**part) for part in _parts(redis)),
             files=tuple(FileEntry(**entry) for entry in data["files"]), size=data["size"],
             drill_id=data.get("drill_id"), manifest_version=data.get("manifest_version", 1),
             extra=data.get("extra", {}),
+            # Not in a manifest written before the files kind: no tree.
+            trees=tuple(FilesPart(**part) for part in _parts(data.get("trees") or [])),
         )
     except KeyError as exc:
         raise ManifestError(f"the field {exc} is missing") from None
     except TypeError as exc:
         raise ManifestError(f"a field is malformed: {exc}") from None
+
+
+def _parts(value: Any) -> list[dict[str, Any]]:
+    """A manifest's parts of one kind: a list (version 2) or a single object (version 1)."""
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list) and all(isinstance(part, dict) for part in value):
+        return value
+    raise TypeError(f"parts must be objects, got {type(value).__name__}")

@@ -14,7 +14,10 @@ from typing import Any
 # 3: adds `notifications`.
 # 4: adds `warnings`, `evidence_copies` and `transfers`.
 # 5: adds `recovered` (killed drills this run rolled back first); rollback.* checks.
-SCHEMA_VERSION = 5
+# 6: components: `scope.components` (each with its source, target and identities), a
+#    phase's `components` (each component's own run: the restores run side by side), and
+#    checks named by component (host/cluster/database, host/instance).
+SCHEMA_VERSION = 6
 
 # Phase and drill statuses.
 PENDING, RUNNING, PASSED, FAILED, SKIPPED, ABORTED = (
@@ -77,6 +80,9 @@ class PhaseRecord:
     tasks: list[TaskRecord] = field(default_factory=list)
     error: str | None = None
     artifacts: str | None = None
+    # The phase's runs per component, when they ran side by side (the restore):
+    # [{component, kind, host, started_at, ended_at, duration_s, status}].
+    components: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

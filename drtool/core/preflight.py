@@ -17,7 +17,7 @@ from drtool.core.model import FAILED, PASSED, Check
 MAX_CLOCK_SKEW_S = 2.0
 DISK_FACTOR = 1.5
 REDIS_FILES = "preflight.redis_files"
-REDIS_FILES_EXPECTED = "appendonly no, and dir/dbfilename = drtool_redis_rdb_path"
+REDIS_FILES_EXPECTED = "appendonly no, and dir/dbfilename = the target's rdb_path"
 
 
 @dataclass
@@ -55,7 +55,7 @@ def commands_for(host: str, settings: dict[str, Any],
             place = component.place(side)
             if place is None or place.host != host:
                 continue
-            restores = restores or (side == TARGET and component.kind in ("postgres", "redis"))
+            restores = restores or (side == TARGET and component.kind != "service")
             if component.kind == "postgres":
                 bin_dir = (component.settings.get("bin_dir")
                            or settings.get("postgres_bin_dir", "/usr/lib/postgresql/15/bin"))
@@ -76,9 +76,8 @@ def commands_for(host: str, settings: dict[str, Any],
 
 
 def _service_check(family: str, component: Component) -> str:
-    """The check's name: service.postgres for a component named after its kind (today's
-    inventory shape), service.<family>.<name> otherwise."""
-    return f"service.{family}" if component.name == family else f"service.{family}.{component.name}"
+    """The check's name: service.<family>.<component>."""
+    return f"service.{family}.{component.name}"
 
 
 def major_version(text: str) -> int | None:
@@ -168,13 +167,14 @@ def _redis_file_problems(said: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"Redis has appendonly {said['appendonly']}: an RDB restore would be ignored on "
             "restart; turn AOF off on the drill target (appendonly no in its configuration) "
-            "or take it out of redis_restore_target")
+            "or name another restore target for it in drtool_redis_instances")
     loads = posixpath.normpath(_joined(said["dir"], said["dbfilename"]))
     given = said.get("rdb_path")
     if given in (None, "") or posixpath.normpath(str(given)) != loads:
         problems.append(
-            f"Redis loads {loads} at start but drtool_redis_rdb_path is {given}: a restore "
-            f"would replace a file the server does not read; set drtool_redis_rdb_path to {loads}")
+            f"Redis loads {loads} at start but the target's rdb_path (drtool_redis_rdb_path) "
+            f"is {given}: a restore would replace a file the server does not read; set the "
+            f"target's rdb_path to {loads}")
     return problems
 
 

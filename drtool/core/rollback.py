@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drtool.components import files as files_kind
 from drtool.core.model import FAILED, PASSED, PENDING, RUNNING, SKIPPED, Check, Journal
 
 SNAPSHOT = "snapshot"
@@ -50,14 +51,17 @@ def _check(name: str, target: str, expected: Any, actual: Any, ok: bool, detail:
 
 
 def rollback_checks(postgres: dict[str, dict[str, Any]], redis: dict[str, dict[str, Any]],
-                    cleanup_started: bool) -> list[Check]:
-    """Judge what the rollback playbook published per host ({host: facts}): every table's
-    exact count and every Redis database's key count equal the snapshot's.
+                    cleanup_started: bool,
+                    files: dict[str, dict[str, Any]] | None = None) -> list[Check]:
+    """Judge what the rollback playbook published per part ({cluster/database: facts},
+    {instance: facts}, {tree: facts}): every table's exact count and every Redis database's
+    key count equal the snapshot's; every tree has no entry missing, extra or changed
+    against the snapshot's listing (compared on its host).
 
     A component without a snapshot record was left as it was: right when cleanup had already
     removed the snapshot (the target holds the verified restore), a failure otherwise."""
     checks: list[Check] = []
-    for kind, hosts in (("postgres", postgres), ("redis", redis)):
+    for kind, hosts in (("postgres", postgres), ("redis", redis), ("files", files or {})):
         for host, facts in sorted(hosts.items()):
             if facts.get("already"):
                 checks.append(_check(f"rollback.{kind}.snapshot", host, "rolled back",
@@ -69,6 +73,9 @@ def rollback_checks(postgres: dict[str, dict[str, Any]], redis: dict[str, dict[s
                           if cleanup_started else "the target was left as it is")
                 checks.append(_check(f"rollback.{kind}.snapshot", host, "a safety snapshot",
                                      "none", cleanup_started, detail))
+                continue
+            if kind == "files":
+                checks += files_kind.rollback_checks(host, facts)
                 continue
             if kind == "postgres":
                 want, got = facts.get("expected_exists"), facts.get("actual_exists")

@@ -3,10 +3,10 @@ environment's objectives. Pure: given dicts and dataclasses, returns Checks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from drtool.core.manifest import Manifest
+from drtool.core.manifest import Manifest, PostgresPart, RedisPart
 from drtool.core.model import FAILED, PASSED, Check, Objectives
 
 
@@ -15,13 +15,16 @@ def _check(name: str, target: str, expected: Any, actual: Any, ok: bool, detail:
 
 
 def postgres_checks(
-    manifest: Manifest, host: str, facts: dict[str, Any], growing_tables: Iterable[str] = ()
+    expected: PostgresPart | None, where: str, facts: dict[str, Any],
+    growing_tables: Iterable[str] = ()
 ) -> list[Check]:
-    """Judge a restored database: it exists; every table's exact row count equals the
-    manifest's (tables the application appends to after the restart may hold more); no
-    sequence went backwards; the sentinel row is there; a write round-tripped."""
-    expected = manifest.postgres
-    where = f"{host}/{expected.database}"
+    """Judge a restored database (`where`: host/cluster/database) against its part of the
+    manifest: it exists; every table's exact row count equals the manifest's (tables the
+    application appends to after the restart may hold more); no sequence went backwards;
+    the sentinel row is there; a write round-tripped."""
+    if expected is None:
+        return [_check("postgres.database", where, "in the backup", "not in the backup", False,
+                       "the backup holds no part for this database")]
     checks = [_check("postgres.database", where, "exists",
                      "exists" if facts.get("exists") else "missing", bool(facts.get("exists")))]
     if not facts.get("exists"):
@@ -52,40 +55,55 @@ def postgres_checks(
     return checks
 
 
-def redis_checks(manifest: Manifest, host: str, facts: dict[str, Any]) -> list[Check]:
-    """Judge a restored Redis: it answers PING, every database holds exactly the manifest's
-    key count, and the sentinel key holds the sentinel value."""
-    expected = manifest.redis
-    checks = [_check("redis.ping", host, True, bool(facts.get("ping")), bool(facts.get("ping")))]
+def redis_checks(expected: RedisPart | None, where: str, facts: dict[str, Any]) -> list[Check]:
+    """Judge a restored Redis (`where`: host/component) against its part of the manifest: it
+    answers PING, every database holds exactly the manifest's key count, and the sentinel
+    key holds the sentinel value."""
+    checks = [_check("redis.ping", where, True, bool(facts.get("ping")),
+                     bool(facts.get("ping")))]
+    if expected is None:
+        return [*checks, _check("redis.backup", where, "in the backup", "not in the backup",
+                                False, "the backup holds no part for this instance")]
     counts = facts.get("counts", {})
     for db in sorted(set(expected.counts) | set(counts)):
         want, got = expected.counts.get(db), counts.get(db)
-        checks.append(_check("redis.key_count", f"{host}:{db}", want, got, want == got))
+        checks.append(_check("redis.key_count", f"{where}:{db}", want, got, want == got))
     sentinel = expected.sentinel.get("value")
-    checks.append(_check("redis.sentinel", f"{host}:{expected.sentinel.get('key')}", sentinel,
+    checks.append(_check("redis.sentinel", f"{where}:{expected.sentinel.get('key')}", sentinel,
                          facts.get("sentinel_value"), facts.get("sentinel_value") == sentinel))
     return checks
 
 
-def heartbeat_checks(manifest: Manifest, restored: dict[str, dict[str, Any]]) -> list[Check]:
+def heartbeat_checks(manifest: Manifest,
+                     restored: Mapping[str, Mapping[str, Any]]) -> list[Check]:
     """The newest heartbeat found right after the restore must be the one the backup saw:
-    proof that the restored data is that backup, no older and no newer."""
+    proof that the restored data is that backup, no older and no newer. `restored`:
+    {"postgres": {part key: facts}, "redis": {part key: facts}}."""
     checks = []
-    for store, part in (("postgres", manifest.postgres), ("redis", manifest.redis)):
-        for host, facts in restored.get(store, {}).items():
-            got = facts.get("heartbeat_at")
-            checks.append(_check(f"{store}.heartbeat", host, part.heartbeat_at, got,
-                                 got == part.heartbeat_at))
+    for store in ("postgres", "redis"):
+        for key, facts in sorted(restored.get(store, {}).items()):
+            part = (manifest.postgres_part(key) if store == "postgres"
+                    else manifest.redis_part(key))
+            want, got = (part.heartbeat_at if part else None), facts.get("heartbeat_at")
+            checks.append(_check(f"{store}.heartbeat", key, want, got, got == want))
     return checks
 
 
-def app_checks(health: dict[str, dict[str, Any]]) -> list[Check]:
-    """The application answered its health check with 200 on every app host."""
-    return [
-        _check("app.health", f"{host} {facts.get('url', '')}".strip(), 200, facts.get("status"),
-               facts.get("status") == 200)
-        for host, facts in sorted(health.items())
-    ]
+def service_checks(health: dict[str, dict[str, Any]]) -> list[Check]:
+    """Every service answered its health check with the status it must (200 unless its
+    inventory says otherwise) and, when one is asked, with the value its JSON field must
+    hold (`health`: {name: facts})."""
+    checks = []
+    for name, facts in sorted(health.items()):
+        where = f"{name} {facts.get('url', '')}".strip()
+        want = facts.get("expected_status") or 200
+        checks.append(_check("service.health", where, want, facts.get("status"),
+                             facts.get("status") == want))
+        if facts.get("field"):
+            checks.append(_check("service.health_field", f"{where} {facts['field']}",
+                                 facts.get("expected_value"), facts.get("value"),
+                                 facts.get("value") == facts.get("expected_value")))
+    return checks
 
 
 def objective_checks(

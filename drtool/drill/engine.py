@@ -10,6 +10,7 @@ import os
 import secrets
 import signal
 import sqlite3
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,9 @@ from typing import Any, Protocol
 from drtool import components as kinds
 from drtool import paths
 from drtool.adapters import ssh
-from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun
+from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun, TaskFailure
+from drtool.components import postgres as postgres_kind
+from drtool.components import service as service_kind
 from drtool.config import Environment
 from drtool.core import identity, preflight, timing, verdict
 from drtool.core import phases as ph
@@ -51,7 +54,7 @@ from drtool.core.model import (
     TaskRecord,
 )
 from drtool.core.rollback import cleanup_started
-from drtool.drill import rollback
+from drtool.drill import facts, rollback
 from drtool.drill.journal_writer import JournalWriter
 from drtool.drill.plan import identity_lock_keys, target_lock_keys
 from drtool.drill.recovery import adopt_fallback_journals, record_unrecorded, scrub_killed
@@ -82,6 +85,34 @@ def disk_error(exc: BaseException) -> OSError | None:
     return None
 
 
+# How often task events save the journal during a phase, at most (failures: at once).
+SAVE_EVERY_S = 1.0
+# How runs side by side add up: the worst outcome of any is the phase's.
+OUTCOMES = ("successful", "failed", "timeout", "canceled")
+
+
+def merged(runs: list[PlaybookRun]) -> PlaybookRun:
+    """One PlaybookRun from runs that went side by side: the worst status, every task in the
+    order they started, their facts merged, every failure."""
+    status = max((r.status for r in runs), key=lambda s: OUTCOMES.index(s)
+                 if s in OUTCOMES else len(OUTCOMES))
+    stats: dict[str, Any] = {}
+    for run in runs:
+        _merge(stats, run.stats)
+    return PlaybookRun(
+        status=status, rc=max(r.rc for r in runs),
+        tasks=sorted((t for r in runs for t in r.tasks), key=lambda t: t.started_at or ""),
+        stats=stats, failures=[f for r in runs for f in r.failures])
+
+
+def _merge(into: dict[str, Any], more: dict[str, Any]) -> None:
+    for key, value in more.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
 def new_id(clock: Clock, prefix: str = "") -> str:
     """A sortable, unique id: 20261122T051530Z-3fa2c1."""
     return f"{prefix}{clock().strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
@@ -107,6 +138,8 @@ class Drill:
         self.manifest: Manifest | None = None
         self.restored: dict[str, dict[str, Any]] = {}
         self.cancelled = False
+        self.saving = threading.RLock()  # the journal, saved by runs going side by side
+        self.saved_at = 0.0  # when a task event last saved it (time.monotonic)
         self.rolling_back = False  # a signal then changes nothing: the rollback runs to its end
         self.finished = False  # the verdict is in: a signal then changes nothing either
         self.targets_changed = False
@@ -381,9 +414,10 @@ class Drill:
             if left:
                 self.journal.warnings.append(f"after {why}: {left}")
         elif run.status != "successful":
-            if self._fail_from_run(record, run) and name == ph.RESTORE:
+            if self._fail_from_run(record, run) and name == ph.RESTORE and not record.components:
                 # The restore playbook checks every file before its first change: a backup
-                # that failed its integrity check left the targets as they were.
+                # that failed its integrity check left the targets as they were (restores
+                # side by side may have changed another component's meanwhile).
                 self.targets_changed = changed_before
         else:
             after = getattr(self, f"_after_{name}", None)
@@ -420,25 +454,95 @@ class Drill:
     def _playbook(self, name: str, record: PhaseRecord, started: Moment,
                   limit_s: float) -> PlaybookRun:
         """Run the phase's playbook, stopped (status "timeout") once the phase has run
-        `limit_s` seconds since `started`, or cancelled by a signal."""
+        `limit_s` seconds since `started`, or cancelled by a signal. The restore runs once
+        per data component, side by side (see _side_by_side)."""
         artifacts = self.writer.artifact_dir(name)
         record.artifacts = self.writer.relative(artifacts)
         earlier = list(record.tasks)  # drtool's own, such as a download before the playbook
+        units = [c for c in self.env.components if c.target is not None and c.kind != "service"]
+        left_s = max(0.0, limit_s - elapsed(started, moment(self.clock, self.monotonic)))
+        waves = service_kind.waves(self.env.components)
+        if name == ph.RESTORE and len(units) > 1:
+            run = self._side_by_side(name, record, artifacts, units, left_s)
+        elif name == ph.RESTART and len(waves) > 1:
+            run = self._in_waves(name, record, artifacts, waves, started, limit_s)
+        else:
+            run = self.ansible.run(name, self._extravars(), artifacts, self._on_event(record),
+                                   lambda: self.cancelled, run_id=self.journal.drill_id,
+                                   timeout_s=left_s, monotonic=self.monotonic)
+        record.tasks = earlier + run.tasks
+        return run
 
+    def _on_event(self, record: PhaseRecord) -> Any:
         def on_event(event: dict[str, Any], task: TaskRecord | None) -> None:
             if event.get("event") == "playbook_on_task_start":
                 data = event.get("event_data", {})
-                self.progress.task_started(name, data.get("task", ""), None)
+                self.progress.task_started(record.name, data.get("task", ""), None)
             if task is not None:
-                record.tasks.append(task)
-                self.writer.save()  # a crash mid-phase still leaves the tasks done so far
+                with self.saving:  # runs side by side report from their own threads
+                    record.tasks.append(task)
+                    # A crash mid-phase still leaves the tasks done so far, all but the last
+                    # second's. Not a save per event: ansible-runner gives the events left
+                    # when ansible-playbook ends 5 s to be handled, and fsyncs of a growing
+                    # journal from runs side by side took longer.
+                    now = time.monotonic()
+                    if task.status in ("failed", "unreachable") or (
+                            now - self.saved_at >= SAVE_EVERY_S):
+                        self.writer.save()
+                        self.saved_at = now
+        return on_event
 
-        left_s = limit_s - elapsed(started, moment(self.clock, self.monotonic))
-        run = self.ansible.run(name, self._extravars(), artifacts, on_event, lambda: self.cancelled,
-                               run_id=self.journal.drill_id, timeout_s=max(0.0, left_s),
-                               monotonic=self.monotonic)
-        record.tasks = earlier + run.tasks
-        return run
+    def _in_waves(self, name: str, record: PhaseRecord, artifacts: Any, waves: list[list[str]],
+                  started: Moment, limit_s: float) -> PlaybookRun:
+        """Run the phase's playbook once per wave of services (drtool_only_components), one
+        wave after the other, so that a service starts only once those it follows answer
+        their health checks; the first wave that fails ends the phase."""
+        runs = []
+        for index, wave in enumerate(waves, start=1):
+            left_s = max(0.0, limit_s - elapsed(started, moment(self.clock, self.monotonic)))
+            run = self.ansible.run(
+                name, {**self._extravars(), "drtool_only_components": wave},
+                artifacts / f"wave-{index}", self._on_event(record), lambda: self.cancelled,
+                run_id=self.journal.drill_id, timeout_s=left_s, monotonic=self.monotonic)
+            runs.append(run)
+            if run.status != "successful" or self.cancelled:
+                break
+        return merged(runs)
+
+    def _side_by_side(self, name: str, record: PhaseRecord, artifacts: Any,
+                      units: list[kinds.Component], limit_s: float) -> PlaybookRun:
+        """Run the phase's playbook once per component (drtool_only_components), all at
+        once: restores of independent components overlap, and the RTO is the slowest one's,
+        not their sum. Each run's start, end and outcome go into the phase's `components`;
+        the runs' tasks, facts and failures are merged into one PlaybookRun."""
+        def one(component: kinds.Component) -> PlaybookRun:
+            entry: dict[str, Any] = {"component": component.name, "kind": component.kind,
+                                     "host": component.target.host if component.target else None}
+            begun = moment(self.clock, self.monotonic)
+            entry["started_at"] = iso(begun.wall)
+            with self.saving:
+                record.components.append(entry)
+                self.writer.save()
+            try:
+                run = self.ansible.run(
+                    name, {**self._extravars(), "drtool_only_components": [component.name]},
+                    artifacts / component.name, self._on_event(record), lambda: self.cancelled,
+                    run_id=self.journal.drill_id, timeout_s=limit_s, monotonic=self.monotonic)
+            except OrchestrationError as exc:
+                run = PlaybookRun(status="failed", rc=-1, failures=[TaskFailure(
+                    "drtool", f"{name} {component.name}", exc.message, False, {})])
+            for failure in run.failures:
+                failure.component = component.name
+            done = moment(self.clock, self.monotonic)
+            with self.saving:
+                entry.update(ended_at=iso(done.wall), duration_s=elapsed(begun, done),
+                             status=PASSED if run.status == "successful" else FAILED)
+                self.writer.save()
+            return run
+
+        with ThreadPoolExecutor(max_workers=len(units)) as pool:
+            runs = list(pool.map(one, units))
+        return merged(runs)
 
     def _extravars(self) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -480,13 +584,29 @@ class Drill:
                     problem.get("problem", "")))
         first = (integrity or run.failures)[0]
         what = "unreachable" if first.unreachable else "failed"
-        reason = f"{first.host}: task '{first.task}' {what}: {first.message}".strip()
+        component = first.component or self._component_on(first.host, record.name)
+        where = f"{first.host}: {component}" if component else first.host
+        reason = f"{where}: task '{first.task}' {what}: {first.message}".strip()
         locked = first.result.get("drtool_locked") or any(
             isinstance(item, dict) and item.get("drtool_locked")
             for item in first.result.get("results") or [])  # a loop's items
         kind = "check" if integrity else "locked" if locked else "orchestration"
         self._fail(record, reason, kind, hosts)
         return bool(integrity)
+
+    def _component_on(self, host: str, phase: str) -> str | None:
+        """The component a failure on `host` in `phase` was about, when only one of those
+        the phase runs is on that host (its name, else None)."""
+        side = kinds.SOURCE if phase == ph.BACKUP else kinds.TARGET
+
+        def taken(component: kinds.Component) -> bool:
+            if phase == ph.RESTART:
+                return component.kind == "service"
+            return phase not in (ph.BACKUP, ph.SNAPSHOT, ph.RESTORE) or component.kind != "service"
+
+        names = [c.name for c in self.env.components if taken(c)
+                 and (place := c.place(side)) is not None and place.host == host]
+        return names[0] if len(names) == 1 else None
 
     def _needs_rollback(self) -> bool:
         """Roll back when the drill did not pass, a target was changed, and a safety
@@ -577,17 +697,24 @@ class Drill:
         """Judge what the Ansible preflight found: the restore targets' identities (a guard
         refusal, exit 2, when one is a source's) and pg_restore's version."""
         postgres = run.stats.get("drtool_postgres_preflight", {})
-        facts = identity.merge_facts(postgres, run.stats.get("drtool_redis_preflight", {}))
-        for host in (self.journal.scope or {}).get("hosts", []):  # the evidence: who was who
-            host["identity"] = facts.get(host["name"], {})
+        redis = run.stats.get("drtool_redis_preflight", {})
+        facts = identity.side_facts(postgres, redis)
+        for entry in (self.journal.scope or {}).get("components", []):  # the evidence
+            entry["identity"] = {side: facts[(entry["name"], side)]
+                                 for side in (kinds.SOURCE, kinds.TARGET)
+                                 if (entry["name"], side) in facts}
         if self.operation in ph.TOUCHES_TARGETS:
             guarded = identity.identity_checks(facts, self.env.components,
                                                self.env.production_hosts())
             self.journal.checks.extend(guarded)
             refused = verdict.failed(guarded)
             if refused:
+                # A check names host/component; the failure names the hosts, as every other.
+                host_of = {identity.where(c): c.target.host for c in self.env.components
+                           if c.target is not None}
                 return ("production guard: " + "; ".join(c.describe() for c in refused),
-                        "guard", [c.target for c in refused])
+                        "guard", list(dict.fromkeys(host_of.get(c.target, c.target)
+                                                    for c in refused)))
             try:  # the same targets under other names or addresses: one machine, one port
                 self.target_locks.acquire(identity_lock_keys(self.env, facts), self.operation,
                                           self.journal.drill_id, self.env.name)
@@ -597,16 +724,18 @@ class Drill:
         for component in kinds.of_family(self.env.components, "postgres"):
             if component.source is None or component.target is None:
                 continue
-            source, target = component.source.host, component.target.host
-            answer = self.answers.get(target)
+            answer = self.answers.get(component.target.host)
             version = answer.outputs.get("version.pg_restore", (1, ""))[1] if answer else ""
+            source = (postgres.get(component.name) or {}).get(kinds.SOURCE) or {}
             versions.append(preflight.pg_restore_check(
-                target, version, source,
-                str(postgres.get(source, {}).get("server_version", ""))))
+                identity.where(component), version, component.source.host,
+                str(source.get("server_version", ""))))
         self.journal.checks.extend(versions)
+        targets = [c for c in kinds.of_family(self.env.components, "redis") if c.target]
         files = preflight.redis_file_checks(  # the RDB a restore replaces is the one loaded
-            run.stats.get("drtool_redis_preflight", {}),
-            [c.target.host for c in kinds.of_family(self.env.components, "redis") if c.target]
+            {identity.where(c): (redis.get(c.name) or {}).get(kinds.TARGET) or {}
+             for c in targets},
+            [identity.where(c) for c in targets]
         ) if self.operation in ph.TOUCHES_TARGETS else []
         self.journal.checks.extend(files)
         return preflight.refusal([*versions, *files])
@@ -621,7 +750,9 @@ class Drill:
                 self.backup_id, self.env.name, iso(self.clock()) or "",
                 run.stats.get("drtool_postgres_backup", {}),
                 run.stats.get("drtool_redis_backup", {}),
-                drill_id=self.journal.drill_id)
+                {c.name: c.source.host for c in self.env.components if c.source},
+                drill_id=self.journal.drill_id,
+                files_results=run.stats.get("drtool_files_backup", {}))
         except (KeyError, ValueError, TypeError) as exc:
             return f"the backup roles did not report a complete manifest: {exc}"
         self.store.write_manifest(manifest)
@@ -632,11 +763,11 @@ class Drill:
         self._record_transfer(record, transfer)
         self.manifest = manifest
         self.journal.backup = self._backup_ref(manifest)
-        self.journal.tool_versions.update({
-            "postgresql_server": manifest.postgres.server_version,
-            "pg_dump": manifest.postgres.pg_dump_version,
-            "redis_server": manifest.redis.redis_version,
-        })
+        for part in manifest.postgres[:1]:
+            self.journal.tool_versions.update(
+                {"postgresql_server": part.server_version, "pg_dump": part.pg_dump_version})
+        for rd in manifest.redis[:1]:
+            self.journal.tool_versions["redis_server"] = rd.redis_version
         return None
 
     def _fetch_backup(self, record: PhaseRecord) -> tuple[str, str] | None:
@@ -690,61 +821,22 @@ class Drill:
 
     def _after_restore(self, run: PlaybookRun, _record: PhaseRecord) -> str | None:
         self.restored = {
-            "postgres": run.stats.get("drtool_postgres_restore", {}),
-            "redis": run.stats.get("drtool_redis_restore", {}),
+            "postgres": facts.by_database(run.stats.get("drtool_postgres_restore", {})),
+            "redis": dict(run.stats.get("drtool_redis_restore", {})),
         }
         self.journal.rpo_measured_from = {
-            f"{store}:{host}": facts.get("heartbeat_at")
-            for store, hosts in self.restored.items() for host, facts in hosts.items()
+            f"{store}:{key}": found.get("heartbeat_at")
+            for store, parts in self.restored.items() for key, found in parts.items()
         }
-        self.journal.checks.extend(self._role_checks(run.stats.get("drtool_postgres_roles", {})))
+        self.journal.checks.extend(postgres_kind.role_checks(facts.placed(
+            self.env.components, facts.by_database(run.stats.get("drtool_postgres_roles", {})))))
         return None
-
-    @staticmethod
-    def _role_checks(results: dict[str, dict[str, Any]]) -> list[Check]:
-        """What the restore did about the roles its dump needs, per target (a passed
-        postgres.roles check): none were missing, which it created, or that it restored
-        without them (roles/drtool_postgres/tasks/restore.yml publishes the facts)."""
-        checks = []
-        for host, facts in sorted(results.items()):
-            missing = ", ".join(facts.get("missing") or [])
-            if facts.get("action") == "create":
-                actual = "created " + ", ".join(facts.get("created") or [])
-                parts = ["created from the backup's globals: CREATE ROLE and its ALTER ROLE "
-                         "attributes, settings and memberships"]
-                if facts.get("memberships"):
-                    parts.append("granted " + ", ".join(facts["memberships"]))
-                if facts.get("skipped_memberships"):
-                    parts.append("not granted (a role the target had is never changed, a role "
-                                 "it lacks is not created): " + ", ".join(
-                                     facts["skipped_memberships"]))
-                given = facts.get("passwords_set") or []
-                parts.append("passwords from drtool_postgres_role_passwords for "
-                             + ", ".join(given) if given else "no password set")
-                detail = "; ".join(parts)
-            elif facts.get("action") == "fallback":
-                role = (facts.get("restore_args") or {}).get("role")
-                actual = f"restored without {missing}"
-                detail = (f"the target lacks {missing}: restored with --no-owner --no-privileges "
-                          f"--role={role} because drtool_postgres_create_roles is false; its "
-                          f"objects belong to {role} and the dump's grants were left out")
-            else:
-                actual, detail = "all present", "the target had every role the dump needs"
-            checks.append(Check("postgres.roles", f"{host}/{facts.get('database', '')}",
-                                ", ".join(facts.get("needed") or []) or "none", actual, PASSED,
-                                detail))
-        return checks
 
     def _after_verify(self, run: PlaybookRun, _record: PhaseRecord) -> str | None:
         if self.manifest is None:
             return "verify needs a backup manifest and none is known"
-        checks: list[Check] = []
-        for host, facts in sorted(run.stats.get("drtool_postgres_verify", {}).items()):
-            checks += verdict.postgres_checks(self.manifest, host, facts, self.env.growing_tables)
-        for host, facts in sorted(run.stats.get("drtool_redis_verify", {}).items()):
-            checks += verdict.redis_checks(self.manifest, host, facts)
-        checks += verdict.heartbeat_checks(self.manifest, self.restored)
-        checks += verdict.app_checks(run.stats.get("drtool_app_health", {}))
+        checks = facts.verify_checks(self.env.components, self.manifest, run.stats,
+                                     self.restored, self.env.growing_tables)
         self.journal.checks.extend(checks)
         bad = verdict.failed(checks)
         if not checks:

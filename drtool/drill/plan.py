@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from drtool import components as kinds
-from drtool.config import Environment, endpoints
+from drtool.config import Environment, endpoints, machine, normal_path
 from drtool.core.identity import MACHINE
 from drtool.core.phases import BACKUP, OPERATIONS, PREFLIGHT, RESTORE
 
@@ -54,27 +55,35 @@ def _step(env: Environment, host: str, component: kinds.Component | None,
 def target_lock_keys(env: Environment) -> list[str]:
     """The restore targets, by where they listen, as the locks a drill takes before its
     first phase: one per address and port a target's PostgreSQL or Redis can be reached at
-    (loopback and 0.0.0.0 spellings are one: config.endpoints)."""
+    (loopback and 0.0.0.0 spellings are one: config.endpoints), and per machine and path of
+    a file tree."""
     keys = set()
     for component in env.components:
         family, target = kinds.family(component), component.target
-        if family is None or target is None:
+        if target is None:
             continue
-        for address, port in endpoints(env.hosts[target.host], target):
-            keys.add(f"{family} {address}:{port}")
+        if family is not None:
+            for address, port in endpoints(env.hosts[target.host], target):
+                keys.add(f"{family} {address}:{port}")
+        elif component.kind == "files" and target.path:
+            # A tree has no server: the machine it is on and its path name it.
+            for address in machine(env.hosts[target.host]):
+                keys.add(f"files {address}:{normal_path(target.path)}")
     return sorted(keys)
 
 
-def identity_lock_keys(env: Environment, facts: dict[str, dict[str, Any]]) -> list[str]:
+def identity_lock_keys(env: Environment,
+                       facts: Mapping[tuple[str, str], Mapping[str, Any]]) -> list[str]:
     """The same targets by the machine they run on (the sha256 of its machine-id, which the
     preflight read) and their port, and by the PostgreSQL cluster or Redis server they are:
-    two names, addresses or forwarded ports of one server are one key."""
+    two names, addresses or forwarded ports of one server are one key. `facts`:
+    {(component, side): identity facts} (core.identity.side_facts)."""
     keys = set()
     for component in env.components:
         family, target = kinds.family(component), component.target
         if family is None or target is None:
             continue
-        found = facts.get(target.host) or {}
+        found = facts.get((component.name, kinds.TARGET)) or {}
         machine = found.get(MACHINE)
         if machine:
             keys.add(f"{family} on machine {str(machine)[:16]} port {target.port}")

@@ -28,6 +28,7 @@ from drtool.core.model import (
     Journal,
     PhaseRecord,
 )
+from drtool.drill import facts
 from drtool.drill.journal_writer import JournalWriter, load_journals
 from drtool.errors import OrchestrationError
 
@@ -75,9 +76,10 @@ def roll_back(ansible: AnsibleAdapter, extravars: dict[str, Any], artifacts: Pat
             record.status, record.error = FAILED, exc.message
         else:
             record.tasks = list(run.tasks)
-            checks = judge.rollback_checks(run.stats.get("drtool_postgres_rollback", {}),
-                                           run.stats.get("drtool_redis_rollback", {}),
-                                           cleanup_started)
+            checks = judge.rollback_checks(
+                facts.by_database(run.stats.get("drtool_postgres_rollback", {})),
+                run.stats.get("drtool_redis_rollback", {}), cleanup_started,
+                run.stats.get("drtool_files_rollback", {}))
             bad = [c for c in checks if not c.passed]
             why = []
             if bad:  # first: it says what differs, where the failed assert only says that

@@ -1,4 +1,12 @@
-"""The lab's inventory, written where `--env lab` finds it: $DRTOOL_HOME/inventories/lab."""
+"""The lab's inventory, written where `--env lab` finds it: $DRTOOL_HOME/inventories/lab.
+
+Each host's own settings (its address, where its main store listens and keeps its files, how
+its main service is started) are its host variables: the roles read them when they run on the
+host outside a component, as the Molecule scenarios run them. group_vars/all.yml declares the
+components drtool reads, each pairing its hosts; a component takes from its hosts' variables
+what it does not set itself (the drtool.drill.resolve filter): the second Redis instance and
+the second service set their own port, files and commands. The inventory groups are the
+hosts' parts (pg_primary, ...): drtool does not read them, the Molecule scenarios target them."""
 
 from __future__ import annotations
 
@@ -7,6 +15,15 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from drtool import paths
+from drtool.lab.layout import (
+    CLUSTER,
+    DATABASES,
+    SERVICES,
+    SOURCE,
+    TARGET,
+    TREE,
+    TREE_EXCLUDE,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -16,38 +33,90 @@ if TYPE_CHECKING:
 HEADER = "# Written by `drtool lab up`: the lab's hosts, reached over SSH. Do not edit.\n"
 
 
-def write_inventory(lab: Lab, hosts: Iterable[LabHost], python: str, app_port: int) -> None:
+def host_vars(lab: Lab, host: LabHost, python: str) -> dict[str, Any]:
+    """What `host` itself is: its address, and its main store's or service's settings."""
+    address = lab.address(host)
+    out: dict[str, Any] = {"ansible_host": address}
+    if host.side == TARGET:
+        out["drtool_drill_target"] = True
+    # Each data store's directory or file, so that `drtool validate` refuses a backup or
+    # snapshot path that is, or holds, one of them.
+    if host.kind == "postgres":
+        out.update(drtool_postgres_host=address,
+                   drtool_postgres_data_dir=str(lab.cluster(host).data))
+    elif host.kind == "redis":
+        server = lab.redis(host)
+        out.update(drtool_redis_host=address, drtool_redis_rdb_path=str(server.rdb))
+        if host.side == TARGET:
+            out.update(drtool_redis_service_manager="command",
+                       drtool_redis_start_command=["redis-server", str(server.conf)])
+    elif host.kind == "service":
+        out.update({f"drtool_service_{key}": value
+                    for key, value in service(lab, "app", python).items()})
+    return out
+
+
+def service(lab: Lab, name: str, python: str) -> dict[str, Any]:
+    """How one of the app host's services is stopped, started and checked: the demo app
+    (drtool.sandbox.app) or the worker (drtool.sandbox.worker), each with its configuration."""
+    module = [python, "-m", f"drtool.sandbox.{name}"]
+    config = ["--config", str(lab.service_config(name))]
+    return {
+        "manager": "command",
+        "stop_command": [*module, "stop", *config],
+        "start_command": [*module, "start", "--stores", "restore", *config],
+        "resume_command": [*module, "start", "--stores", "primary", *config],
+        "health_url": f"http://{lab.address(lab.host('service'))}:{SERVICES[name]}/health",
+    }
+
+
+def components(lab: Lab, python: str) -> dict[str, list[dict[str, Any]]]:
+    """The lab's component lists: each component names its hosts, one per side, and what
+    it does not take from their host variables (the queue's port and files, say)."""
+    def sides(kind: str, **settings: dict[str, Any]) -> dict[str, Any]:
+        return {side: {"host": lab.host(kind, side).name, **settings.get(side, {})}
+                for side in (SOURCE, TARGET)}
+
+    def queue(side: str) -> dict[str, Any]:
+        server = lab.redis(lab.host("redis", side), "queue")
+        out: dict[str, Any] = {"port": server.port, "rdb_path": str(server.rdb)}
+        if side == TARGET:
+            out["start_command"] = ["redis-server", str(server.conf)]
+        return out
+
+    return {
+        "drtool_postgres_clusters": [
+            {"name": CLUSTER, "databases": list(DATABASES), **sides("postgres")}],
+        "drtool_redis_instances": [
+            {"name": "cache", **sides("redis")},
+            # The worker's heartbeat, written about once a second: the queue's data loss.
+            {"name": "queue", "heartbeat_key": "worker:heartbeat",
+             **sides("redis", source=queue(SOURCE), target=queue(TARGET))},
+        ],
+        "drtool_file_trees": [
+            {"name": TREE, "exclude": list(TREE_EXCLUDE),
+             **{side: {"host": lab.tree_host(side).name, "path": str(lab.tree(side))}
+                for side in (SOURCE, TARGET)}}],
+        "drtool_services": [
+            # Declared first, started second: only its `after` makes the restart start it
+            # once the app answers its health check (a later wave).
+            {"name": "worker", "host": lab.host("service").name, "after": ["queue", "app"],
+             **service(lab, "worker", python), "health_field": "backlog", "health_value": "0"},
+            # Its commands are the app host's own variables (see host_vars).
+            {"name": "app", "host": lab.host("service").name, "after": [CLUSTER, "cache"],
+             "health_field": "status", "health_value": "ok"},
+        ],
+    }
+
+
+def write_inventory(lab: Lab, hosts: Iterable[LabHost], python: str) -> None:
     folder = paths.drtool_home() / "inventories" / "lab"
     (folder / "group_vars").mkdir(parents=True, exist_ok=True)
+    hosts = list(hosts)
     children: dict[str, Any] = {}
     for host in hosts:
-        address = lab.address(host)
-        hostvars: dict[str, Any] = {"ansible_host": address}
-        # Each data store's directory, so that `drtool validate` refuses a backup or
-        # snapshot path that is, or holds, one of them.
-        if host.group.startswith("pg_"):
-            hostvars["drtool_postgres_host"] = address
-            hostvars["drtool_postgres_data_dir"] = str(lab.cluster(host).data)
-        if host.group.startswith("redis_"):
-            hostvars["drtool_redis_host"] = address
-            hostvars["drtool_redis_rdb_path"] = str(lab.redis(host).rdb)
-        if host.group in ("pg_restore_target", "redis_restore_target", "app"):
-            hostvars["drtool_drill_target"] = True
-        if host.group == "redis_restore_target":
-            server = lab.redis(host)
-            hostvars.update(drtool_redis_rdb_path=str(server.rdb),
-                            drtool_redis_service_manager="command",
-                            drtool_redis_start_command=["redis-server", str(server.conf)])
-        if host.group == "app":
-            app = [python, "-m", "drtool.sandbox.app"]
-            config = ["--config", str(lab.app_config)]
-            hostvars.update(
-                drtool_app_manager="command",
-                drtool_app_stop_command=[*app, "stop", *config],
-                drtool_app_start_command=[*app, "start", "--stores", "restore", *config],
-                drtool_app_resume_command=[*app, "start", "--stores", "primary", *config],
-                drtool_app_health_url=f"http://{address}:{app_port}/health")
-        children[host.group] = {"hosts": {host.name: hostvars}}
+        children.setdefault(host.group, {"hosts": {}})["hosts"][host.name] = host_vars(
+            lab, host, python)
     write(folder / "hosts.yml", {"all": {"children": children}})
     write(folder / "group_vars" / "all.yml", {
         "drtool_tier": "lab",
@@ -72,6 +141,7 @@ def write_inventory(lab: Lab, hosts: Iterable[LabHost], python: str, app_port: i
         "drtool_postgres_user": "postgres",
         "drtool_postgres_password":
             f"{{{{ lookup('ansible.builtin.file', '{lab.secrets / 'postgres_password'}') }}}}",
+        # The database a role run outside a component (as Molecule runs them) backs up.
         "drtool_postgres_database": "appdb",
         "drtool_postgres_bin_dir": "/usr/lib/postgresql/15/bin",
         "drtool_postgres_heartbeat_query": "SELECT max(beat_at) FROM public.app_heartbeat",
@@ -79,6 +149,8 @@ def write_inventory(lab: Lab, hosts: Iterable[LabHost], python: str, app_port: i
         "drtool_redis_password":
             f"{{{{ lookup('ansible.builtin.file', '{lab.secrets / 'redis_password'}') }}}}",
         "drtool_redis_heartbeat_key": "app:heartbeat",
+        # What the lab holds, as drtool reads it.
+        **components(lab, python),
     })
 
 

@@ -1,17 +1,21 @@
 """`drtool lab up|down|status`: a lab of real SSH hosts in network namespaces.
 
 Five hosts, each its own namespace, address and sshd (own host key, key authentication
-only): a PostgreSQL primary, a PostgreSQL restore target, a Redis primary, a Redis restore
-target and an app host. Redis primary and target are separate hosts on purpose: a host that
-is a backup source may never be a destructive target, so one shared host would be refused by
-drtool's production guard. The lab writes $DRTOOL_HOME/inventories/lab, which `--env lab`
-finds. Namespaces isolate the network only: files, users and PIDs are shared, so each host
-keeps its state in its own folder.
+only), holding the sides of a small estate: a PostgreSQL cluster with two databases (primary
+and restore target), two Redis instances (cache and queue: a server each on the Redis
+primary and on the Redis target), a file tree (on the PostgreSQL primary, restored onto the
+app host) and two services on the app host (the demo app, and the worker, which follows
+it). Sources and targets are separate hosts on purpose: a host a component is read from
+may never be a destructive target, so one shared host would be refused by drtool's
+production guard. The lab writes $DRTOOL_HOME/inventories/lab, which `--env lab` finds.
+Namespaces isolate the network only: files, users and PIDs are shared, so each host keeps
+its state in its own folder.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import sys
@@ -25,7 +29,17 @@ from drtool.adapters.execute import run
 from drtool.errors import OrchestrationError
 from drtool.lab import network
 from drtool.lab.inventory import write_inventory
-from drtool.lab.layout import HOSTS, Lab, LabHost, current, lab_root
+from drtool.lab.layout import (
+    HOSTS,
+    REDIS,
+    SERVICES,
+    SOURCE,
+    TARGET,
+    Lab,
+    LabHost,
+    current,
+    lab_root,
+)
 from drtool.sandbox import app as demo_app
 from drtool.sandbox import layout as sandbox_layout
 from drtool.sandbox import seed
@@ -38,7 +52,7 @@ SSHD = "/usr/sbin/sshd"
 # sudo: an inventory may reach lab hosts with ansible_become, as real ones often do.
 PACKAGES = {**SANDBOX_PACKAGES, SSHD: "openssh-server", "ssh-keygen": "openssh-client",
             "sudo": "sudo"}
-APP_PORT = 8080
+TREE_EPOCH = 1_700_000_000  # the tree's mtimes: a fixed past, so a restore that loses them shows
 
 
 def configured_network() -> network.LabNetwork:
@@ -68,7 +82,7 @@ def up() -> Lab:
         network.add_host(net, host.short, host.octet)
         _start_sshd(lab, host)
     _start_services(lab)
-    write_inventory(lab, HOSTS, sys.executable, APP_PORT)
+    write_inventory(lab, HOSTS, sys.executable)
     for host in HOSTS:
         _wait_port(lab.address(host), 22, f"sshd on {host.name}")
     return lab
@@ -120,37 +134,86 @@ def _start_sshd(lab: Lab, host: LabHost) -> None:
 def _start_services(lab: Lab) -> None:
     pg_password = (lab.secrets / "postgres_password").read_text().strip()
     redis_password = (lab.secrets / "redis_password").read_text().strip()
-    for group in ("pg_primary", "pg_restore_target"):
-        cluster = lab.cluster(lab.host(group))
+    for side in (SOURCE, TARGET):
+        cluster = lab.cluster(lab.host("postgres", side))
         cluster.root.mkdir(parents=True, exist_ok=True)
         cluster.initialise(pg_password, allow=f"{lab.net.subnet}.0/24")
         cluster.start()
-    for group in ("redis_primary", "redis_restore_target"):
-        server = lab.redis(lab.host(group))
-        server.configure(redis_password)
-        server.start()
-    primary_pg, primary_redis = lab.host("pg_primary"), lab.host("redis_primary")
+    for side in (SOURCE, TARGET):
+        for instance in REDIS:
+            server = lab.redis(lab.host("redis", side), instance)
+            server.configure(redis_password)
+            server.start()
+    source_redis = lab.address(lab.host("redis", SOURCE))
     try:
-        seed.seed_postgres(lab.address(primary_pg), 5432, pg_password)
-        seed.seed_redis(lab.address(primary_redis), 6379, redis_password)
+        seed.seed_postgres(lab.address(lab.host("postgres", SOURCE)), 5432, pg_password)
+        seed.seed_redis(source_redis, REDIS["cache"][0], redis_password)
+        seed.seed_queue(source_redis, REDIS["queue"][0], redis_password)
     except (postgres.Error, redis_client.Error) as exc:
         raise OrchestrationError(f"seeding the lab failed: {exc}") from exc
-    app = lab.host("app")
+    _create_tree(lab)
+    app = lab.host("service")
 
-    def endpoints(pg_group: str, redis_group: str) -> dict[str, tuple[str, int]]:
-        return {"pg": (lab.address(lab.host(pg_group)), 5432),
-                "redis": (lab.address(lab.host(redis_group)), 6379)}
+    def stores(side: str, name: str) -> dict[str, tuple[str, int]]:
+        """A service's stores on one side: the app's cluster and cache, the worker's queue."""
+        redis = lab.address(lab.host("redis", side))
+        if name == "worker":
+            return {"redis": (redis, REDIS["queue"][0])}
+        return {"pg": (lab.address(lab.host("postgres", side)), 5432),
+                "redis": (redis, REDIS["cache"][0])}
 
-    demo_app.AppConfig(
-        listen=(lab.address(app), APP_PORT),
-        stores={"primary": endpoints("pg_primary", "redis_primary"),
-                "restore": endpoints("pg_restore_target", "redis_restore_target")},
-        secrets=lab.secrets, state=lab.host_dir(app) / "app",
-    ).save(lab.app_config)
-    if demo_app.running_pid(lab.app_config) is None:
-        run(in_netns([sys.executable, "-m", "drtool.sandbox.app", "start", "--stores", "primary",
-                      "--config", str(lab.app_config)], lab.net.namespace(app.short)),
-            timeout=60)
+    for name, port in SERVICES.items():
+        config = lab.service_config(name)
+        demo_app.AppConfig(
+            listen=(lab.address(app), port),
+            stores={"primary": stores(SOURCE, name), "restore": stores(TARGET, name)},
+            secrets=lab.secrets, state=lab.host_dir(app) / name, name=name,
+        ).save(config)
+        if demo_app.running_pid(config) is None:
+            run(in_netns([sys.executable, "-m", f"drtool.sandbox.{name}", "start", "--stores",
+                          "primary", "--config", str(config)], lab.net.namespace(app.short)),
+                timeout=60)
+
+
+def _create_tree(lab: Lab) -> None:
+    """The file tree's source, unless it is there: a few dozen entries with what a restore
+    must bring back exactly (nested folders, modes, fixed mtimes, a hard link, links inside
+    the tree, a name with a space and non-ASCII characters) and entries the inventory
+    excludes (*.tmp, cache/). Built aside and renamed into place, so an interrupted run
+    leaves no half tree. The target starts as a folder of its own, which a drill replaces."""
+    tree = lab.tree(SOURCE)
+    if tree.exists():
+        return
+    building = tree.with_name(tree.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    rng = random.Random(20260101)  # noqa: S311 - file contents, not secrets
+    for index in range(24):
+        folder = building / "images" / "2026" / f"{1 + index % 3:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"img-{index:02d}.jpg"
+        path.write_bytes(rng.randbytes(rng.randint(64, 8192)))
+        os.utime(path, (TREE_EPOCH + index, TREE_EPOCH + index))
+    docs = building / "docs"
+    docs.mkdir()
+    (docs / "readme.txt").write_text("Uploads of the lab's shop.\n", encoding="utf-8")
+    (docs / "annual report.txt").write_text("a name with a space\n", encoding="utf-8")
+    (docs / "Résumé – équipe.txt").write_text("non-ASCII characters\n", encoding="utf-8")
+    os.link(docs / "readme.txt", docs / "readme-hardlink.txt")
+    private = building / "private"
+    private.mkdir(mode=0o700)
+    (private / "keys.txt").write_text("not for everyone\n", encoding="utf-8")
+    (private / "keys.txt").chmod(0o600)
+    (building / "latest.jpg").symlink_to("images/2026/03/img-23.jpg")
+    (building / "pictures").symlink_to("images")
+    (building / "draft.tmp").write_text("left out of the backup\n", encoding="utf-8")
+    (building / "cache").mkdir()
+    (building / "cache" / "thumb.bin").write_bytes(rng.randbytes(256))
+    tree.parent.mkdir(parents=True, exist_ok=True)
+    building.rename(tree)
+    target = lab.tree(TARGET)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "placeholder.txt").write_text("the restore target before any drill\n",
+                                            encoding="utf-8")
 
 
 def _wait_port(address: str, port: int, what: str, timeout: float = 20) -> None:
@@ -175,15 +238,21 @@ def down(purge: bool = False) -> list[str]:
         return []
     stopped: list[str] = []
     # ssh masters first, while the hosts can still answer: their sessions end cleanly.
-    if close_ssh_masters(paths.ssh_control_root()):
+    # drtool's own live under the short control root; the Molecule scenarios' under
+    # DRTOOL_HOME/run/cp/molecule (.config/molecule/config.yml).
+    if (close_ssh_masters(paths.ssh_control_root())
+            + close_ssh_masters(paths.runs_dir() / "cp")):
         stopped.append("ssh masters")
-    if lab.app_config.exists() and demo_app.running_pid(lab.app_config):
-        demo_app.stop(lab.app_config)
-        stopped.append("lab-app: app")
+    for name in SERVICES:
+        config = lab.service_config(name)
+        if config.exists() and demo_app.running_pid(config):
+            demo_app.stop(config)
+            stopped.append(f"{lab.host('service').name}: {name}")
     for host in HOSTS:
-        if host.group.startswith("redis_") and lab.redis(host).stop():
-            stopped.append(f"{host.name}: redis")
-        if host.group.startswith("pg_") and lab.cluster(host).stop():
+        for instance in REDIS if host.kind == "redis" else ():
+            if lab.redis(host, instance).stop():
+                stopped.append(f"{host.name}: redis {instance}")
+        if host.kind == "postgres" and lab.cluster(host).stop():
             stopped.append(f"{host.name}: postgres")
     present = network.namespaces()
     for host in HOSTS:

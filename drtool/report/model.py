@@ -94,6 +94,7 @@ def drill_entry(item: Recorded, remediation: Mapping[str, str] | None = None) ->
                     "tasks": len(p.get("tasks") or []), "error": p.get("error")}
                    for name, p in phases.items()],
         "phase_durations": {name: p.get("duration_s") for name, p in phases.items()},
+        "restores": component_restores(phases.get("restore") or {}),
         "checks": [{k: c.get(k) for k in ("name", "target", "expected", "actual", "status",
                                           "detail")} for c in checks],
         "checks_passed": record.get("checks_passed", 0),
@@ -108,6 +109,16 @@ def drill_entry(item: Recorded, remediation: Mapping[str, str] | None = None) ->
         "evidence": {"record_hash": item.hash, "journal_sha256": item.journal_sha256,
                      "journal": item.journal_path, "journal_readable": item.journal is not None},
     }
+
+
+def component_restores(phase: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each component's restore when they ran side by side, slowest first; the slowest is
+    marked: it set the restore's share of the RTO."""
+    rows = [dict(c) for c in phase.get("components") or [] if isinstance(c, dict)]
+    rows.sort(key=lambda c: -(c.get("duration_s") or 0.0))
+    for index, row in enumerate(rows):
+        row["slowest"] = index == 0 and len(rows) > 1
+    return rows
 
 
 def figures(values: Iterable[float | None], objective_met: Iterable[bool | None]

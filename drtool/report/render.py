@@ -19,6 +19,8 @@ from drtool.util.files import atomic_write
 
 FORMATS = ("html", "md", "json", "pdf")
 TEMPLATES = Path(__file__).parent / "templates"
+# What a scope's data store is, as a person reads it.
+STORE_KINDS = {"postgresql": "PostgreSQL", "redis": "Redis", "files": "File tree"}
 ROLES = {"pg_primary": "PostgreSQL source", "pg_restore_target": "PostgreSQL restore target",
          "redis_primary": "Redis source", "redis_restore_target": "Redis restore target",
          "app": "application"}
@@ -81,6 +83,7 @@ def environment() -> jinja2.Environment:
     env.filters.update(secs=human_seconds, when=_when, day=_day, day_before=_day_before,
                        version=_version, size=_size, cell=_cell, judged=_judged,
                        role=lambda group: ROLES.get(group, group),
+                       store_kind=lambda kind: STORE_KINDS.get(kind, str(kind)),
                        number=lambda value: f"{float(value):g}")
     return env
 

@@ -2,7 +2,9 @@
 
 It stands in for a team's real service. About once a second it writes a heartbeat (a row in
 app_heartbeat and the key app:heartbeat), which is how a drill measures real data loss; it
-answers /health with 200 only when both of its stores answer.
+answers /health with 200 only when both of its stores answer, with the counts it read there
+(`orders`: the orders in appdb, which a restored app must report as the restored database
+holds them).
 
     python -m drtool.sandbox.app start --stores primary|restore [--config app.json]
     python -m drtool.sandbox.app stop [--config app.json]
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,19 +35,22 @@ HEARTBEAT_KEY = "app:heartbeat"
 
 @dataclass(frozen=True)
 class AppConfig:
-    """Where the app listens, which stores it can use, where its secrets and state live.
+    """Where a sandbox service listens, which stores it can use, where its secrets and state
+    live.
 
-    Written by `drtool sandbox up` and `drtool lab up` as app.json; the app is started with
-    `--config` pointing at it.
+    Written by `drtool sandbox up` and `drtool lab up` as app.json (and by `sandbox up` as
+    worker.json for drtool.sandbox.worker); the service is started with `--config` pointing
+    at it.
     """
 
     listen: tuple[str, int]
     stores: dict[str, dict[str, tuple[str, int]]]  # {"primary": {"pg": (host, port), ...}}
     secrets: Path
     state: Path  # pidfile and log live here
+    name: str = "app"  # the service's: its pidfile and log are NAME.pid, NAME.log
 
     def save(self, path: Path) -> None:
-        data = {"listen": list(self.listen), "secrets": str(self.secrets),
+        data = {"name": self.name, "listen": list(self.listen), "secrets": str(self.secrets),
                 "state": str(self.state),
                 "stores": {k: {s: list(a) for s, a in v.items()} for k, v in self.stores.items()}}
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -55,14 +61,18 @@ class AppConfig:
         return cls((data["listen"][0], int(data["listen"][1])),
                    {k: {s: (a[0], int(a[1])) for s, a in v.items()}
                     for k, v in data["stores"].items()},
-                   Path(data["secrets"]), Path(data["state"]))
+                   Path(data["secrets"]), Path(data["state"]), str(data.get("name", "app")))
 
     def secret(self, name: str) -> str:
         return (self.secrets / name).read_text(encoding="utf-8").strip()
 
     @property
     def pidfile(self) -> Path:
-        return self.state / "app.pid"
+        return self.state / f"{self.name}.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.state / f"{self.name}.log"
 
 
 class App:
@@ -99,6 +109,7 @@ class App:
         try:
             with self.db() as conn:
                 body["customers"] = conn.execute("SELECT count(*) FROM customers").fetchone()[0]
+                body["orders"] = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
             body["redis_keys"] = self.redis.dbsize()
         except (postgres.Error, redis_client.Error) as exc:
             body["error"] = str(exc).splitlines()[0]
@@ -109,10 +120,17 @@ class App:
 
 def serve(config: AppConfig, stores: str) -> None:
     app = App(config, stores)
+    run_service(config.listen, app.health, app.heartbeat_forever, app.stop)
+
+
+def run_service(listen: tuple[str, int], health: Callable[[], tuple[int, dict[str, object]]],
+                work: Callable[[], None], stop: threading.Event) -> None:
+    """Answer GET /health with `health()` on `listen` while `work()` runs in a thread, until
+    SIGTERM; then set `stop` and wait (a little) for the work to end."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            code, body = app.health() if self.path == "/health" else (404, {"error": "not found"})
+            code, body = health() if self.path == "/health" else (404, {"error": "not found"})
             data = json.dumps(body).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
@@ -123,25 +141,31 @@ def serve(config: AppConfig, stores: str) -> None:
         def log_message(self, *_args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(config.listen, Handler)
+    server = ThreadingHTTPServer(listen, Handler)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    beat = threading.Thread(target=app.heartbeat_forever, daemon=True)
-    beat.start()
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
-        app.stop.set()
-        beat.join(timeout=5)
+        stop.set()
+        worker.join(timeout=5)
 
 
 def start(config_path: Path, stores: str) -> int:
     """(Re)start the app on `stores`, detached; 0 once it listens, 1 if it did not."""
+    return launch("drtool.sandbox.app", config_path, stores)
+
+
+def launch(module: str, config_path: Path, stores: str) -> int:
+    """(Re)start the service `python -m MODULE serve` runs on `stores`, detached, with its
+    pidfile and log where its configuration says; 0 once it listens, 1 if it did not."""
     config = AppConfig.load(config_path)
     stop(config_path)
     config.state.mkdir(parents=True, exist_ok=True)
-    with open(config.state / "app.log", "ab") as log:
+    with open(config.log, "ab") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "drtool.sandbox.app", "serve", "--stores", stores,
+            [sys.executable, "-m", module, "serve", "--stores", stores,
              "--config", str(config_path)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )
@@ -149,7 +173,7 @@ def start(config_path: Path, stores: str) -> int:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            print(f"app exited with {child.returncode}; see {config.state / 'app.log'}",
+            print(f"{config.name} exited with {child.returncode}; see {config.log}",
                   file=sys.stderr)
             return 1
         try:
@@ -157,7 +181,7 @@ def start(config_path: Path, stores: str) -> int:
                 return 0
         except OSError:
             time.sleep(0.1)
-    print("app did not open its port within 20 s", file=sys.stderr)
+    print(f"{config.name} did not open its port within 20 s", file=sys.stderr)
     return 1
 
 

@@ -1,7 +1,7 @@
 """Where the sandbox keeps everything and which ports it uses.
 
-inventories/sandbox/ derives the same ports from DRTOOL_SANDBOX_PORT_BASE (default 55400):
-keep the offsets here and there in step.
+inventories/sandbox/ and inventories/sandbox-estate/ derive the same ports from
+DRTOOL_SANDBOX_PORT_BASE (default 55400): keep the offsets here and there in step.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 DEFAULT_PORT_BASE = 55400
 OFFSETS = {"pg_primary": 1, "pg_target": 2, "redis_primary": 3, "redis_target": 4, "app": 5,
-           "s3": 6}
+           "s3": 6, "queue_primary": 7, "queue_target": 8, "worker": 9}
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 STATE = "state.json"
 

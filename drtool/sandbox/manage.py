@@ -13,7 +13,8 @@ from drtool.adapters.execute import run
 from drtool.errors import OrchestrationError
 from drtool.sandbox import app as demo_app
 from drtool.sandbox import layout as lay
-from drtool.sandbox import seed
+from drtool.sandbox import seed, uploads
+from drtool.sandbox import worker as demo_worker
 from drtool.sandbox.services import (
     PostgresCluster,
     RedisServer,
@@ -28,9 +29,13 @@ from drtool.store import crypto
 S3_BUCKETS = {"drtool-sandbox-backups": False, "drtool-sandbox-evidence": True}
 SECRETS = ("postgres_password", "redis_password", "s3_access_key_id", "s3_secret_access_key")
 
-# Debian packages the sandbox needs, by the binary that shows each is installed.
 # The sandbox processes a drill itself stops and starts (disaster, restore, rollback).
-DRILL_STOPS = frozenset({"app", "redis_target"})
+DRILL_STOPS = frozenset({"app", "redis_target", "worker", "queue_target"})
+# The Redis servers, by service name: their folders under the sandbox's. The queue's two serve
+# the worker (inventories/sandbox-estate); the cache's, the app.
+REDIS_FOLDERS = {"redis_primary": "redis-primary", "redis_target": "redis-target",
+                 "queue_primary": "redis-queue-primary", "queue_target": "redis-queue-target"}
+# Debian packages the sandbox needs, by the binary that shows each is installed.
 PACKAGES = {"redis-server": "redis-server", str(lay.PG_BIN / "initdb"): "postgresql-15"}
 
 
@@ -49,11 +54,8 @@ class Sandbox:
 
     @property
     def redises(self) -> dict[str, RedisServer]:
-        return {
-            name: RedisServer(name, self.layout.root / name.replace("_", "-"),
-                              self.layout.port(name))
-            for name in ("redis_primary", "redis_target")
-        }
+        return {name: RedisServer(name, self.layout.root / folder, self.layout.port(name))
+                for name, folder in REDIS_FOLDERS.items()}
 
     @property
     def s3(self) -> S3Server:
@@ -74,11 +76,29 @@ class Sandbox:
             secrets=self.layout.secrets, state=self.layout.root / "app",
         ).save(self.app_config)
 
+    @property
+    def worker_config(self) -> Path:
+        return self.layout.root / "worker.json"
+
+    def write_worker_config(self) -> None:
+        port = self.layout.port
+        demo_app.AppConfig(
+            listen=("127.0.0.1", port("worker")),
+            stores={"primary": {"redis": ("127.0.0.1", port("queue_primary"))},
+                    "restore": {"redis": ("127.0.0.1", port("queue_target"))}},
+            secrets=self.layout.secrets, state=self.layout.root / "worker", name="worker",
+        ).save(self.worker_config)
+
     def processes(self) -> list[tuple[str, int, int | None]]:
-        """(service, port, pid or None) for every sandbox process."""
+        """(service, port, pid or None) for every sandbox process. The queue's Redis servers
+        and the worker are left out of a sandbox set up before it had them, until `up`
+        starts them."""
         rows = [(n, c.port, c.pid) for n, c in self.clusters.items()]
-        rows += [(n, r.port, r.pid) for n, r in self.redises.items()]
+        rows += [(n, r.port, r.pid) for n, r in self.redises.items() if r.conf.exists()]
         rows.append(("app", self.layout.port("app"), demo_app.running_pid(self.app_config)))
+        if self.worker_config.exists():
+            rows.append(("worker", self.layout.port("worker"),
+                         demo_app.running_pid(self.worker_config)))
         rows.append(("s3", self.s3.port, self.s3.pid))
         return rows
 
@@ -137,14 +157,22 @@ def up() -> Sandbox:
     try:
         seed.seed_postgres("127.0.0.1", layout.port("pg_primary"), pg_password)
         seed.seed_redis("127.0.0.1", layout.port("redis_primary"), redis_password)
+        seed.seed_queue("127.0.0.1", layout.port("queue_primary"), redis_password)
     except (postgres.Error, redis_client.Error) as exc:
         raise OrchestrationError(f"seeding the sandbox failed: {exc}") from exc
+    uploads.ensure(layout.root)  # the directory trees of inventories/sandbox-files
     sandbox.s3.start()
     create_buckets(layout)
     sandbox.write_app_config()
     if demo_app.running_pid(sandbox.app_config) is None and demo_app.start(
             sandbox.app_config, "primary") != 0:
-        raise OrchestrationError(f"the sandbox app did not start; see {layout.logs / 'app.log'}")
+        raise OrchestrationError(
+            f"the sandbox app did not start; see {demo_app.AppConfig.load(sandbox.app_config).log}")
+    sandbox.write_worker_config()
+    if demo_app.running_pid(sandbox.worker_config) is None and demo_worker.start(
+            sandbox.worker_config, "primary") != 0:
+        raise OrchestrationError("the sandbox worker did not start; see "
+                                 f"{demo_app.AppConfig.load(sandbox.worker_config).log}")
     return sandbox
 
 
@@ -189,6 +217,10 @@ def down(purge: bool = False) -> list[str]:
         stopped.append("app")
     if sandbox.app_config.exists():
         demo_app.stop(sandbox.app_config)
+    if demo_app.running_pid(sandbox.worker_config) is not None:
+        stopped.append("worker")
+    if sandbox.worker_config.exists():
+        demo_app.stop(sandbox.worker_config)
     for name, server in sandbox.redises.items():
         if server.stop():
             stopped.append(name)

@@ -22,7 +22,7 @@ def when(stamp: str) -> dt.datetime:
 
 def test_a_sandbox_drill_passes_with_every_journal_field(sandbox: Drtool, passed_drill):
     j = passed_drill
-    assert j["schema_version"] == 5 and j["env"] == "sandbox" and j["status"] == "passed"
+    assert j["schema_version"] == 6 and j["env"] == "sandbox" and j["status"] == "passed"
     assert j["operation"] == "drill" and j["failure"] is None
     assert when(j["started_at"]) < when(j["ended_at"])
     assert [p["name"] for p in j["phases"]] == DRILL_PHASES
@@ -35,7 +35,8 @@ def test_a_sandbox_drill_passes_with_every_journal_field(sandbox: Drtool, passed
             assert task["duration_s"] is not None and task["duration_s"] >= 0
     hosts = {t["host"] for p in j["phases"] for t in p["tasks"]}
     assert hosts == {"sandbox-pg-primary", "sandbox-pg-target", "sandbox-redis-primary",
-                     "sandbox-redis-target", "sandbox-app"}
+                     "sandbox-redis-target", "sandbox-queue-target", "sandbox-files-primary",
+                     "sandbox-app", "sandbox-worker"}
     assert j["objectives"] == {"rto_s": 300, "rpo_s": 120}
     assert 0 < j["rto_s"] < 300
     assert 0 < j["rpo_backup_age_s"] < j["rto_s"] + 120
@@ -46,25 +47,35 @@ def test_a_sandbox_drill_passes_with_every_journal_field(sandbox: Drtool, passed
     names = {c["name"] for c in j["checks"]}
     assert names >= {"postgres.row_count", "postgres.sequence", "postgres.sentinel",
                      "postgres.write", "redis.ping", "redis.key_count", "redis.sentinel",
-                     "app.health", "objective.rto", "objective.rpo"}
+                     "files.tree", "service.health", "service.health_field", "objective.rto",
+                     "objective.rpo"}
     for check in j["checks"]:
         assert set(check) >= {"name", "target", "expected", "actual", "status"}
     # The journal on disk is what --json printed.
     on_disk = sandbox.home / "evidence" / "sandbox" / j["drill_id"] / "journal.json"
     assert json.loads(on_disk.read_text()) == j
-    assert (on_disk.parent / "artifacts" / "restore" / "job_events").is_dir()
+    # The restore ran once per data component, side by side, each with its own artifacts.
+    restore = next(p for p in j["phases"] if p["name"] == "restore")
+    assert sorted((c["component"], c["kind"], c["host"], c["status"])
+                  for c in restore["components"]) == [
+        ("cache", "redis", "sandbox-redis-target", "passed"),
+        ("main", "postgres", "sandbox-pg-target", "passed"),
+        ("queue", "redis", "sandbox-queue-target", "passed"),
+        ("uploads", "files", "sandbox-app", "passed")]
+    for component in ("main", "cache", "queue", "uploads"):
+        assert (on_disk.parent / "artifacts" / "restore" / component / "job_events").is_dir()
 
 
 def test_every_partition_and_table_is_counted_exactly(passed_drill, sandbox: Drtool):
     manifest = json.loads(Path(passed_drill["backup"]["manifest"]).read_text())
-    counts = manifest["postgres"]["counts"]
+    counts = part(manifest, "postgres", "main", "appdb")["counts"]
     assert {"public.events", "public.events_2026_h1", "public.events_2026_h2",
             "public.events_other", "public.customers", "public.orders", "public.order_items",
             "public.products", "public.app_heartbeat", "drtool.sentinel"} <= set(counts)
     assert counts["public.events"] == sum(counts[f"public.events_{p}"]
                                           for p in ("2026_h1", "2026_h2", "other"))
     assert sum(counts.values()) - counts["public.events"] >= 200_000
-    assert manifest["redis"]["counts"]["db0"] >= 20_000
+    assert part(manifest, "redis", "cache")["counts"]["db0"] >= 20_000
     for entry in manifest["files"]:
         assert len(entry["sha256"]) == 64 and entry["size"] > 0
 
@@ -72,15 +83,21 @@ def test_every_partition_and_table_is_counted_exactly(passed_drill, sandbox: Drt
 def test_rpo_measured_comes_from_a_heartbeat_in_the_restored_data(passed_drill, sandbox: Drtool):
     j = passed_drill
     beats = j["rpo_measured_from"]
-    assert set(beats) == {"postgres:sandbox-pg-target", "redis:sandbox-redis-target"}
+    # Keyed by each part restored: every database of main, every Redis instance. The cluster's
+    # heartbeat is read in its first database (appdb), the queue's is the worker's key.
+    assert set(beats) == {"postgres:main/appdb", "postgres:main/shop", "redis:cache",
+                          "redis:queue"}
+    assert beats["postgres:main/shop"] is None
+    found = [b for b in beats.values() if b is not None]
+    assert len(found) == 3
     declared = when(j["disaster_declared_at"])
-    oldest = min(when(b) for b in beats.values())
+    oldest = min(when(b) for b in found)
     assert j["rpo_measured_s"] == pytest.approx((declared - oldest).total_seconds(), abs=0.002)
     assert j["rpo_measured_s"] >= j["rpo_backup_age_s"] - 1.5  # a heartbeat is ~1 s apart
     # That heartbeat is a real row the application wrote on the primary.
     with pg(sandbox, "pg_primary") as conn:
         row = conn.execute("SELECT count(*) FROM app_heartbeat WHERE beat_at = %s",
-                           (when(beats["postgres:sandbox-pg-target"]),)).fetchone()
+                           (when(beats["postgres:main/appdb"]),)).fetchone()
     assert row[0] == 1
 
 
@@ -104,13 +121,21 @@ def test_the_human_summary_names_phases_objectives_and_verdict(sandbox: Drtool, 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Verdict   PASSED" in done.stdout and "journal.json" in done.stdout
     customers = passed_drill_count(passed_drill, "public.customers")
-    assert (f"PASSED {'postgres.row_count':<26} sandbox-pg-target/appdb:public.customers: "
+    assert (f"PASSED {'postgres.row_count':<26} sandbox-pg-target/main/appdb:public.customers: "
             f"expected {customers}, actual {customers}") in done.stdout
 
 
 def passed_drill_count(journal, table: str) -> int:
     manifest = json.loads(Path(journal["backup"]["manifest"]).read_text())
-    return manifest["postgres"]["counts"][table]
+    return part(manifest, "postgres", "main", "appdb")["counts"][table]
+
+
+def part(manifest: dict, kind: str, component: str, database: str | None = None) -> dict:
+    """The manifest's one part of `kind` for `component` (and `database`): the sandbox's
+    cluster `main` (database appdb) or its Redis `cache`."""
+    [found] = [p for p in manifest[kind] if p["component"] == component
+               and (database is None or p["database"] == database)]
+    return found
 
 
 def test_every_drill_is_in_the_chained_history_and_the_chain_holds(sandbox: Drtool,
@@ -131,7 +156,9 @@ def test_a_corrupted_backup_is_refused_and_the_target_left_untouched(sandbox: Dr
     assert code == 0, backup["failure"]
     backup_id = backup["backup"]["id"]
     folder = Path(backup["backup"]["location"])
-    victim = max((folder / "postgres").glob("*.dat.gz"), key=lambda p: p.stat().st_size)
+    # The dump of the cluster main's database appdb, in its own folder of the backup.
+    victim = max((folder / "postgres" / "main" / "appdb").glob("*.dat.gz"),
+                 key=lambda p: p.stat().st_size)
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF
     victim.write_bytes(bytes(data))
@@ -140,7 +167,7 @@ def test_a_corrupted_backup_is_refused_and_the_target_left_untouched(sandbox: Dr
     done = sandbox("restore", "--env", "sandbox", "--backup", backup_id)
 
     assert done.returncode == 1, done.stdout + done.stderr
-    relative = f"postgres/{victim.name}"
+    relative = f"postgres/main/appdb/{victim.name}"
     assert f"{relative}: sha256 mismatch" in done.stderr
     assert "Traceback" not in done.stderr
     assert target_state(sandbox) == before
@@ -157,7 +184,8 @@ def test_a_missing_row_fails_verify_naming_the_table_and_both_counts(sandbox: Dr
     backup_id = backup["backup"]["id"]
     restored = sandbox("restore", "--env", "sandbox", "--backup", backup_id)
     assert restored.returncode == 0, restored.stdout + restored.stderr
-    expected = json.loads(Path(backup["backup"]["manifest"]).read_text())["postgres"]["counts"]
+    expected = part(json.loads(Path(backup["backup"]["manifest"]).read_text()), "postgres",
+                    "main", "appdb")["counts"]
     assert sandbox("verify", "--env", "sandbox", "--backup", backup_id).returncode == 0
     with pg(sandbox, "pg_target") as conn:
         conn.execute("DELETE FROM order_items WHERE order_id = 1 AND line = 1")
@@ -166,7 +194,7 @@ def test_a_missing_row_fails_verify_naming_the_table_and_both_counts(sandbox: Dr
 
     assert done.returncode == 1, done.stdout + done.stderr
     want = expected["public.order_items"]
-    assert (f"postgres.row_count sandbox-pg-target/appdb:public.order_items: "
+    assert (f"postgres.row_count sandbox-pg-target/main/appdb:public.order_items: "
             f"expected {want}, actual {want - 1}") in done.stderr
 
 
@@ -217,10 +245,19 @@ def target_state(drtool: Drtool) -> dict[str, object]:
                                               "ORDER BY 1").fetchall()
             state["rows"] = conn.execute("SELECT (SELECT count(*) FROM order_items), "
                                          "(SELECT count(*) FROM app_heartbeat)").fetchone()
+    with pg(drtool, "pg_target", "postgres") as admin:  # the cluster's other database
+        row = admin.execute("SELECT oid FROM pg_database WHERE datname = 'shop'").fetchone()
+    state["shop_oid"] = row[0] if row else None
     client = rd(drtool, "redis_target")
     state["redis_run_id"] = client.info("server")["run_id"]  # changes when Redis restarts
     state["redis_keys"] = client.dbsize()
     state["redis_sentinels"] = sorted(client.scan_iter("drtool:sentinel:*"))
+    from drtool.adapters import redis_client  # the queue's target: the other Redis restored
+
+    queue = redis_client.connect("127.0.0.1", drtool.layout.port("queue_target"),
+                                 drtool.secret("redis_password"))
+    state["queue_run_id"] = queue.info("server")["run_id"]
+    state["queue_keys"] = queue.dbsize()
     return state
 
 

@@ -76,7 +76,9 @@ def corrupted_mid_drill(sandbox: Drtool) -> dict[str, Any]:
                 location = Path(data["backup"]["location"])
         time.sleep(0.05)
     assert location is not None, "the drill never reached its snapshot phase"
-    victim = max((location / "postgres").glob("*.dat.gz"), key=lambda p: p.stat().st_size)
+    # The dump of the cluster main's database appdb, in its own folder of the backup.
+    victim = max((location / "postgres" / "main" / "appdb").glob("*.dat.gz"),
+                 key=lambda p: p.stat().st_size)
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF
     victim.write_bytes(bytes(data))
@@ -172,9 +174,16 @@ def test_the_quarterly_json_holds_every_drill_of_the_quarter(sandbox: Drtool, qu
     with History(sandbox.home / "history.sqlite3") as history:
         assert report["chain"]["head_hash"] == history.links("sandbox")[-1][0].hash
     scope = report["scope"]
-    assert {s["endpoint"] for s in scope["data_stores"]} == {
-        f"127.0.0.1:{sandbox.port(name)}" for name in ("pg_primary", "pg_target",
-                                                       "redis_primary", "redis_target")}
+    port, files = sandbox.layout.port, sandbox.layout.root / "files"
+    assert {(s["component"], s["role"], s["endpoint"]) for s in scope["data_stores"]} == {
+        ("main", "source", f"127.0.0.1:{port('pg_primary')}"),
+        ("main", "restore target", f"127.0.0.1:{port('pg_target')}"),
+        ("cache", "source", f"127.0.0.1:{port('redis_primary')}"),
+        ("cache", "restore target", f"127.0.0.1:{port('redis_target')}"),
+        ("queue", "source", f"127.0.0.1:{port('queue_primary')}"),
+        ("queue", "restore target", f"127.0.0.1:{port('queue_target')}"),
+        ("uploads", "source", str(files / "uploads")),
+        ("uploads", "restore target", str(files / "uploads-restored"))}
     assert scope["inventory_version"]["commit"] is None or len(
         scope["inventory_version"]["commit"]) == 40
     assert report["cadence"]["assessed"] is True and report["cadence"]["cadence_days"] == 7

@@ -47,7 +47,7 @@ def test_a_sandbox_drill_with_the_s3_store_restores_from_the_bucket(sandbox: Drt
     assert manifest["extra"]["storage"]["encryption"]["key_fingerprint"] == crypto.fingerprint(
         crypto.load_key(sandbox.home / "sandbox" / "secrets" / "backup.key"))
     rdb = s3.get_object(Bucket="drtool-sandbox-backups",
-                        Key=f"sandbox-s3/{backup['id']}/redis/dump.rdb")["Body"].read()
+                        Key=f"sandbox-s3/{backup['id']}/redis/cache/dump.rdb")["Body"].read()
     assert rdb.startswith(crypto.MAGIC)
     phases = {p["name"]: p for p in journal["phases"]}
     assert [t["action"] for t in phases["restore"]["tasks"]][0] == "drtool.store.download"

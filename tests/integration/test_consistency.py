@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from drtool.adapters import postgres
+from drtool.adapters import postgres, redis_client
 from tests.conftest import Drtool, pg, rd
 
 pytestmark = pytest.mark.integration
@@ -58,6 +58,11 @@ def test_counts_match_the_backup_exactly_under_concurrent_writes(sandbox: Drtool
     assert code == 0, backup["failure"]
     assert written["rows"] > 100 and written["keys"] > 100  # the writers really ran throughout
     manifest = json.loads(Path(backup["backup"]["manifest"]).read_text())
+    # A part per database of the cluster `main` and per Redis instance.
+    databases = {p["database"]: p for p in manifest["postgres"] if p["component"] == "main"}
+    instances = {p["component"]: p for p in manifest["redis"]}
+    assert set(databases) == {"appdb", "shop"} and set(instances) == {"cache", "queue"}
+    database, instance = databases["appdb"], instances["cache"]  # the ones written to here
 
     restored = sandbox("restore", "--env", "sandbox", "--backup", backup["backup"]["id"])
     assert restored.returncode == 0, restored.stdout + restored.stderr
@@ -65,9 +70,15 @@ def test_counts_match_the_backup_exactly_under_concurrent_writes(sandbox: Drtool
     # Nothing writes to the targets after a plain restore: they must hold exactly what the
     # manifest says, though both primaries kept changing during the backup.
     with pg(sandbox, "pg_target") as conn:
-        assert exact_counts(conn) == manifest["postgres"]["counts"]
-    assert 0 < manifest["postgres"]["counts"]["public.load_test"] < written["rows"]
-    assert rd(sandbox, "redis_target").dbsize() == manifest["redis"]["counts"]["db0"]
+        assert exact_counts(conn) == database["counts"]
+    assert 0 < database["counts"]["public.load_test"] < written["rows"]
+    assert rd(sandbox, "redis_target").dbsize() == instance["counts"]["db0"]
+    # The other parts too: shop, and the queue its worker kept changing during the backup.
+    with pg(sandbox, "pg_target", "shop") as conn:
+        assert exact_counts(conn) == databases["shop"]["counts"]
+    queue = redis_client.connect("127.0.0.1", sandbox.layout.port("queue_target"),
+                                 sandbox.secret("redis_password"))
+    assert queue.dbsize() == instances["queue"]["counts"]["db0"]
     with pg(sandbox, "pg_primary") as conn:
         conn.execute("DROP TABLE load_test")
     rd(sandbox, "redis_primary").delete(*[f"load:{i}" for i in range(written["keys"])])

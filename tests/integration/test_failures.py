@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from drtool.paths import content_root
-from tests.conftest import Drtool, descendants, pg, rd, wait_gone
+from tests.conftest import Drtool, copy_inventory_with_components, descendants, pg, rd, wait_gone
 from tests.e2e.test_drill import target_state
 
 pytestmark = pytest.mark.integration
-
-
-def inventory_variant(drtool: Drtool, name: str, replace: tuple[str, str]) -> str:
-    """A copy of the sandbox inventory under $DRTOOL_HOME/inventories with one line changed."""
-    folder = drtool.home / "inventories" / name
-    if folder.exists():
-        shutil.rmtree(folder)
-    shutil.copytree(content_root() / "inventories" / "sandbox", folder)
-    hosts = folder / "hosts.yml"
-    text = hosts.read_text()
-    assert replace[0] in text
-    hosts.write_text(text.replace(replace[0], replace[1]))
-    return name
 
 
 def wait_for_phase(journal_dir: Path, phase: str, timeout: float = 300) -> Path:
@@ -50,9 +37,15 @@ def app_health(drtool: Drtool) -> dict:
         return json.loads(r.read())
 
 
-def test_a_phase_that_fails_rolls_the_targets_back(sandbox: Drtool):
-    env = inventory_variant(sandbox, "sandbox-broken-app",
-                            ("start, --stores, restore]", "start, --stores, nowhere]"))
+def test_a_phase_that_fails_rolls_the_targets_back(sandbox: Drtool, passed_drill):
+    # passed_drill: a complete backup to restore first, so that the targets hold data.
+    # The application's start command asks for stores it does not know.
+    services = yaml.safe_load((content_root() / "inventories" / "sandbox" / "group_vars" /
+                               "all.yml").read_text())["drtool_services"]
+    service, start = services[0]["name"], services[0]["start_command"]
+    assert services[0]["host"] == "sandbox-app" and start[-2:] == ["--stores", "restore"], start
+    env = copy_inventory_with_components(sandbox, "sandbox-broken-app", {
+        "drtool_services[0].start_command": [*start[:-1], "nowhere"]})
     restored = sandbox("restore", "--env", "sandbox", "--backup", latest_backup(sandbox))
     assert restored.returncode == 0, restored.stderr
     before = target_state(sandbox)
@@ -64,10 +57,11 @@ def test_a_phase_that_fails_rolls_the_targets_back(sandbox: Drtool):
     assert journal["failure"]["phase"] == "restart"
     assert journal["failure"]["kind"] == "orchestration"
     assert journal["failure"]["hosts"] == ["sandbox-app"]
-    # The reason is the start command's own error (its stderr), not "non-zero return code".
+    # The reason names the service, and is the start command's own error (its stderr), not
+    # "non-zero return code".
     assert journal["failure"]["reason"].startswith(
-        "sandbox-app: task 'Start the application on the restored stores with its command' "
-        "failed: non-zero return code: usage:"), journal["failure"]
+        f"sandbox-app: {service}: task 'Start the application on the restored stores with its "
+        "command' failed: non-zero return code: usage:"), journal["failure"]
     assert "error: argument --stores: invalid choice: 'nowhere'" in journal["failure"]["reason"]
     statuses = {p["name"]: p["status"] for p in journal["phases"]}
     assert statuses["restore"] == "passed" and statuses["restart"] == "failed"

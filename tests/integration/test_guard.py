@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from drtool.paths import content_root
-from tests.conftest import BIN, Drtool, copy_inventory, pg, rd
+from tests.conftest import BIN, Drtool, copy_inventory_with_components, pg, rd
 
 pytestmark = pytest.mark.integration
 
@@ -100,12 +100,12 @@ def test_describe_publishes_the_address_ssh_really_uses_and_the_tier_as_it_is(
     folder = tmp_path / "inventory"
     shutil_copy(content_root() / "inventories" / "staging", folder)
     hosts = yaml.safe_load((folder / "hosts.yml").read_text())
-    children = hosts["all"]["children"]
-    children["pg_restore_target"]["hosts"]["pg-drill-1.example.internal"].update(
+    targets = hosts["all"]["children"]["drill_targets"]["hosts"]
+    targets["pg-drill-1.example.internal"].update(
         ansible_host="10.20.9.11", ansible_ssh_host="10.20.0.11")
-    children["redis_restore_target"]["hosts"]["redis-drill-1.example.internal"].update(
-        ansible_host="10.20.9.21", drtool_tier=None)
-    children["app"]["hosts"]["app-drill-1.example.internal"]["drtool_tier"] = ""
+    targets["redis-drill-1.example.internal"].update(ansible_host="10.20.9.21", drtool_tier=None)
+    # Without ansible_host, Ansible connects to the inventory name itself.
+    targets["app-drill-1.example.internal"] = {"drtool_tier": ""}
     (folder / "hosts.yml").write_text(yaml.safe_dump(hosts))
     described = AnsibleAdapter(content_root(), folder, drtool.home / "runs").describe()
     assert described["pg-drill-1.example.internal"]["address"] == "10.20.0.11"
@@ -122,10 +122,10 @@ def test_validate_refuses_a_target_behind_the_primarys_ansible_ssh_host(drtool: 
     folder = drtool.home / "inventories" / "staging-ssh-host"
     shutil_copy(content_root() / "inventories" / "staging", folder)
     hosts = yaml.safe_load((folder / "hosts.yml").read_text())
-    target = hosts["all"]["children"]["pg_restore_target"]["hosts"]["pg-drill-1.example.internal"]
+    target = hosts["all"]["children"]["drill_targets"]["hosts"]["pg-drill-1.example.internal"]
     target.update(ansible_host="10.20.9.11", ansible_ssh_host="10.20.0.11")
-    primary = hosts["all"]["children"]["pg_primary"]["hosts"]["pg-staging-1.example.internal"]
-    primary["ansible_host"] = "10.20.0.11"
+    primary = hosts["all"]["children"]["staging"]["hosts"]["pg-staging-1.example.internal"]
+    assert primary["ansible_host"] == "10.20.0.11"  # main's source, as the components say
     (folder / "hosts.yml").write_text(yaml.safe_dump(hosts))
     done = drtool("validate", "--env", "staging-ssh-host")
     assert done.returncode == 2, done.stdout
@@ -209,16 +209,18 @@ def primary_state(drtool: Drtool) -> dict[str, object]:
             "redis_run_id": client.info("server")["run_id"], "redis_keys": client.dbsize()}
 
 
-@pytest.mark.parametrize(("store", "target", "source", "identity"), [
-    ("pg", "sandbox-pg-target", "sandbox-pg-primary", "PostgreSQL system_identifier"),
-    ("redis", "sandbox-redis-target", "sandbox-redis-primary", "Redis run_id"),
+@pytest.mark.parametrize(("store", "component", "target", "source", "identity"), [
+    ("pg", "drtool_postgres_clusters[0]", "sandbox-pg-target", "sandbox-pg-primary",
+     "PostgreSQL system_identifier"),
+    ("redis", "drtool_redis_instances[0]", "sandbox-redis-target", "sandbox-redis-primary",
+     "Redis run_id"),
 ])
 def test_a_target_that_is_the_primary_behind_another_port_is_refused_at_preflight(
-        sandbox: Drtool, forwarder, store, target, source, identity):
+        sandbox: Drtool, forwarder, store, component, target, source, identity):
     via = forwarder(sandbox.port(f"{store}_primary"))
-    env = copy_inventory(sandbox, f"sandbox-forwarded-{store}", {},
-                         {target: {f"drtool_{'postgres' if store == 'pg' else 'redis'}_port":
-                                   via.port}})
+    env = copy_inventory_with_components(sandbox, f"sandbox-forwarded-{store}",
+                                         {f"{component}.target.port": via.port})
+    name = "main" if store == "pg" else "cache"
     # The first, cheap line sees two ports and lets it through: only identity can tell.
     valid = sandbox("validate", "--env", env)
     assert valid.returncode == 0, valid.stdout
@@ -231,43 +233,57 @@ def test_a_target_that_is_the_primary_behind_another_port_is_refused_at_prefligh
     failure = journal["failure"]
     assert failure["phase"] == "preflight" and failure["kind"] == "guard"
     assert failure["hosts"] == [target]
-    assert f"{target} is backup source {source}: same {identity}" in failure["reason"]
+    assert f"{target} is backup source {source} ({name}): same {identity}" in failure["reason"]
     assert [p["status"] for p in journal["phases"]] == ["failed"] + ["skipped"] * 7
     assert journal["rollback"] is None
     refused = [c for c in journal["checks"] if c["name"] == "guard.identity"
                and c["status"] == "failed"]
-    assert [c["target"] for c in refused] == [target]
-    hosts = {h["name"]: h for h in journal["scope"]["hosts"]}
+    assert [c["target"] for c in refused] == [f"{target}/{name}"]
+    scoped = next(c for c in journal["scope"]["components"] if c["name"] == name)
+    assert (scoped["source"], scoped["target"]) == (source, target)
     key = "system_identifier" if store == "pg" else "run_id"
-    assert hosts[target]["identity"][key] == hosts[source]["identity"][key]
+    assert scoped["identity"]["target"][key] == scoped["identity"]["source"][key]
     assert primary_state(sandbox) == before
 
 
 def test_the_sandbox_drill_passes_the_identity_check_and_records_who_was_who(passed_drill):
+    # Every PostgreSQL and Redis component of the sandbox, as its inventory declares them.
+    declared = yaml.safe_load((content_root() / "inventories" / "sandbox" / "group_vars" /
+                               "all.yml").read_text())
+    stores = {c["name"]: ("system_identifier" if key == "drtool_postgres_clusters" else "run_id",
+                          c["source"]["host"], c["target"]["host"])
+              for key in ("drtool_postgres_clusters", "drtool_redis_instances")
+              for c in declared[key]}
+    assert {"main", "cache"} <= set(stores)
     checks = {c["target"]: c for c in passed_drill["checks"] if c["name"] == "guard.identity"}
-    assert sorted(checks) == ["sandbox-pg-target", "sandbox-redis-target"]
+    assert sorted(checks) == sorted(f"{target}/{name}" for name, (_k, _s, target)
+                                    in stores.items())
     assert {c["status"] for c in checks.values()} == {"passed"}
     hosts = {h["name"]: h for h in passed_drill["scope"]["hosts"]}
     assert {h["connection_address"] for h in hosts.values()} == {"this machine"}
-    primary, target = hosts["sandbox-pg-primary"], hosts["sandbox-pg-target"]
-    assert primary["identity"]["system_identifier"] != target["identity"]["system_identifier"]
-    assert primary["identity"]["system_identifier"].isdigit()
-    redis_primary, redis_target = hosts["sandbox-redis-primary"], hosts["sandbox-redis-target"]
-    assert redis_primary["identity"]["run_id"] != redis_target["identity"]["run_id"]
-    assert redis_primary["identity"]["dir"] != redis_target["identity"]["dir"]
+    scoped = {c["name"]: c for c in passed_drill["scope"]["components"]}
+    for name, (key, source, target) in stores.items():
+        assert (scoped[name]["source"], scoped[name]["target"]) == (source, target)
+        found = scoped[name]["identity"]
+        assert found["source"][key] and found["target"][key], (name, found)
+        assert found["source"][key] != found["target"][key], (name, found)
+        if key == "run_id":  # and each Redis loads its own RDB file
+            assert found["source"]["dir"] != found["target"]["dir"], (name, found)
+    assert scoped["main"]["identity"]["source"]["system_identifier"].isdigit()
     # One machine (connection local): one machine-id, as a sha256, never the id itself.
     machine = Path("/etc/machine-id").read_text().strip()
-    fingerprints = {h["identity"].get("machine_id_sha256") for h in hosts.values()
-                    if h["identity"]}
+    sides = [side for name in stores for side in scoped[name]["identity"].values()]
+    assert len(sides) == 2 * len(stores)
+    fingerprints = {side.get("machine_id_sha256") for side in sides}
     assert len(fingerprints) == 1 and len(fingerprints.pop()) == 64
     assert machine not in json.dumps(passed_drill)
 
 
 def test_the_primary_written_another_way_is_refused_before_any_phase(sandbox: Drtool):
     # ::ffff:127.0.0.1 is 127.0.0.1: the target's PostgreSQL is the primary's.
-    env = copy_inventory(sandbox, "sandbox-mapped-address", {}, {"sandbox-pg-target": {
-        "drtool_postgres_host": "::ffff:127.0.0.1",
-        "drtool_postgres_port": sandbox.port("pg_primary")}})
+    env = copy_inventory_with_components(sandbox, "sandbox-mapped-address", {
+        "drtool_postgres_clusters[0].target.address": "::ffff:127.0.0.1",
+        "drtool_postgres_clusters[0].target.port": sandbox.port("pg_primary")})
     before = primary_state(sandbox)
     done = sandbox("drill", "--env", env)
     assert done.returncode == 2, done.stderr
@@ -288,29 +304,33 @@ def shutil_copy(source: Path, folder: Path) -> None:
 def test_the_guard_role_refuses_a_target_that_is_the_primary_behind_a_forwarder(
         sandbox: Drtool, forwarder, tmp_path: Path):
     # The role alone, as a playbook run without drtool would apply it: each forwarded target
-    # answers with its primary's identity; the sandbox's own targets are allowed.
-    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-             "drtool_tier": "sandbox", "drtool_postgres_user": "postgres",
-             "drtool_postgres_database": "appdb",
-             "drtool_postgres_password": sandbox.secret("postgres_password"),
-             "drtool_redis_password": sandbox.secret("redis_password")}
+    # answers with its primary's identity; the sandbox's own targets are allowed. Each target
+    # is a component's, read from the primary.
     pg_via = forwarder(sandbox.port("pg_primary"))
     redis_via = forwarder(sandbox.port("redis_primary"))
-    groups = {
-        "pg_primary": {"pg-primary": {"drtool_postgres_port": sandbox.port("pg_primary")}},
-        "pg_restore_target": {
-            "pg-forwarded": {"drtool_drill_target": True, "drtool_postgres_port": pg_via.port},
-            "pg-target": {"drtool_drill_target": True,
-                          "drtool_postgres_port": sandbox.port("pg_target")}},
-        "redis_primary": {"redis-primary": {"drtool_redis_port": sandbox.port("redis_primary")}},
-        "redis_restore_target": {
-            "redis-forwarded": {"drtool_drill_target": True, "drtool_redis_port": redis_via.port},
-            "redis-target": {"drtool_drill_target": True,
-                             "drtool_redis_port": sandbox.port("redis_target")}},
-    }
+
+    def pairs(source: str, port: int, targets: dict[str, int], **also: Any) -> list[dict]:
+        return [{"name": target, **also, "source": {"host": source, "port": port},
+                 "target": {"host": target, "port": target_port}}
+                for target, target_port in targets.items()]
+
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+             "drtool_tier": "sandbox", "drtool_postgres_user": "postgres",
+             "drtool_postgres_password": sandbox.secret("postgres_password"),
+             "drtool_redis_password": sandbox.secret("redis_password"),
+             "drtool_postgres_clusters": pairs(
+                 "pg-primary", sandbox.port("pg_primary"),
+                 {"pg-forwarded": pg_via.port, "pg-target": sandbox.port("pg_target")},
+                 databases=["appdb"]),
+             "drtool_redis_instances": pairs(
+                 "redis-primary", sandbox.port("redis_primary"),
+                 {"redis-forwarded": redis_via.port,
+                  "redis-target": sandbox.port("redis_target")})}
+    hosts = {"pg-primary": {}, "redis-primary": {},
+             **{target: {"drtool_drill_target": True} for target in (
+                 "pg-forwarded", "pg-target", "redis-forwarded", "redis-target")}}
     inventory = tmp_path / "hosts.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"vars": local, "children": {
-        group: {"hosts": hosts} for group, hosts in groups.items()}}}))
+    inventory.write_text(yaml.safe_dump({"all": {"vars": local, "hosts": hosts}}))
     inventory.chmod(0o600)
     playbook = tmp_path / "guard.yml"
     playbook.write_text(GUARD_PLAY)

@@ -2,8 +2,8 @@
 starts, a second signal does not abandon the rollback, a killed drill is rolled back by the
 next operation, and a rollback proves what it restored.
 
-The restore is made slow for real: the inventory points drtool_postgres_bin_dir at a folder
-whose pg_restore waits before it runs the real one, on the calls the test chooses."""
+The restore is made slow for real: the inventory points the PostgreSQL target's bin_dir at a
+folder whose pg_restore waits before it runs the real one, on the calls the test chooses."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Drtool, alive, copy_inventory, rd, wait_gone
+from tests.conftest import Drtool, alive, copy_inventory_with_components, rd, wait_gone
 from tests.e2e.test_drill import target_state
 from tests.integration.test_failures import app_health, wait_for_phase
 
@@ -25,10 +25,12 @@ pytestmark = pytest.mark.integration
 
 REAL_BIN = Path("/usr/lib/postgresql/15/bin")
 STATE_KEYS = ("database_oid", "sentinels", "rows", "redis_keys", "redis_sentinels")
+PG_SNAPSHOT = Path("postgres", "main", "appdb")  # the sandbox's database in a safety snapshot
 WRAPPER = """#!/bin/sh
 # pg_restore that waits first on the calls listed in slow-calls, writing its PID for the test.
+# Only restores count: the roles check's reads of a dump (--schema-only) run at once.
 dir=$(dirname "$0")
-[ "$1" = --version ] && exec {real}/pg_restore "$@"
+case "$1" in --version|--schema-only) exec {real}/pg_restore "$@";; esac
 n=$(( $(cat "$dir/calls" 2>/dev/null || echo 0) + 1 )); echo $n > "$dir/calls"
 if grep -qx "$n" "$dir/slow-calls" 2>/dev/null; then echo $$ > "$dir/slow-$n.pid"; sleep 40; fi
 exec {real}/pg_restore "$@"
@@ -55,8 +57,8 @@ def slow_restore_env(drtool: Drtool, name: str, slow_calls: tuple[int, ...]) -> 
     bindir = wrapped_bin_dir(drtool, f"slow-bin-{name}", "pg_restore",
                              WRAPPER.format(real=REAL_BIN))
     (bindir / "slow-calls").write_text("".join(f"{n}\n" for n in slow_calls))
-    env = copy_inventory(drtool, name, {}, {"sandbox-pg-target": {
-        "drtool_postgres_bin_dir": str(bindir)}})
+    env = copy_inventory_with_components(drtool, name, {
+        "drtool_postgres_clusters[0].target.bin_dir": str(bindir)})
     return env, bindir
 
 
@@ -71,7 +73,7 @@ def wait_for_file(path: Path, timeout: float = 300) -> int:
 
 def leftovers(drill_id: str) -> list[str]:
     """Command lines of live processes that carry the drill's run marker, except the
-    services a rollback (re)starts on purpose: Redis and the application."""
+    services a rollback (re)starts on purpose: Redis, the application and its worker."""
     marker = f"DRTOOL_RUN_ID={drill_id}".encode()
     found = []
     for environ in Path("/proc").glob("[0-9]*/environ"):
@@ -81,7 +83,8 @@ def leftovers(drill_id: str) -> list[str]:
                              .decode())
         except OSError:
             continue
-    return [c for c in found if "redis-server" not in c and "drtool.sandbox.app serve" not in c]
+    restarted = ("redis-server", "drtool.sandbox.app serve", "drtool.sandbox.worker serve")
+    return [c for c in found if not any(service in c for service in restarted)]
 
 
 def assert_rolled_back(sandbox: Drtool, journal: dict, before: dict) -> None:
@@ -208,9 +211,9 @@ def test_a_rollback_that_does_not_match_its_snapshot_fails_and_keeps_the_snapsho
     drill.wait(timeout=30)
     drill_id = json.loads(journal_path.read_text())["drill_id"]
     snapshot = sandbox.home / "snapshots" / env / drill_id
-    state = json.loads((snapshot / "postgres" / "state.json").read_text())
+    state = json.loads((snapshot / PG_SNAPSHOT / "state.json").read_text())
     state["counts"]["public.orders"] += 1  # what the snapshot claims no longer matches it
-    (snapshot / "postgres" / "state.json").write_text(json.dumps(state))
+    (snapshot / PG_SNAPSHOT / "state.json").write_text(json.dumps(state))
 
     done = sandbox("drill", "--env", env, "--json")
 
@@ -220,7 +223,7 @@ def test_a_rollback_that_does_not_match_its_snapshot_fails_and_keeps_the_snapsho
     assert journal["rollback"]["status"] == "failed"
     assert "rollback.postgres.row_count" in journal["rollback"]["error"]
     assert "public.orders" in journal["rollback"]["error"]
-    assert snapshot.joinpath("postgres", "dump").is_dir(), "the snapshot must be kept"
+    assert (snapshot / PG_SNAPSHOT / "dump").is_dir(), "the snapshot must be kept"
     new = json.loads(done.stdout)
     assert new["status"] == "failed" and new["failure"]["kind"] == "orchestration"
     assert drill_id in new["failure"]["reason"]
@@ -236,7 +239,7 @@ def test_a_rollback_that_does_not_match_its_snapshot_fails_and_keeps_the_snapsho
     # A person puts the snapshot's record right; the next rollback finishes the job, and
     # leaves Redis (proved by the first attempt) alone.
     state["counts"]["public.orders"] -= 1
-    (snapshot / "postgres" / "state.json").write_text(json.dumps(state))
+    (snapshot / PG_SNAPSHOT / "state.json").write_text(json.dumps(state))
     fixed = sandbox("rollback", "--env", env, "--json")
     assert fixed.returncode == 0, fixed.stderr
     journal = json.loads(journal_path.read_text())
@@ -252,8 +255,8 @@ def test_a_rollback_that_does_not_match_its_snapshot_fails_and_keeps_the_snapsho
 def test_a_rollback_after_cleanup_removed_the_snapshot_keeps_the_verified_restore(
         sandbox: Drtool):
     # The application cannot be resumed: cleanup fails after it removed the snapshots.
-    env = copy_inventory(sandbox, "sandbox-no-resume", {}, {"sandbox-app": {
-        "drtool_app_resume_command": ["false"]}})
+    env = copy_inventory_with_components(sandbox, "sandbox-no-resume", {
+        "drtool_services[0].resume_command": ["false"]})
     code, journal = sandbox.json("drill", "--env", env)
 
     assert code == 3, journal["failure"]

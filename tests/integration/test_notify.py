@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from drtool.ops.notify import run_id
-from tests.conftest import Drtool, copy_inventory
+from tests.conftest import Drtool, copy_inventory, copy_inventory_with_components
 from tests.http_endpoint import Endpoint, closed_port, serve
 
 pytestmark = pytest.mark.integration
@@ -98,11 +98,14 @@ def test_a_passed_drill_notifies_and_an_endpoint_that_is_down_changes_nothing(
 
 def test_a_failed_drill_pings_fail_and_reaches_failure_webhooks(sandbox: Drtool,
                                                                  endpoint: Endpoint):
-    env = copy_inventory(sandbox, "notified-broken", {"drtool_notify": {
-        "webhooks": [{"url": endpoint.url(f"/failures-only/{TOKEN}"), "outcomes": ["failed"]}],
-        "healthchecks_url": endpoint.url(f"/ping/{TOKEN}"), "timeout_s": 2, "retries": 0}},
+    env = copy_inventory_with_components(
+        sandbox, "notified-broken",
         # Nothing listens there: preflight fails, before anything is changed.
-        host_vars={"sandbox-pg-target": {"drtool_postgres_port": closed_port()}})
+        {"drtool_postgres_clusters[0].target.port": closed_port()},
+        {"drtool_notify": {
+            "webhooks": [{"url": endpoint.url(f"/failures-only/{TOKEN}"),
+                          "outcomes": ["failed"]}],
+            "healthchecks_url": endpoint.url(f"/ping/{TOKEN}"), "timeout_s": 2, "retries": 0}})
 
     done = sandbox("drill", "--env", env)
 

@@ -1,6 +1,7 @@
 """A database owned by an application role, restored onto a target cluster that lacks the
 role: real drills on the sandbox, whose seed gives `shop_owner` (on the primary only) the
-schema `shop` with a table, a view, a function and a trigger.
+database `shop`, its schema `shop` with a table, a view, a function and a trigger, and a grant
+in `appdb`. The drills restore both databases of the cluster `main`.
 
 The role is created from the backup's globals (with its password from the inventory, found
 nowhere afterwards); or, where creating roles is forbidden, the restore runs without owners
@@ -18,20 +19,26 @@ from typing import Any
 
 import pytest
 
-from drtool.sandbox.seed import APP_ROLE
-from tests.conftest import Drtool, copy_inventory, pg
+from drtool.sandbox.seed import APP_ROLE, SHOP_DATABASE
+from tests.conftest import Drtool, copy_inventory_with_components, pg
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "shop-0wner-PASSWORD-from-the-vault"
 AFTER_SNAPSHOT = ["disaster", "restore", "restart", "verify", "cleanup"]
+# The cluster's databases, restored in turn: appdb (which grants to the role), then the role's.
+BOTH_DATABASES = {"drtool_postgres_clusters[0].databases": ["appdb", SHOP_DATABASE]}
 
 
 def drop_role_on_target(sandbox: Drtool) -> None:
-    """Make the target cluster lack the application role: drop it with what it owns."""
+    """Make the target cluster lack the application role: drop it with what it owns, the
+    databases it owns included."""
     with pg(sandbox, "pg_target", "postgres") as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone():
             return
+        for (owned,) in conn.execute("SELECT datname FROM pg_database "
+                                     "WHERE datdba = %s::regrole", (APP_ROLE,)).fetchall():
+            conn.execute(f'DROP DATABASE "{owned}" WITH (FORCE)')
         databases = [row[0] for row in conn.execute(
             "SELECT datname FROM pg_database WHERE datallowconn").fetchall()]
     for database in databases:
@@ -49,10 +56,12 @@ def role_on_target(sandbox: Drtool) -> dict[str, Any] | None:
 
 
 def shop_owners(sandbox: Drtool) -> dict[str, str]:
-    """Who owns each object of the schema shop in the target's appdb."""
-    with pg(sandbox, "pg_target") as conn:
+    """Who owns the target's database shop and each object of its schema shop."""
+    with pg(sandbox, "pg_target", SHOP_DATABASE) as conn:
         rows = conn.execute("""
-            SELECT 'schema shop', pg_get_userbyid(nspowner) FROM pg_namespace
+            SELECT 'database shop', pg_get_userbyid(datdba) FROM pg_database
+              WHERE datname = current_database()
+            UNION ALL SELECT 'schema shop', pg_get_userbyid(nspowner) FROM pg_namespace
               WHERE nspname = 'shop'
             UNION ALL SELECT relkind::text || ' ' || relname, pg_get_userbyid(relowner)
               FROM pg_class WHERE relnamespace = 'shop'::regnamespace AND relkind IN ('r', 'v')
@@ -65,23 +74,33 @@ def shop_owners(sandbox: Drtool) -> dict[str, str]:
 
 
 def target_state(sandbox: Drtool) -> dict[str, Any]:
-    """What a drill refused before anything was destroyed must leave as it was."""
+    """What a drill refused before anything was destroyed must leave as it was: each
+    database of the cluster (None when the target has none by that name)."""
     with pg(sandbox, "pg_target", "postgres") as conn:
-        oid = conn.execute("SELECT oid FROM pg_database WHERE datname = 'appdb'").fetchone()
-    if oid is None:
-        return {"appdb": None}
-    with pg(sandbox, "pg_target") as conn:
-        counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                  for table in ("public.orders", "public.order_items", "public.customers")}
-        schemas = [row[0] for row in conn.execute(
-            "SELECT nspname FROM pg_namespace ORDER BY 1").fetchall()]
-    return {"appdb": oid[0], "counts": counts, "schemas": schemas}
+        oids = dict(conn.execute("SELECT datname, oid FROM pg_database "
+                                 "WHERE datname IN ('appdb', %s)", (SHOP_DATABASE,)).fetchall())
+    state: dict[str, Any] = {"appdb": oids.get("appdb"), "shop": oids.get(SHOP_DATABASE)}
+    if state["appdb"] is not None:
+        with pg(sandbox, "pg_target") as conn:
+            state["counts"] = {
+                table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("public.orders", "public.order_items", "public.customers")}
+            state["schemas"] = [row[0] for row in conn.execute(
+                "SELECT nspname FROM pg_namespace ORDER BY 1").fetchall()]
+    if state["shop"] is not None:
+        with pg(sandbox, "pg_target", SHOP_DATABASE) as conn:
+            state["price_changes"] = conn.execute(
+                "SELECT count(*) FROM shop.price_changes").fetchone()[0]
+    return state
 
 
-def roles_check(journal: dict[str, Any]) -> dict[str, Any]:
-    [check] = [c for c in journal["checks"] if c["name"] == "postgres.roles"]
-    assert check["status"] == "passed" and check["target"] == "sandbox-pg-target/appdb"
-    return check
+def roles_checks(journal: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The postgres.roles check of each database of the cluster main, by database."""
+    checks = {c["target"]: c for c in journal["checks"] if c["name"] == "postgres.roles"}
+    assert set(checks) == {"sandbox-pg-target/main/appdb",
+                           f"sandbox-pg-target/main/{SHOP_DATABASE}"}, checks
+    assert {c["status"] for c in checks.values()} == {"passed"}
+    return {where.rsplit("/", 1)[1]: check for where, check in checks.items()}
 
 
 def files_holding(home: Path, secret: str) -> list[str]:
@@ -96,8 +115,9 @@ def test_a_target_without_the_role_gets_it_from_the_backups_globals(sandbox: Drt
     # The password comes from a file outside DRTOOL_HOME, as a vault lookup would give it.
     secret = tmp_path / "shop_owner_password"
     secret.write_text(PASSWORD)
-    env = copy_inventory(sandbox, "roles-create", {"drtool_postgres_role_passwords": {
-        APP_ROLE: f"{{{{ lookup('ansible.builtin.file', '{secret}') }}}}"}})
+    env = copy_inventory_with_components(sandbox, "roles-create", BOTH_DATABASES, {
+        "drtool_postgres_role_passwords": {
+            APP_ROLE: f"{{{{ lookup('ansible.builtin.file', '{secret}') }}}}"}})
     drop_role_on_target(sandbox)
     assert role_on_target(sandbox) is None
     # A user at -vvv: whatever Ansible prints more must still hold no password.
@@ -111,12 +131,16 @@ def test_a_target_without_the_role_gets_it_from_the_backups_globals(sandbox: Drt
     assert role is not None and role["login"] is False  # NOLOGIN, as on the primary
     assert role["password"].startswith("SCRAM-SHA-256$")
     assert set(shop_owners(sandbox).values()) == {APP_ROLE}
-    assert set(shop_owners(sandbox)) == {"schema shop", "r price_changes", "v current_prices",
-                                         "function stamp_change"}
-    check = roles_check(journal)
+    assert set(shop_owners(sandbox)) == {"database shop", "schema shop", "r price_changes",
+                                         "v current_prices", "function stamp_change"}
+    # appdb, restored first, needed the role for its grant and created it; shop found it.
+    checks = roles_checks(journal)
+    check = checks["appdb"]
     assert check["actual"] == f"created {APP_ROLE}"
     assert APP_ROLE in check["expected"].split(", ")
     assert f"passwords from drtool_postgres_role_passwords for {APP_ROLE}" in check["detail"]
+    assert checks[SHOP_DATABASE]["actual"] == "all present"
+    assert APP_ROLE in checks[SHOP_DATABASE]["expected"].split(", ")
     # The restore went with the owners and grants: shop_owner's grant on products is back.
     with pg(sandbox, "pg_target") as conn:
         assert conn.execute("SELECT has_table_privilege(%s, 'public.products', 'SELECT')",
@@ -129,7 +153,7 @@ def test_a_target_without_the_role_gets_it_from_the_backups_globals(sandbox: Drt
         from drtool.adapters import postgres
 
         with postgres.connect("127.0.0.1", sandbox.port("pg_target"), APP_ROLE, PASSWORD,
-                              "appdb") as conn:
+                              SHOP_DATABASE) as conn:
             assert conn.execute("SELECT count(*) FROM shop.current_prices").fetchone()[0] == 500
     finally:
         with pg(sandbox, "pg_target", "postgres") as conn:
@@ -137,14 +161,15 @@ def test_a_target_without_the_role_gets_it_from_the_backups_globals(sandbox: Drt
 
     # ...and it is nowhere else: not in the journal, the artifacts, the backup, the output.
     evidence = sandbox.home / "evidence" / env / journal["drill_id"]
-    assert (evidence / "artifacts" / "restore" / "stdout").stat().st_size > 0
+    assert (evidence / "artifacts" / "restore" / "main" / "stdout").stat().st_size > 0
     assert files_holding(sandbox.home, PASSWORD) == []
     assert PASSWORD not in done.stdout + done.stderr
 
 
 def test_where_roles_may_not_be_created_the_restore_runs_without_them_and_says_so(
         sandbox: Drtool):
-    env = copy_inventory(sandbox, "roles-fallback", {"drtool_postgres_create_roles": False})
+    env = copy_inventory_with_components(sandbox, "roles-fallback", BOTH_DATABASES,
+                                         {"drtool_postgres_create_roles": False})
     drop_role_on_target(sandbox)
     code, journal = sandbox.json("drill", "--env", env)
     assert code == 0, json.dumps(journal.get("failure"), indent=1)
@@ -152,14 +177,14 @@ def test_where_roles_may_not_be_created_the_restore_runs_without_them_and_says_s
 
     assert role_on_target(sandbox) is None  # nothing created
     assert set(shop_owners(sandbox).values()) == {"postgres"}  # the restore role owns it all
-    check = roles_check(journal)
-    assert check["actual"] == f"restored without {APP_ROLE}"
-    assert (f"the target lacks {APP_ROLE}: restored with --no-owner --no-privileges "
-            "--role=postgres because drtool_postgres_create_roles is false") in check["detail"]
+    for check in roles_checks(journal).values():  # neither database could have the role
+        assert check["actual"] == f"restored without {APP_ROLE}"
+        assert (f"the target lacks {APP_ROLE}: restored with --no-owner --no-privileges "
+                "--role=postgres because drtool_postgres_create_roles is false"
+                ) in check["detail"]
     # Every table still counted exactly, the role's own included.
-    counts = {c["target"].split(":", 1)[1]: c for c in journal["checks"]
-              if c["name"] == "postgres.row_count"}
-    assert counts["shop.price_changes"]["actual"] == 500
+    counts = {c["target"]: c for c in journal["checks"] if c["name"] == "postgres.row_count"}
+    assert counts[f"sandbox-pg-target/main/{SHOP_DATABASE}:shop.price_changes"]["actual"] == 500
 
 
 def test_with_creation_and_the_fallback_off_the_drill_is_refused_before_anything_is_destroyed(
@@ -167,9 +192,10 @@ def test_with_creation_and_the_fallback_off_the_drill_is_refused_before_anything
     # The PostgreSQL hosts stage the backup outside the store, as over SSH: the check reads a
     # copy of the dump's table of contents on the target.
     staged = {"drtool_backup_path": "{{ drtool_home }}/staging/{{ drtool_backup_id }}"}
-    env = copy_inventory(sandbox, "roles-refused", {"drtool_postgres_create_roles": False,
-                                                    "drtool_postgres_role_fallback": False},
-                         {"sandbox-pg-primary": staged, "sandbox-pg-target": staged})
+    env = copy_inventory_with_components(
+        sandbox, "roles-refused", BOTH_DATABASES,
+        {"drtool_postgres_create_roles": False, "drtool_postgres_role_fallback": False},
+        {"sandbox-pg-primary": staged, "sandbox-pg-target": staged})
     drop_role_on_target(sandbox)
     before = target_state(sandbox)
     code, journal = sandbox.json("drill", "--env", env)

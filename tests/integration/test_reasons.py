@@ -1,7 +1,7 @@
 """A failed task says why in the tool's own words, and neither the reason nor any artifact
 holds a secret. Each test fails a task the way a drill task fails, with drtool's own role
 file or module, through AnsibleAdapter as a drill phase runs it (real ansible-playbook,
-connection local): a command, a loop item, the app's and Redis's start commands, the
+connection local): a command, a loop item, a service's and Redis's start commands, the
 pg_restore module, a no_log task; then, against the sandbox's real PostgreSQL, pg_restore,
 pg_dump and a wrong password, on a scratch database (the sandbox's appdb is not touched)."""
 
@@ -50,12 +50,12 @@ def test_a_failed_loop_item_says_which_and_why(probe):
     assert only_failure(run) == "item beta: non-zero return code: beta is broken"
 
 
-def test_the_apps_start_command_failing_says_why(probe):
+def test_the_services_start_command_failing_says_why(probe):
     run = probe([{"name": "Start the app", "ansible.builtin.include_role": {
-        "name": "drtool_app", "tasks_from": "start"}, "vars": {
-        "drtool_app_manager": "command",
-        "drtool_app_start_command": [PY, "-c", "import sys; print('starting');"
-                                     "sys.exit('cannot bind 127.0.0.1:8080: in use')"]}}])
+        "name": "drtool_service", "tasks_from": "start"}, "vars": {
+        "drtool_service_manager": "command",
+        "drtool_service_start_command": [PY, "-c", "import sys; print('starting');"
+                                         "sys.exit('cannot bind 127.0.0.1:8080: in use')"]}}])
     assert only_failure(run) == "non-zero return code: cannot bind 127.0.0.1:8080: in use"
     assert run.failures[0].task == "Start the application on the restored stores with its command"
 

@@ -1,6 +1,6 @@
 """A Redis restore replaces the RDB file and restarts the server: it must be the file the
 server really loads. A drill target that keeps an AOF (it would load the AOF and ignore the
-RDB) or that loads another file than the inventory's drtool_redis_rdb_path is refused at
+RDB) or that loads another file than its component's target rdb_path is refused at
 preflight, with the reason, before anything is changed."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from tests.ansible_probe import only_failure, probe_runner
-from tests.conftest import Drtool, copy_inventory, rd
+from tests.conftest import Drtool, copy_inventory, copy_inventory_with_components, rd
 
 pytestmark = pytest.mark.integration
 
-TARGET = "sandbox-redis-target"
+TARGET = "sandbox-redis-target/cache"  # the Redis `cache`'s target: its host and its name
 
 
 @pytest.fixture
@@ -59,8 +59,10 @@ def refused(sandbox: Drtool, env: str, client: Any) -> dict[str, Any]:
     assert failure["phase"] == "preflight" and failure["kind"] == "preflight"
     assert [p["status"] for p in journal["phases"]] == ["failed"] + ["skipped"] * 7
     assert journal["rollback"] is None
+    # One check per Redis restore target: only the cache's is refused, the queue's passes.
     files = [c for c in journal["checks"] if c["name"] == "preflight.redis_files"]
-    assert [(c["target"], c["status"]) for c in files] == [(TARGET, "failed")]
+    assert sorted((c["target"], c["status"]) for c in files) == [
+        (TARGET, "failed"), ("sandbox-queue-target/queue", "passed")]
     assert state(client) == before
     return failure
 
@@ -71,8 +73,8 @@ def test_a_redis_target_with_appendonly_yes_is_refused_at_preflight(sandbox: Drt
     failure = refused(sandbox, env, target_with_aof)
     assert failure["reason"] == (
         f"{TARGET}: Redis has appendonly yes: an RDB restore would be ignored on restart; turn "
-        "AOF off on the drill target (appendonly no in its configuration) or take it out of "
-        "redis_restore_target")
+        "AOF off on the drill target (appendonly no in its configuration) or name another "
+        "restore target for it in drtool_redis_instances")
     assert target_with_aof.config_get("appendonly")["appendonly"] == "yes"
 
 
@@ -81,13 +83,14 @@ def test_a_redis_target_that_loads_another_file_than_the_inventory_says_is_refus
     client = rd(sandbox, "redis_target")
     loads = Path(client.config_get("dir")["dir"]) / client.config_get("dbfilename")["dbfilename"]
     elsewhere = sandbox.home / "elsewhere" / "dump.rdb"
-    env = copy_inventory(sandbox, "sandbox-redis-elsewhere", {},
-                         {TARGET: {"drtool_redis_rdb_path": str(elsewhere)}})
+    env = copy_inventory_with_components(
+        sandbox, "sandbox-redis-elsewhere",
+        {"drtool_redis_instances[0].target.rdb_path": str(elsewhere)})
     failure = refused(sandbox, env, client)
     assert failure["reason"] == (
-        f"{TARGET}: Redis loads {loads} at start but drtool_redis_rdb_path is {elsewhere}: a "
-        f"restore would replace a file the server does not read; set drtool_redis_rdb_path "
-        f"to {loads}")
+        f"{TARGET}: Redis loads {loads} at start but the target's rdb_path "
+        f"(drtool_redis_rdb_path) is {elsewhere}: a restore would replace a file the server "
+        f"does not read; set the target's rdb_path to {loads}")
     assert not elsewhere.exists()
 
 

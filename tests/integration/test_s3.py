@@ -128,10 +128,11 @@ def manifest_for(folder: Path, backup_id: str) -> Manifest:
                             hashlib.sha256(p.read_bytes()).hexdigest())
                   for p in sorted(folder.rglob("*")) if p.is_file())
     postgres = PostgresPart("h", 1, "db", "2026-11-22T00:00:00+00:00", {}, {}, {}, None, "15",
-                            "15", 0)
-    redis = RedisPart("h", 2, "2026-11-22T00:00:00+00:00", {}, {}, None, "7", 0)
+                            "15", 0, component="main")
+    redis = RedisPart("h", 2, "2026-11-22T00:00:00+00:00", {}, {}, None, "7", 0,
+                      component="cache")
     return Manifest(backup_id, "x", "2026-11-22T00:00:00+00:00", "2026-11-22T00:00:00+00:00",
-                    postgres, redis, files, sum(f.size for f in files))
+                    (postgres,), (redis,), files, sum(f.size for f in files))
 
 
 @pytest.mark.parametrize("encrypted", [False, True])
@@ -199,7 +200,7 @@ def test_an_encrypted_s3_drill_passes_and_leaves_locked_evidence(s3: S3):
     objects = s3.objects(f"drills/{backup_id}/")
     assert f"drills/{backup_id}/manifest.json" in objects
     assert f"drills/{backup_id}/verified.json" in objects
-    dump = s3.client.get_object(Bucket=BACKUPS, Key=f"drills/{backup_id}/redis/dump.rdb")
+    dump = s3.client.get_object(Bucket=BACKUPS, Key=f"drills/{backup_id}/redis/cache/dump.rdb")
     assert dump["Body"].read().startswith(crypto.MAGIC)  # sealed before it left
 
     listed = s3.run("backups", "list", "--env", env)
@@ -246,7 +247,7 @@ def test_a_corrupted_or_deleted_object_fails_the_restore_by_name_and_changes_not
         ids.append(json.loads(done.stdout)["backup"]["id"])
     older, newer = ids
 
-    toc = f"plain/{older}/postgres/toc.dat"
+    toc = f"plain/{older}/postgres/main/appdb/toc.dat"
     original = s3.client.get_object(Bucket=BACKUPS, Key=toc)["Body"].read()
     flipped = bytearray(original)
     flipped[len(flipped) // 2] ^= 0x01
@@ -265,7 +266,7 @@ def test_a_corrupted_or_deleted_object_fails_the_restore_by_name_and_changes_not
     assert target_state(s3.drtool) == before
     assert not (s3.drtool.home / "backups" / env / older).exists()  # nothing half-checked
 
-    rdb = f"plain/{newer}/redis/dump.rdb"
+    rdb = f"plain/{newer}/redis/cache/dump.rdb"
     s3.client.delete_object(Bucket=BACKUPS, Key=rdb)
     deleted = s3.run("restore", "--env", env, "--backup", newer)
     assert deleted.returncode == 1

@@ -84,8 +84,8 @@ def test_a_run_that_raises_still_scrubs_its_command_artifact(probe, tmp_path, mo
 def files_holding(home: Path, secrets: dict[str, str]) -> list[str]:
     """Every file under `home` holding one of the secrets, as "path: name", except those the
     sandbox's own services need them in: its secrets folder and Redis's requirepass."""
-    allowed = {home / "sandbox" / "redis-primary" / "redis.conf",
-               home / "sandbox" / "redis-target" / "redis.conf"}
+    allowed = {home / "sandbox" / server / "redis.conf" for server in (
+        "redis-primary", "redis-target", "redis-queue-primary", "redis-queue-target")}
     found = []
     for path in sorted(home.rglob("*")):
         if not path.is_file() or path in allowed or (home / "sandbox" / "secrets") in path.parents:

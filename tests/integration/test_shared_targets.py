@@ -13,6 +13,7 @@ still rolls its targets back.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, Drtool, copy_inventory
+from tests.conftest import BIN, Drtool, copy_inventory, copy_inventory_with_components
 from tests.e2e.test_drill import target_state
 from tests.integration.test_failures import wait_for_phase
 from tests.integration.test_interrupts import (
@@ -55,8 +56,8 @@ def test_a_target_is_drilled_by_one_environment_and_one_controller_at_a_time(
     # targets and before the disaster: the application still runs, so the others get as far
     # as their own snapshot.
     bindir = wrapped_bin_dir(sandbox, "slow-dump-bin", "pg_dump", SLOW_DUMP.format(real=REAL_BIN))
-    env = copy_inventory(sandbox, "sandbox-holder", {}, {
-        "sandbox-pg-target": {"drtool_postgres_bin_dir": str(bindir)}})
+    env = copy_inventory_with_components(sandbox, "sandbox-holder", {
+        "drtool_postgres_clusters[0].target.bin_dir": str(bindir)})
     before = target_state(sandbox)
     holder = sandbox.popen("drill", "--env", env, "--json")
     try:
@@ -98,13 +99,18 @@ def check_refusals(sandbox: Drtool, holder: subprocess.Popen[str], bindir: Path,
                            .read_text())["drill_id"]
     held = leases(sandbox)
     assert {lease["drill_id"] for lease in held.values()} == {holder_id}, held
-    assert sorted(held) == [f"postgres-{sandbox.port('pg_target')}.lease",
-                            f"redis-{sandbox.port('redis_target')}.lease"]
+    # One lease per restore target: the cluster, each Redis, the file tree (by its path).
+    tree = str(sandbox.layout.root / "files" / "uploads-restored")
+    assert sorted(held) == sorted([
+        f"postgres-{sandbox.port('pg_target')}.lease",
+        f"redis-{sandbox.port('redis_target')}.lease",
+        f"redis-{sandbox.layout.port('queue_target')}.lease",
+        f"files-{hashlib.sha256(tree.encode()).hexdigest()[:12]}.lease"])
 
     # Another environment, the same targets spelled another way: refused before any phase.
-    alias = copy_inventory(sandbox, "sandbox-alias", {}, {
-        "sandbox-pg-target": {"drtool_postgres_host": "localhost"},
-        "sandbox-redis-target": {"drtool_redis_host": "0.0.0.0"}})  # noqa: S104
+    alias = copy_inventory_with_components(sandbox, "sandbox-alias", {
+        "drtool_postgres_clusters[0].target.address": "localhost",
+        "drtool_redis_instances[0].target.address": "0.0.0.0"})  # noqa: S104
     refused = sandbox("drill", "--env", alias)
     assert refused.returncode == 75, refused.stdout + refused.stderr
     assert refused.stderr.startswith(

@@ -12,7 +12,11 @@ import pytest
 
 from tests.conftest import Drtool, alive
 
-PREFIX, SUBNET = "drtst", "10.231.8"
+# The lab's namespaces and /24 are one per machine: a test run with a DRTOOL_TEST_PORT_BASE
+# of its own (a second run sharing the machine) gets a lab of its own as well.
+_OFFSET = (int(os.environ.get("DRTOOL_TEST_PORT_BASE", "56400")) - 56400) // 100 % 200
+PREFIX = "drtst" if _OFFSET == 0 else f"drt{_OFFSET:03d}"
+SUBNET = f"10.231.{8 + _OFFSET}"
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +28,7 @@ def lab(drtool: Drtool) -> Iterator[Drtool]:
     up = lab_drtool("lab", "up", "--json")
     assert up.returncode == 0, up.stderr
     rows = json.loads(up.stdout)
-    pids = {r["sshd_pid"] for r in rows} | {r["service_pid"] for r in rows}
+    pids = {r["sshd_pid"] for r in rows} | {p for r in rows for p in r["services"].values()}
     assert all(pids) and len(rows) == 5
     yield lab_drtool
     # Everything running inside the lab's namespaces now, sessions and services alike.

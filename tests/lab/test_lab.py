@@ -1,15 +1,17 @@
-"""Drills over SSH against the lab: restore to other hosts, preflight, --plan, the
-production guard's refusals, and a host lost mid-drill."""
+"""Drills over SSH against the lab: restore to other hosts, a whole estate side by side,
+preflight, --plan, the production guard's refusals, and a host lost mid-drill."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,8 @@ pytestmark = pytest.mark.lab
 
 PRIMARY, TARGET = f"{SUBNET}.11", f"{SUBNET}.12"
 REDIS_PRIMARY, REDIS_TARGET = f"{SUBNET}.13", f"{SUBNET}.14"
+APP = f"{SUBNET}.15"
+CACHE, QUEUE = 6379, 6380  # the ports of the Redis instances, on both Redis hosts
 LAB_HOSTS = {"lab-pg-primary", "lab-pg-target", "lab-redis-primary", "lab-redis-target",
              "lab-app"}
 
@@ -34,8 +38,8 @@ def pg(lab: Drtool, address: str, database: str = "appdb"):
     return postgres.connect(address, 5432, "postgres", secret(lab, "postgres_password"), database)
 
 
-def rd(lab: Drtool, address: str):
-    return redis_client.connect(address, 6379, secret(lab, "redis_password"))
+def rd(lab: Drtool, address: str, port: int = CACHE):
+    return redis_client.connect(address, port, secret(lab, "redis_password"))
 
 
 def primary_identity(lab: Drtool) -> tuple:
@@ -78,6 +82,101 @@ def test_a_drill_over_ssh_restores_on_other_hosts_and_never_writes_to_the_primar
                 if line.startswith("ssh: ") and str(lab.home) in line]  # masters closed
 
 
+def test_a_drill_over_ssh_restores_the_whole_estate_side_by_side_in_order(lab: Drtool):
+    code, journal = lab.json("drill", "--env", "lab")
+
+    assert code == 0, journal["failure"]
+    scope = {c["name"]: c for c in journal["scope"]["components"]}
+    assert {(name, c["kind"]) for name, c in scope.items()} == {
+        ("main", "postgres"), ("cache", "redis"), ("queue", "redis"), ("uploads", "files"),
+        ("app", "service"), ("worker", "service")}
+    assert scope["main"]["databases"] == ["appdb", "shop"]
+    # Every component restored, each checked where it was restored.
+    assert {c["status"] for c in journal["checks"]} == {"passed"}
+    checks = {(c["name"], c["target"]) for c in journal["checks"]}
+    for database in ("appdb", "shop"):
+        assert ("postgres.sentinel", f"lab-pg-target/main/{database}:drtool.sentinel") in checks
+    assert ("postgres.row_count", "lab-pg-target/main/shop:shop.price_changes") in checks
+    assert ("postgres.roles", "lab-pg-target/main/shop") in checks
+    for instance in ("cache", "queue"):
+        assert ("redis.key_count", f"lab-redis-target/{instance}:db0") in checks
+        assert ("redis.heartbeat", instance) in checks
+    assert ("files.tree", "lab-app/uploads") in checks
+    assert {(n, t) for n, t in checks if n.startswith("service.")} == {
+        ("service.health", f"app http://{APP}:8080/health"),
+        ("service.health_field", f"app http://{APP}:8080/health status"),
+        ("service.health", f"worker http://{APP}:8081/health"),
+        ("service.health_field", f"worker http://{APP}:8081/health backlog")}
+    # The data components were restored side by side, each in its own run, on its own host.
+    restore = next(p for p in journal["phases"] if p["name"] == "restore")
+    runs = {r["component"]: r for r in restore["components"]}
+    assert {name: (r["host"], r["status"]) for name, r in runs.items()} == {
+        "main": ("lab-pg-target", "passed"), "cache": ("lab-redis-target", "passed"),
+        "queue": ("lab-redis-target", "passed"), "uploads": ("lab-app", "passed")}
+    for a, b in itertools.combinations(runs.values(), 2):
+        assert at(a["started_at"]) < at(b["ended_at"]), (a, b)
+        assert at(b["started_at"]) < at(a["ended_at"]), (a, b)
+    # The worker was started only once the app it follows had answered its health check
+    # (the inventory declares the worker first: only its `after` orders the two).
+    restart = next(p for p in journal["phases"] if p["name"] == "restart")
+    folder = lab.home / "evidence" / "lab" / journal["drill_id"] / restart["artifacts"]
+    answered = task_result(folder, "ansible.builtin.uri",
+                           lambda res: res.get("url") == f"http://{APP}:8080/health")
+    worker_started = task_result(folder, "ansible.builtin.command",
+                                 lambda res: "drtool.sandbox.worker" in res.get("cmd", []))
+    assert "--stores restore" in " ".join(worker_started["res"]["cmd"])
+    assert at(answered["end"]) <= at(worker_started["start"]), (answered, worker_started)
+    # What the targets hold now, read from them directly.
+    with pg(lab, TARGET, "shop") as conn:
+        owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database "
+                             "WHERE datname = 'shop'").fetchone()[0]
+        assert owner == "shop_owner"
+        assert conn.execute("SELECT count(*) FROM shop.price_changes").fetchone()[0] == 500
+    queue = rd(lab, REDIS_TARGET, QUEUE)
+    assert queue.xlen("queue:jobs") == 2000
+    assert queue.config_get("appendonly") == {"appendonly": "no"}
+    assert not rd(lab, REDIS_TARGET, CACHE).exists("queue:jobs")  # two instances, kept apart
+    hosts = lab.home / "lab" / "hosts"
+    source, target = hosts / "lab-pg-primary/files/uploads", hosts / "lab-app/files/uploads"
+    assert tree(target) == {k: v for k, v in tree(source).items()
+                            if not k.endswith(".tmp") and not k.startswith("cache")}
+    assert "docs/readme.txt" in tree(target) and "latest.jpg" in tree(target)
+
+
+def at(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def task_result(folder: Path, action: str, matches) -> dict:
+    """The event data of the one task of `action` whose result `matches`, among the ansible-
+    runner events of every run under `folder`."""
+    found = []
+    for path in folder.rglob("job_events/*.json"):
+        event = json.loads(path.read_text())
+        data = event.get("event_data", {})
+        if (event.get("event") == "runner_on_ok" and data.get("task_action") == action
+                and matches(data.get("res") or {})):
+            found.append(data)
+    assert len(found) == 1, (action, found)
+    return found[0]
+
+
+def tree(root: Path) -> dict[str, tuple]:
+    """Every entry below `root`: its kind, mode and content (a link: its target; a file: its
+    bytes and mtime)."""
+    out: dict[str, tuple] = {}
+    for path in sorted(root.rglob("*")):
+        info = path.lstat()
+        if path.is_symlink():
+            entry: tuple = ("link", os.readlink(path))
+        elif path.is_dir():
+            entry = ("dir", oct(info.st_mode & 0o7777))
+        else:
+            entry = ("file", oct(info.st_mode & 0o7777), path.read_bytes(), int(info.st_mtime))
+        out[str(path.relative_to(root))] = entry
+    return out
+
+
 def test_plan_lists_what_is_destroyed_where_and_changes_nothing(lab: Drtool):
     evidence = lab.home / "evidence" / "lab"
     journals = set(evidence.glob("*")) if evidence.exists() else set()
@@ -93,11 +192,11 @@ def test_plan_lists_what_is_destroyed_where_and_changes_nothing(lab: Drtool):
 
 
 @pytest.mark.parametrize(("name", "edit", "refusal"), [
-    ("same-host", ("ansible_host: 10.231.8.12", "ansible_host: 10.231.8.11"),
+    ("same-host", (f"ansible_host: {TARGET}", f"ansible_host: {PRIMARY}"),
      "lab-pg-target: refused as a destructive target: it is the same machine as backup source "
-     "lab-pg-primary (10.231.8.11)"),
-    ("primary-endpoint", ("drtool_postgres_host: 10.231.8.12", "drtool_postgres_host: 10.231.8.11"),
-     "lab-pg-target: refused as a destructive target: its postgres endpoint 10.231.8.11:5432 is "
+     f"lab-pg-primary ({PRIMARY})"),
+    ("primary-endpoint", (f"drtool_postgres_host: {TARGET}", f"drtool_postgres_host: {PRIMARY}"),
+     f"lab-pg-target: refused as a destructive target: its postgres endpoint {PRIMARY}:5432 is "
      "backup source lab-pg-primary's"),
     ("production-group", None,
      "lab-redis-target: drtool_tier: refused as a destructive target: its tier is production"),
@@ -161,7 +260,7 @@ def test_preflight_lists_every_problem_and_changes_nothing(lab: Drtool):
         failed = [c for c in journal["checks"] if c["status"] == "failed"]
         assert {(c["name"], c["target"]) for c in failed} == {
             ("preflight.reachable", "lab-app"),
-            ("preflight.service.redis", "lab-redis-primary"),
+            ("preflight.service.redis.cache", "lab-redis-primary"),
         }
         assert "lab-app" in journal["failure"]["reason"]
         assert "lab-redis-primary" in journal["failure"]["reason"]

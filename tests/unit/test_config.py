@@ -39,20 +39,70 @@ def described(**overrides):
     return hosts
 
 
+# The scenarios below are written compactly, one component side per host by group (and its
+# endpoint as postgres_*/redis_* keys); as_described turns them into what
+# playbooks/describe.yml publishes: each host's resolved component sides and the lists.
+SIDE_OF = {"pg_primary": ("postgres", "main", "source"),
+           "pg_restore_target": ("postgres", "main", "target"),
+           "redis_primary": ("redis", "cache", "source"),
+           "redis_restore_target": ("redis", "cache", "target"),
+           "app": ("service", "app", "target")}
+
+
+def as_described(hosts):
+    lists = {"drtool_postgres_clusters": [], "drtool_redis_instances": [], "drtool_services": []}
+    entries, out = {}, {}
+    for host in sorted(hosts):
+        settings = dict(hosts[host])
+        found = []
+        for group in settings.get("groups", []):
+            if group not in SIDE_OF:
+                continue
+            kind, name, side = SIDE_OF[group]
+            if kind == "postgres":
+                values = {"host": settings.get("postgres_host", "127.0.0.1"),
+                          "port": settings.get("postgres_port", 5432),
+                          "data_dir": settings.get("postgres_data_dir", ""),
+                          "databases": ["appdb"]}
+            elif kind == "redis":
+                values = {"host": settings.get("redis_host", "127.0.0.1"),
+                          "port": settings.get("redis_port", 6379),
+                          "rdb_path": settings.get("redis_rdb_path") or "/var/lib/redis/dump.rdb"}
+            else:
+                values = {"after": ["main", "cache"]}
+            found.append({"name": name, "kind": kind, "side": side, "values": values})
+            if name not in entries:
+                entry = {"name": name, **({"databases": ["appdb"]} if kind == "postgres" else {})}
+                entries[name] = entry
+                lists[{"postgres": "drtool_postgres_clusters", "redis": "drtool_redis_instances",
+                       "service": "drtool_services"}[kind]].append(entry)
+            if kind == "service":
+                entries[name]["host"] = host
+            else:
+                entries[name][side] = {"host": host}
+        settings["components"] = found
+        out[host] = settings
+    for settings in out.values():
+        settings["component_lists"] = lists
+    return out
+
+
 def messages(hosts):
-    _settings, problems, refusals = check_environment("e", hosts)
+    _settings, problems, refusals = check_environment("e", as_described(hosts))
     return [(p.host, p.key, p.message) for p in problems + refusals]
 
 
 def test_a_good_environment_gives_objectives_tier_components_and_cadence():
-    env = environment_from_description("staging", Path("/inv"), described())
+    env = environment_from_description("staging", Path("/inv"), as_described(described()))
     assert env.objectives.rto_s == 600 and env.objectives.rpo_s == 60
     assert env.tier == "staging" and env.cadence_days == 7
     postgres, redis, app = env.components
-    assert (postgres.kind, postgres.source.host, postgres.target.host) == ("postgres", "pg1", "pg2")
-    assert (redis.kind, redis.source.host, redis.target.host) == ("redis", "r1", "r2")
-    assert (app.kind, app.source, app.target.host) == ("service", None, "app1")
-    assert app.after == ("postgres", "redis")
+    assert (postgres.name, postgres.kind, postgres.source.host, postgres.target.host,
+            postgres.databases) == ("main", "postgres", "pg1", "pg2", ("appdb",))
+    assert (redis.name, redis.kind, redis.source.host, redis.target.host) == (
+        "cache", "redis", "r1", "r2")
+    assert (app.kind, app.source, app.target.host, app.after) == (
+        "service", None, "app1", ("main", "cache"))
 
 
 def test_every_problem_is_reported_at_once_with_its_key():
@@ -61,13 +111,12 @@ def test_every_problem_is_reported_at_once_with_its_key():
         settings.update(rto_objective_s="soon", rpo_objective_s="-1")
     del hosts["app1"]
     assert messages(hosts) == [
-        (None, "app", "needs exactly one host, has 0"),
         (None, "drtool_rto_objective_s", "must be a positive number of seconds, got 'soon'"),
         (None, "drtool_rpo_objective_s", "must be a positive number of seconds, got '-1'"),
     ]
     with pytest.raises(ConfigError) as caught:
-        environment_from_description("e", Path("/inv"), hosts)
-    assert caught.value.exit_code == EXIT_USAGE and len(caught.value.problems) == 3
+        environment_from_description("e", Path("/inv"), as_described(hosts))
+    assert caught.value.exit_code == EXIT_USAGE and len(caught.value.problems) == 2
 
 
 def test_a_production_tier_refuses_every_destructive_target_but_not_a_backup():
@@ -78,8 +127,9 @@ def test_a_production_tier_refuses_every_destructive_target_but_not_a_backup():
                            "the only exact names that allow destructive steps")
                        for h in ("pg2", "r2", "app1")]
     with pytest.raises(ConfigError, match="pg2: drtool_tier: refused"):
-        environment_from_description("prod", Path("/inv"), hosts)
-    backup_only = environment_from_description("prod", Path("/inv"), hosts, touches_targets=False)
+        environment_from_description("prod", Path("/inv"), as_described(hosts))
+    backup_only = environment_from_description("prod", Path("/inv"), as_described(hosts),
+                                               touches_targets=False)
     assert backup_only.tier == "production"
 
 
@@ -102,7 +152,7 @@ def test_a_backup_source_listed_as_its_own_target_is_refused():
     hosts["pg1"]["drill_target"] = True
     del hosts["pg2"]
     assert ("pg1", None, "refused as a destructive target: it is also a backup source "
-            "(component postgres)") in messages(hosts)
+            "(component main)") in messages(hosts)
 
 
 def test_the_same_machine_under_two_names_is_refused():
@@ -177,8 +227,8 @@ def test_every_tier_but_the_exact_non_production_names_is_production(tier):
                                 f"tier is production: {seen} is not one of the non-production "
                                 f"tiers ({ALLOWED}), the only exact names that allow "
                                 "destructive steps")]
-    settings, _problems, _refusals = check_environment("e", described(
-        **{h: {"tier": tier} for h in GROUPS}))
+    settings, _problems, _refusals = check_environment("e", as_described(described(
+        **{h: {"tier": tier} for h in GROUPS})))
     assert settings["production"] is True  # `drtool validate`: backups only
 
 
@@ -186,9 +236,10 @@ def test_every_tier_but_the_exact_non_production_names_is_production(tier):
 def test_the_documented_non_production_tiers_allow_a_drill(tier):
     hosts = described(**{h: {"tier": tier} for h in GROUPS})
     assert messages(hosts) == []
-    settings, _problems, _refusals = check_environment("e", hosts)
+    settings, _problems, _refusals = check_environment("e", as_described(hosts))
     assert settings["production"] is False
-    assert environment_from_description("e", Path("/inv"), hosts).production_hosts() == set()
+    env = environment_from_description("e", Path("/inv"), as_described(hosts))
+    assert env.production_hosts() == set()
 
 
 def test_an_environment_declares_more_non_production_tiers_but_never_a_production_one():
@@ -239,9 +290,9 @@ def test_the_address_judged_is_where_ssh_config_sends_the_connection(tmp_path):
     assert messages(hosts)[0] == ("pg2", None, "refused as a destructive target: it is the "
                                   "same machine as backup source pg1 (10.9.0.11)")
     # What the guard judged is kept for the journal's scope; a local host is this machine.
-    env = environment_from_description("e", Path("/inv"), described(
+    env = environment_from_description("e", Path("/inv"), as_described(described(
         pg2={"address": "pg-drill-alias", "ssh_args": f"-F {config}", "postgres_port": 5433,
-             "tier": "staging"}, r2={"connection": "local"}), touches_targets=False)
+             "tier": "staging"}, r2={"connection": "local"})), touches_targets=False)
     assert env.hosts["pg2"]["connection_address"] == ADDRESSES["pg1"]
     assert env.hosts["r2"]["connection_address"] == THIS_MACHINE
     assert env.hosts["app1"]["connection_address"] == ADDRESSES["app1"]
@@ -269,13 +320,12 @@ def with_data_dirs(**overrides):
 
 
 def path_messages(hosts, store_root="/srv/drtool/backups"):
-    from drtool.components import from_groups
-    from drtool.config import REQUIRED_GROUPS, deletable_path_problems
+    from drtool.components import from_described
+    from drtool.config import deletable_path_problems
 
-    groups = {g: tuple(sorted(h for h, d in hosts.items() if g in d.get("groups", [])))
-              for g in REQUIRED_GROUPS}
+    hosts = as_described(hosts)
     return [(p.host, p.key, p.message)
-            for p in deletable_path_problems(hosts, from_groups(groups, hosts), store_root)]
+            for p in deletable_path_problems(hosts, from_described(hosts), store_root)]
 
 
 def test_paths_beside_the_data_directories_are_accepted():
@@ -358,7 +408,17 @@ def test_a_refused_path_stops_validation_and_every_operation_with_one_line():
     hosts = with_data_dirs(pg2={"snapshot_path": "/srv/pg/target/data"})
     assert ("pg2", "drtool_snapshot_path") in [m[:2] for m in messages(hosts)]
     with pytest.raises(ConfigError) as caught:  # a backup too: the path is a problem
-        environment_from_description("e", Path("/inv"), hosts, touches_targets=False)
+        environment_from_description("e", Path("/inv"), as_described(hosts),
+                                     touches_targets=False)
     assert caught.value.exit_code == EXIT_USAGE and "\n" not in str(caught.value)
     assert "pg2: drtool_snapshot_path: /srv/pg/target/data is the data directory" in str(
         caught.value)
+
+
+def test_a_key_set_in_a_vars_folder_is_found_in_the_file_ansible_reads_last(tmp_path):
+    folder = tmp_path / "inv" / "group_vars" / "all"
+    folder.mkdir(parents=True)
+    (folder / "10-sandbox.yml").write_text("drtool_services: []\ndrtool_tier: sandbox\n")
+    (folder / "20-estate.yml").write_text("drtool_services: [{name: api}]\n")
+    assert locate(tmp_path / "inv", "drtool_services", None) == "group_vars/all/20-estate.yml"
+    assert locate(tmp_path / "inv", "drtool_tier", None) == "group_vars/all/10-sandbox.yml"

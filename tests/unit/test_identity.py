@@ -8,13 +8,18 @@ import copy
 import pytest
 
 from drtool.cli.common import exit_code
-from drtool.components import from_groups
-from drtool.core.identity import identity_checks, merge_facts
+from drtool.components import Component, Place
+from drtool.core.identity import identity_checks, side_facts
 from drtool.core.model import FAILED, PASSED, Failure, Journal
 from drtool.errors import EXIT_USAGE
 
-GROUPS = {"pg_primary": ("pg1",), "pg_restore_target": ("pg2",), "redis_primary": ("r1",),
-          "redis_restore_target": ("r2",), "app": ("app1",)}
+COMPONENTS = [Component("main", "postgres", Place("pg1"), Place("pg2")),
+              Component("cache", "redis", Place("r1"), Place("r2")),
+              Component("app", "service", None, Place("app1"))]
+# Which component side each host of the facts below is.
+SIDES = {"pg1": ("main", "source"), "pg2": ("main", "target"), "r1": ("cache", "source"),
+         "r2": ("cache", "target"), "pg3": ("reporting", "target"),
+         "pg4": ("reporting", "source")}
 MACHINE_A = "5f1a" * 16  # sha256 of two machines' /etc/machine-id
 MACHINE_B = "9c3e" * 16
 # What the preflight roles publish (drtool_postgres_preflight, drtool_redis_preflight), in
@@ -36,17 +41,25 @@ REDIS = {
 }
 
 
-def judged(postgres=None, redis=None, groups=None, production=()):
-    groups = groups or GROUPS
-    hosts = {h: {} for members in groups.values() for h in members}
-    checks = identity_checks(merge_facts(postgres or POSTGRES, redis or REDIS),
-                             from_groups(groups, hosts), production)
-    return {c.target: c for c in checks}
+def by_side(found):
+    """{host: facts} as the preflight roles publish them: {component: {side: facts}}."""
+    out = {}
+    for host, facts in found.items():
+        name, side = SIDES[host]
+        out.setdefault(name, {})[side] = facts
+    return out
+
+
+def judged(postgres=None, redis=None, components=None, production=()):
+    checks = identity_checks(side_facts(by_side(postgres or POSTGRES), by_side(redis or REDIS)),
+                             components or COMPONENTS, production)
+    return {c.target.split("/")[0]: c for c in checks}
 
 
 def test_distinct_servers_on_one_machine_pass_with_their_identities_recorded():
     checks = judged()
     assert sorted(checks) == ["pg2", "r2"]  # one per data-store target; the app holds none
+    assert [c.target for c in checks.values()] == ["pg2/main", "r2/cache"]
     assert all(c.name == "guard.identity" and c.status == PASSED for c in checks.values())
     assert checks["pg2"].detail == "system_identifier 7391552391887654321"
     assert checks["r2"].detail == ("run_id 1f2e3d4c5b6a79880716253443526170f9e8d7c6, RDB "
@@ -58,9 +71,10 @@ def test_a_target_that_is_the_primary_cluster_is_refused_naming_both_and_the_ide
     postgres["pg2"]["system_identifier"] = postgres["pg1"]["system_identifier"]
     check = judged(postgres=postgres)["pg2"]
     assert check.status == FAILED
-    assert check.detail == ("pg2 is backup source pg1: same PostgreSQL system_identifier "
+    assert check.detail == ("pg2 is backup source pg1 (main): same PostgreSQL system_identifier "
                             "7391552387212345678")
-    assert check.describe().startswith("guard.identity pg2: expected an identity of its own")
+    assert check.describe().startswith("guard.identity pg2/main: expected an identity of its "
+                                       "own")
     assert judged(postgres=postgres)["r2"].status == PASSED
 
 
@@ -70,8 +84,9 @@ def test_a_target_that_is_the_primary_redis_server_is_refused():
     check = judged(redis=redis)["r2"]
     assert check.status == FAILED
     assert check.detail == (
-        "r2 is backup source r1: same Redis run_id 8c1d5e0f0a3b4c1e2d9f7a6b5c4d3e2f1a0b9c8d; "
-        "r2 uses backup source r1's RDB file: /srv/sandbox/redis-primary/dump.rdb on the "
+        "r2 is backup source r1 (cache): same Redis run_id "
+        "8c1d5e0f0a3b4c1e2d9f7a6b5c4d3e2f1a0b9c8d; "
+        "r2 uses backup source r1 (cache)'s RDB file: /srv/sandbox/redis-primary/dump.rdb on the "
         "same machine (machine-id sha256 5f1a5f1a5f1a5f1a...)")
 
 
@@ -81,7 +96,7 @@ def test_another_redis_process_on_the_primarys_rdb_file_is_refused():
     redis["r2"].update(dir="/srv/sandbox/redis-primary/")
     check = judged(redis=redis)["r2"]
     assert check.status == FAILED
-    assert "r2 uses backup source r1's RDB file: /srv/sandbox/redis-primary/dump.rdb" in (
+    assert "r2 uses backup source r1 (cache)'s RDB file: /srv/sandbox/redis-primary/dump.rdb" in (
         check.detail)
     # The same path on another machine is another file.
     redis["r2"]["machine_id_sha256"] = MACHINE_B
@@ -92,11 +107,12 @@ def test_an_identity_nobody_could_read_refuses_rather_than_guesses():
     postgres = copy.deepcopy(POSTGRES)
     postgres["pg1"]["system_identifier"] = None
     assert judged(postgres=postgres)["pg2"].detail == (
-        "backup source pg1's PostgreSQL system_identifier is unknown: pg2 cannot be told from it")
+        "backup source pg1 (main)'s PostgreSQL system_identifier is unknown: pg2 cannot be "
+        "told from it")
     redis = copy.deepcopy(REDIS)
     del redis["r2"]
     assert judged(redis=redis)["r2"].detail == (
-        "r2's Redis run_id is unknown: it cannot be told from backup source r1")
+        "r2's Redis run_id is unknown: it cannot be told from backup source r1 (cache)")
     # CONFIG refused (managed Redis): the file rule cannot apply, the run_id rule still does.
     redis = copy.deepcopy(REDIS)
     for host in ("r1", "r2"):
@@ -105,25 +121,31 @@ def test_an_identity_nobody_could_read_refuses_rather_than_guesses():
 
 
 def test_a_production_tier_host_is_compared_like_a_source():
-    # pg3 comes from a production group pulled into the inventory; it is no source here.
-    groups = dict(GROUPS, reporting=("pg3",))
+    # pg3 holds another component's side; its tier is production (the name guard refuses it
+    # as a target; this rule protects it from pg2 too). It is no source here.
+    components = [*COMPONENTS, Component("reporting", "postgres", Place("pg4"), Place("pg3"))]
     postgres = copy.deepcopy(POSTGRES)
     postgres["pg3"] = dict(postgres["pg2"], system_identifier="7391552300000000001")
-    assert judged(postgres=postgres, groups=groups, production={"pg3"})["pg2"].status == PASSED
+    postgres["pg4"] = dict(postgres["pg2"], system_identifier="7391552300000000004")
+    checks = judged(postgres=postgres, components=components, production={"pg3"})
+    assert checks["pg2"].status == PASSED
     postgres["pg3"]["system_identifier"] = postgres["pg2"]["system_identifier"]
-    check = judged(postgres=postgres, groups=groups, production={"pg3"})["pg2"]
-    assert check.detail == ("pg2 is production-tier host pg3: same PostgreSQL "
+    check = judged(postgres=postgres, components=components, production={"pg3"})["pg2"]
+    assert check.detail == ("pg2 is production-tier host pg3 (reporting): same PostgreSQL "
                             "system_identifier 7391552391887654321")
     # Not production and not a source: nothing to protect there.
-    assert judged(postgres=postgres, groups=groups)["pg2"].status == PASSED
+    assert judged(postgres=postgres, components=components)["pg2"].status == PASSED
 
 
-def test_merge_facts_keeps_each_stores_identity_and_the_machine():
-    facts = merge_facts({"h": POSTGRES["pg1"]}, {"h": dict(REDIS["r1"], machine_id_sha256=None)})
-    assert facts == {"h": {"system_identifier": "7391552387212345678",
-                           "machine_id_sha256": MACHINE_A,
-                           "run_id": "8c1d5e0f0a3b4c1e2d9f7a6b5c4d3e2f1a0b9c8d",
-                           "dir": "/srv/sandbox/redis-primary", "dbfilename": "dump.rdb"}}
+def test_side_facts_keep_each_sides_identity_and_machine():
+    facts = side_facts({"main": {"source": POSTGRES["pg1"]}},
+                       {"cache": {"target": dict(REDIS["r1"], machine_id_sha256=None)}})
+    assert facts == {
+        ("main", "source"): {"system_identifier": "7391552387212345678",
+                             "machine_id_sha256": MACHINE_A},
+        ("cache", "target"): {"run_id": "8c1d5e0f0a3b4c1e2d9f7a6b5c4d3e2f1a0b9c8d",
+                              "dir": "/srv/sandbox/redis-primary", "dbfilename": "dump.rdb",
+                              "machine_id_sha256": None}}
 
 
 @pytest.mark.parametrize(("kind", "code"), [("guard", EXIT_USAGE), ("orchestration", 3),

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from drtool import paths
-from drtool.components import from_groups
+from drtool.components import Component, Place
 from drtool.config import Environment
 from drtool.core.model import Objectives, PhaseRecord
 from drtool.drill import plan
@@ -81,20 +81,29 @@ def test_the_controller_lock_folder_is_shared_whatever_the_home(tmp_path, monkey
 
 
 def environment(**targets: dict) -> Environment:
-    hosts = {"pg1": {"postgres_host": "10.0.0.1", "postgres_port": 5432},
-             "rd1": {"redis_host": "10.0.0.2", "redis_port": 6379}, **targets}
-    groups = {"pg_primary": ("pg1",), "redis_primary": ("rd1",),
-              "pg_restore_target": tuple(h for h in targets if h.startswith("pg")),
-              "redis_restore_target": tuple(h for h in targets if h.startswith("rd"))}
-    return Environment("e", Path("/nowhere"), "staging", Objectives(300, 120), groups, hosts,
-                       from_groups(groups, hosts), Path("/nowhere"), ())
+    """Sources pg1 and rd1; a target per keyword (pg... PostgreSQL, rd... Redis), each
+    given its host's settings and its endpoint (address, port)."""
+    hosts = {"pg1": {}, "rd1": {}, **{h: {k: v for k, v in t.items() if k == "connection"}
+                                       for h, t in targets.items()}}
+    components = []
+    for host, given in targets.items():
+        kind, port = ("postgres", 5432) if host.startswith("pg") else ("redis", 6379)
+        place = Place(host, given.get("address", "127.0.0.1"), given.get("port", port))
+        source = Place("pg1" if kind == "postgres" else "rd1", "10.0.0.1", port)
+        components.append(Component(f"{kind}-{host}", kind, source, place))
+    return Environment("e", Path("/nowhere"), "staging", Objectives(300, 120), {}, hosts,
+                       tuple(components), Path("/nowhere"), ())
+
+
+def target(facts: dict) -> dict:
+    """{host: identity facts} -> {(component, "target"): facts}, as environment() names them."""
+    return {((("postgres-" if h.startswith("pg") else "redis-") + h), "target"): f
+            for h, f in facts.items()}
 
 
 def test_target_keys_name_one_endpoint_however_it_is_spelled():
-    spelled = [environment(pgt={"postgres_host": host, "postgres_port": 55402,
-                                "connection": "local"},
-                           rdt={"redis_host": "127.0.0.1", "redis_port": 55404,
-                                "connection": "local"})
+    spelled = [environment(pgt={"address": host, "port": 55402, "connection": "local"},
+                           rdt={"address": "127.0.0.1", "port": 55404, "connection": "local"})
                for host in ("127.0.0.1", "localhost", "0.0.0.0", "::ffff:127.0.0.1")]  # noqa: S104
     keys = [plan.target_lock_keys(env) for env in spelled]
     assert keys[0] == ["postgres this machine:55402", "redis this machine:55404"]
@@ -102,8 +111,9 @@ def test_target_keys_name_one_endpoint_however_it_is_spelled():
 
 
 def test_identity_keys_name_the_machine_and_port_not_the_host_name():
-    a = environment(pgt={"postgres_port": 5433}, rdt={"redis_port": 6380})
-    facts = {"pgt": {"machine_id_sha256": "ab" * 32}, "rdt": {"machine_id_sha256": "ab" * 32}}
+    a = environment(pgt={"port": 5433}, rdt={"port": 6380})
+    facts = target({"pgt": {"machine_id_sha256": "ab" * 32},
+                    "rdt": {"machine_id_sha256": "ab" * 32}})
     assert plan.identity_lock_keys(a, facts) == [
         f"postgres on machine {'ab' * 8} port 5433", f"redis on machine {'ab' * 8} port 6380"]
 
@@ -111,15 +121,15 @@ def test_identity_keys_name_the_machine_and_port_not_the_host_name():
 def test_identity_keys_see_one_server_through_a_forwarded_port():
     # Environment A reaches the target through a port forwarded on another machine;
     # environment B reaches it directly. Machine and port differ; the server does not.
-    through = environment(pgt={"postgres_port": 15432}, rdt={"redis_port": 16379})
-    direct = environment(pgt={"postgres_port": 5432}, rdt={"redis_port": 6379})
+    through = environment(pgt={"port": 15432}, rdt={"port": 16379})
+    direct = environment(pgt={"port": 5432}, rdt={"port": 6379})
     server = {"system_identifier": "7312345678901234567", "run_id": "9f" * 20}
-    a = plan.identity_lock_keys(through, {
+    a = plan.identity_lock_keys(through, target({
         "pgt": {"machine_id_sha256": "cd" * 32, **server},
-        "rdt": {"machine_id_sha256": "cd" * 32, **server}})
-    b = plan.identity_lock_keys(direct, {
+        "rdt": {"machine_id_sha256": "cd" * 32, **server}}))
+    b = plan.identity_lock_keys(direct, target({
         "pgt": {"machine_id_sha256": "ab" * 32, **server},
-        "rdt": {"machine_id_sha256": "ab" * 32, **server}})
+        "rdt": {"machine_id_sha256": "ab" * 32, **server}}))
     assert set(a) & set(b) == {"postgres cluster 7312345678901234567",
                                f"redis server {'9f' * 20}"}
 

@@ -36,15 +36,20 @@ REDIS = {
 
 def make():
     return build_manifest("bk-1", "sandbox", "2026-11-22T05:00:03+00:00",
-                          {"pg-host": PG}, {"redis-host": REDIS}, drill_id="d-1")
+                          {"main": {"appdb": PG}}, {"cache": REDIS},
+                          {"main": "pg-host", "cache": "redis-host"}, drill_id="d-1")
 
 
 def test_manifest_merges_both_stores_files_sorted_with_total_size():
     manifest = make()
     assert [f.path for f in manifest.files] == ["postgres/3.dat.gz", "postgres/toc.dat",
                                                 "redis/dump.rdb"]
-    assert manifest.size == 35
-    assert manifest.postgres.host == "pg-host" and manifest.redis.host == "redis-host"
+    assert manifest.size == 35 and manifest.manifest_version == 2
+    (pg,), (rd,) = manifest.postgres, manifest.redis
+    assert (pg.host, pg.component, pg.database, pg.key) == ("pg-host", "main", "appdb",
+                                                             "main/appdb")
+    assert (rd.host, rd.key) == ("redis-host", "cache")
+    assert manifest.postgres_part("main/appdb") == pg and manifest.redis_part("cache") == rd
 
 
 def test_consistency_time_is_the_earlier_store_in_utc():
@@ -57,11 +62,27 @@ def test_manifest_round_trips_through_json():
     assert manifest_from_json(manifest.to_json()) == manifest
 
 
-def test_results_from_two_primaries_are_refused():
-    with pytest.raises(ValueError, match="exactly one host"):
-        build_manifest("bk-1", "e", "t", {"a": PG, "b": PG}, {"r": REDIS})
-    with pytest.raises(ValueError, match="exactly one host"):
-        build_manifest("bk-1", "e", "t", {"a": PG}, {})
+def test_every_database_of_every_cluster_and_every_instance_is_a_part():
+    shop = dict(PG, database="shop", files=[{"path": "postgres/main/shop/toc.dat", "size": 1,
+                                             "sha256": "d" * 64}])
+    manifest = build_manifest("bk-1", "e", "2026-11-22T05:00:03+00:00",
+                              {"main": {"appdb": PG, "shop": shop}}, {},
+                              {"main": "pg-host"})
+    assert [p.key for p in manifest.postgres] == ["main/appdb", "main/shop"]
+    assert manifest.redis == () and len(manifest.files) == 3
+    with pytest.raises(ValueError, match="no component reported a backup"):
+        build_manifest("bk-1", "e", "t", {}, {}, {})
+
+
+def test_a_version_1_manifest_still_reads_as_one_part_of_each():
+    data = json.loads(make().to_json())
+    data.update(manifest_version=1, postgres=data["postgres"][0], redis=data["redis"][0])
+    for part in (data["postgres"], data["redis"]):
+        del part["component"]
+    old = manifest_from_json(json.dumps(data))
+    assert old.manifest_version == 1
+    assert [p.key for p in old.postgres] == ["postgres/appdb"]
+    assert [r.key for r in old.redis] == ["redis"]
 
 
 # -- file paths: relative, normalised, inside a component's folder, printable UTF-8 ----------
@@ -86,7 +107,7 @@ def test_a_relative_normalised_path_inside_a_component_is_a_file_path(path):
     ("postgres\\..\\..\\x", "holds a backslash"),
     ("postgres/..\\x", "holds a backslash"),
     ("C:\\x", "holds a backslash"),
-    ("x", "file path 'x' is not inside a component's folder (postgres/, redis/)"),
+    ("x", "file path 'x' is not inside a component's folder (postgres/, redis/, files/)"),
     ("postgres", "is not inside a component's folder"),
     ("etc/passwd", "is not inside a component's folder"),
     ("Postgres/toc.dat", "is not inside a component's folder"),

@@ -17,6 +17,8 @@ from drtool.core.model import FAILED, PASSED, Check, Failure, Journal, Objective
 from drtool.ops import notify
 from tests.http_endpoint import Endpoint, closed_port, serve
 
+from .test_config import as_described
+
 TOKEN = "T0KEN-5ecret-in-the-path"
 
 
@@ -104,6 +106,7 @@ def test_the_inventory_check_reports_notify_problems_and_keeps_urls_away_from_ho
                      ("r1", "redis_primary"), ("r2", "redis_restore_target"), ("app", "app")])}
     described["pg1"]["drill_target"] = False
     described["r1"]["drill_target"] = False
+    described = as_described(described)
     env = environment_from_description("staging", Path("/inv"), described)
     assert env.notify.webhooks[0].url.endswith(TOKEN)
     assert all("notify" not in values for values in env.hosts.values())

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from drtool.components import postgres
 from drtool.core.model import PASSED
-from drtool.drill.engine import Drill
 
 SOURCE = (Path(__file__).resolve().parents[2] / "collections" / "ansible_collections" / "drtool"
           / "drill" / "plugins" / "module_utils" / "postgres.py")
@@ -221,15 +221,15 @@ def test_quoted_role_names_are_found_in_the_globals():
 
 
 def test_the_journal_says_which_roles_were_created_or_that_the_fallback_ran():
-    created, fallback, present = Drill._role_checks({
-        "t1": {"database": "appdb", "needed": ["postgres", "shop_owner"],
+    created, fallback, present = postgres.role_checks({
+        "t1/appdb": {"database": "appdb", "needed": ["postgres", "shop_owner"],
                "missing": ["shop_owner"], "action": "create", "created": ["shop_owner"],
                "memberships": ["grp TO shop_owner"], "skipped_memberships": [],
                "passwords_set": ["shop_owner"]},
-        "t2": {"database": "appdb", "needed": ["postgres", "shop_owner"],
+        "t2/appdb": {"database": "appdb", "needed": ["postgres", "shop_owner"],
                "missing": ["shop_owner"], "action": "fallback",
                "restore_args": {"no_owner": True, "no_privileges": True, "role": "postgres"}},
-        "t3": {"database": "appdb", "needed": ["postgres"], "missing": [], "action": "none"},
+        "t3/appdb": {"database": "appdb", "needed": ["postgres"], "missing": [], "action": "none"},
     })
     assert {c.name for c in (created, fallback, present)} == {"postgres.roles"}
     assert {c.status for c in (created, fallback, present)} == {PASSED}

@@ -11,7 +11,8 @@ from drtool.core.preflight import (
 
 TARGET = {"groups": ["pg_restore_target"], "postgres_bin_dir": "/pg/bin",
           "postgres_host": "10.0.0.2", "postgres_port": 5432, "backup_path": "/w/backups/ID"}
-RESTORED = (postgres.from_hosts("s", {}, "t", TARGET),)
+RESTORED = (postgres.from_sides("main", ("s", {}), ("t", {"host": "10.0.0.2", "port": 5432,
+                                                          "databases": ["appdb"]})),)
 
 
 def test_versions_are_read_from_what_the_tools_print():
@@ -31,9 +32,9 @@ def test_pg_restore_must_be_at_least_the_source_servers_major_version():
 
 def test_a_restore_target_is_asked_for_tools_service_version_and_disk():
     wanted = commands_for("t", TARGET, RESTORED)
-    assert set(wanted) == {"tools.tar", "tools.postgres", "service.postgres",
+    assert set(wanted) == {"tools.tar", "tools.postgres", "service.postgres.main",
                            "version.pg_restore", "disk.free_kib"}
-    assert "/dev/tcp/10.0.0.2/5432" in wanted["service.postgres"]
+    assert "/dev/tcp/10.0.0.2/5432" in wanted["service.postgres.main"]
     assert "sudo" not in " ".join(wanted.values())
     assert "become" in commands_for("t", dict(TARGET, become=True), RESTORED)
 
@@ -83,16 +84,16 @@ def test_a_redis_target_with_an_aof_is_refused_with_the_reason_and_what_to_do():
     assert not checks[0].passed
     assert refusal(checks) == (
         "t: Redis has appendonly yes: an RDB restore would be ignored on restart; turn AOF off "
-        "on the drill target (appendonly no in its configuration) or take it out of "
-        "redis_restore_target")
+        "on the drill target (appendonly no in its configuration) or name another restore "
+        "target for it in drtool_redis_instances")
 
 
 def test_a_redis_target_that_loads_another_file_than_the_inventory_says_is_refused():
     checks = redis_file_checks({"t": dict(REDIS, dbfilename="other.rdb")}, ["t"])
     assert refusal(checks) == (
-        "t: Redis loads /var/lib/redis/other.rdb at start but drtool_redis_rdb_path is "
-        "/var/lib/redis/dump.rdb: a restore would replace a file the server does not read; "
-        "set drtool_redis_rdb_path to /var/lib/redis/other.rdb")
+        "t: Redis loads /var/lib/redis/other.rdb at start but the target's rdb_path "
+        "(drtool_redis_rdb_path) is /var/lib/redis/dump.rdb: a restore would replace a file "
+        "the server does not read; set the target's rdb_path to /var/lib/redis/other.rdb")
 
 
 def test_a_redis_target_whose_config_cannot_be_read_or_that_was_not_asked_is_refused():

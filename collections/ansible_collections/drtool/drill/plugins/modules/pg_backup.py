@@ -54,6 +54,7 @@ counts: {description: Exact row count of every table in the snapshot., type: dic
 files: {description: "Every file written (the dump's, and globals.sql), with size and sha256.", type: list, returned: success}
 """
 
+import json
 import os
 import subprocess
 import time
@@ -111,6 +112,10 @@ def write_sentinel(conn, backup_id, value):
     )
 
 
+# Beside the dump: the database's own properties pg_dump --format=directory leaves out.
+DATABASE_FILE = "database.json"
+
+
 def main():
     args = dict(CONNECTION_ARGS)
     args.update(
@@ -146,8 +151,9 @@ def main():
             # The exact counts lock every table too (ACCESS SHARE): bounded like pg_dump's.
             # A SET, not a query: the snapshot is still the one pg_export_snapshot() takes.
             snap.execute("SET LOCAL lock_timeout = %d" % lock_wait_ms)
-            snapshot_id, consistent_at, server_version = snap.execute(
-                "SELECT pg_export_snapshot(), clock_timestamp(), current_setting('server_version')"
+            snapshot_id, consistent_at, server_version, owner = snap.execute(
+                "SELECT pg_export_snapshot(), clock_timestamp(), current_setting('server_version'),"
+                " pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
             ).fetchone()
             # Sequences are not transactional: read them first, so the dump (which reads them
             # later) can only hold values at or above these.
@@ -172,6 +178,10 @@ def main():
                                                   [params["password"]]))
             if params["pg_dumpall"]:
                 dump_globals(module, params, env)
+            # A dump in directory format does not say who owns the database itself: the
+            # restore recreates it with this owner, when the target has (or is given) it.
+            with open(os.path.join(params["dest"], DATABASE_FILE), "w", encoding="utf-8") as out:
+                json.dump({"database": params["database"], "owner": owner}, out)
         finally:
             snap.rollback()
             snap.close()
@@ -182,6 +192,7 @@ def main():
     module.exit_json(
         changed=True,
         database=params["database"],
+        owner=owner,
         snapshot=snapshot_id,
         consistent_at=consistent_at.isoformat(),
         server_version=server_version,

@@ -20,11 +20,17 @@ options:
     type: str
     default: present
     choices: [present, absent, recreated]
+  owner:
+    description:
+      - The role a database it creates belongs to (as on the source); left to I(user) when
+        the cluster has no such role (a restore without the dump's roles).
+    type: str
 author: drtool maintainers
 """
 
 RETURN = r"""
 existed: {description: Whether the database existed before., type: bool, returned: success}
+owner: {description: Who owns the database it created (null when it created none)., type: str, returned: success}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -38,13 +44,15 @@ from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
 def main():
     args = dict(CONNECTION_ARGS)
     args.update(state=dict(type="str", default="present",
-                           choices=["present", "absent", "recreated"]))
+                           choices=["present", "absent", "recreated"]),
+                owner=dict(type="str", default=None))
     module = AnsibleModule(argument_spec=args, supports_check_mode=True)
     params = module.params
     psycopg = import_psycopg(module)
     from psycopg import sql  # noqa: PLC0415
 
     name = sql.Identifier(params["database"])
+    owned_by = None
     try:
         with connect(psycopg, params, database="postgres") as conn:
             existed = conn.execute(
@@ -69,9 +77,17 @@ def main():
                         raise
                 if create:
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+                    owner = params["owner"]
+                    if owner and conn.execute("SELECT count(*) > 0 FROM pg_roles WHERE "
+                                              "rolname = %s", (owner,)).fetchone()[0]:
+                        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                            name, sql.Identifier(owner)))
+                    owned_by = conn.execute(
+                        "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                        (params["database"],)).fetchone()[0]
     except psycopg.Error as exc:
         module.fail_json(msg="PostgreSQL %s:%s: %s" % (params["host"], params["port"], exc))
-    module.exit_json(changed=changed, existed=existed)
+    module.exit_json(changed=changed, existed=existed, owner=owned_by)
 
 
 if __name__ == "__main__":
