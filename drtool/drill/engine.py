@@ -463,7 +463,15 @@ class Drill:
         left_s = max(0.0, limit_s - elapsed(started, moment(self.clock, self.monotonic)))
         waves = service_kind.waves(self.env.components)
         if name == ph.RESTORE and len(units) > 1:
-            run = self._side_by_side(name, record, artifacts, units, left_s)
+            # Every component's backup files first, in one run: a bad file then fails the
+            # restore before any target was touched, as a single run would.
+            run = self.ansible.run(name, {**self._extravars(), "drtool_restore_step": "integrity"},
+                                   artifacts / "integrity", self._on_event(record),
+                                   lambda: self.cancelled, run_id=self.journal.drill_id,
+                                   timeout_s=left_s, monotonic=self.monotonic)
+            if run.status == "successful" and not self.cancelled:
+                left_s = max(0.0, limit_s - elapsed(started, moment(self.clock, self.monotonic)))
+                run = merged([run, self._side_by_side(name, record, artifacts, units, left_s)])
         elif name == ph.RESTART and len(waves) > 1:
             run = self._in_waves(name, record, artifacts, waves, started, limit_s)
         else:
@@ -525,7 +533,8 @@ class Drill:
                 self.writer.save()
             try:
                 run = self.ansible.run(
-                    name, {**self._extravars(), "drtool_only_components": [component.name]},
+                    name, {**self._extravars(), "drtool_only_components": [component.name],
+                           "drtool_restore_step": "restore"},
                     artifacts / component.name, self._on_event(record), lambda: self.cancelled,
                     run_id=self.journal.drill_id, timeout_s=limit_s, monotonic=self.monotonic)
             except OrchestrationError as exc:

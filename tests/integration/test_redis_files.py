@@ -62,7 +62,7 @@ def refused(sandbox: Drtool, env: str, client: Any) -> dict[str, Any]:
     # One check per Redis restore target: only the cache's is refused, the queue's passes.
     files = [c for c in journal["checks"] if c["name"] == "preflight.redis_files"]
     assert sorted((c["target"], c["status"]) for c in files) == [
-        (TARGET, "failed"), ("sandbox-queue-target/queue", "passed")]
+        ("sandbox-queue-target/queue", "passed"), (TARGET, "failed")]
     assert state(client) == before
     return failure
 

@@ -20,6 +20,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import BIN, Drtool, copy_inventory, copy_inventory_with_components
 from tests.e2e.test_drill import target_state
@@ -107,8 +108,16 @@ def check_refusals(sandbox: Drtool, holder: subprocess.Popen[str], bindir: Path,
         f"redis-{sandbox.layout.port('queue_target')}.lease",
         f"files-{hashlib.sha256(tree.encode()).hexdigest()[:12]}.lease"])
 
-    # Another environment, the same targets spelled another way: refused before any phase.
+    # Another environment, the same PostgreSQL and Redis spelled another way, and nothing
+    # else (an unchanged tree or queue would be refused by its own name): refused before
+    # any phase.
+    declared = yaml.safe_load((Path(__file__).resolve().parents[2] / "inventories" / "sandbox"
+                               / "group_vars" / "all.yml").read_text())
     alias = copy_inventory_with_components(sandbox, "sandbox-alias", {
+        "drtool_redis_instances": [r for r in declared["drtool_redis_instances"]
+                                   if r["name"] == "cache"],
+        "drtool_file_trees": [],
+        "drtool_services": [s for s in declared["drtool_services"] if s["name"] == "api"],
         "drtool_postgres_clusters[0].target.address": "localhost",
         "drtool_redis_instances[0].target.address": "0.0.0.0"})  # noqa: S104
     refused = sandbox("drill", "--env", alias)
