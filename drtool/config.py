@@ -236,7 +236,6 @@ DELETABLE_PATHS = (("backup_path", "drtool_backup_path"),
                    ("snapshot_path", "drtool_snapshot_path"))
 # describe's stand-in for drtool_store_backup_path: the store's folder of one backup.
 STORE_BACKUP_PATH = "STORE_PATH"
-REDIS_RDB_DEFAULT = kinds.redis.RDB_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -254,7 +253,7 @@ def data_directories(components: tuple[Component, ...]
     """Every data directory the components declare, and a Problem for each that is not an
     absolute path: a postgres component's cluster (drtool_postgres_data_dir) and a redis
     component's `dir`, the folder of drtool_redis_rdb_path (a restore target without one
-    loads REDIS_RDB_DEFAULT), on each side."""
+    loads the role's default, components.redis.RDB_DEFAULT), on each side."""
     found, problems, seen = [], [], set()
     for component in components:
         kind = kinds.kind(component)

@@ -4,7 +4,6 @@ resolve components with, and the order services start in."""
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 
@@ -144,6 +143,6 @@ def test_described_sides_become_components_in_their_lists_order():
     assert (api.kind, api.target, api.after) == ("service", Place("app1"), ("main",))
 
 
-def test_every_kind_role_has_the_defaults_its_schema_reads(tmp_path: Path):
+def test_every_kind_role_has_the_defaults_its_schema_reads():
     for kind in schema.KINDS:
         assert schema.role_defaults(ROLES, kind), kind
