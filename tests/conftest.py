@@ -83,8 +83,9 @@ class Drtool:
         return layout.load(self.home / "sandbox")
 
     def port(self, service: str) -> int:
-        return int(PORT_BASE) + {"pg_primary": 1, "pg_target": 2, "redis_primary": 3,
-                                 "redis_target": 4, "app": 5, "s3": 6}[service]
+        from drtool.sandbox.layout import OFFSETS
+
+        return int(PORT_BASE) + OFFSETS[service]
 
 
 @pytest.fixture(scope="session")
@@ -207,6 +208,12 @@ def copy_inventory_with_components(drtool: Drtool, name: str, changes: dict[str,
         node[steps[-1]] = value
     path.write_text(yaml.safe_dump(values, sort_keys=False))
     return name
+
+
+def leases(drtool: Drtool) -> dict[str, dict]:
+    """The sandbox's leases on its restore targets, by file name: who holds each."""
+    folder = drtool.home / "sandbox" / "leases"
+    return {p.name: json.loads(p.read_text()) for p in folder.glob("*.lease")}
 
 
 def pg(drtool: Drtool, service: str, database: str = "appdb") -> Any:

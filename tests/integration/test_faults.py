@@ -22,7 +22,15 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Drtool, copy_inventory, copy_inventory_with_components, pg, rd, wait_gone
+from tests.conftest import (
+    Drtool,
+    copy_inventory,
+    copy_inventory_with_components,
+    leases,
+    pg,
+    rd,
+    wait_gone,
+)
 from tests.e2e.test_drill import target_state
 from tests.integration.test_failures import app_health, wait_for_phase
 from tests.integration.test_guard import primary_state
@@ -34,7 +42,6 @@ from tests.integration.test_interrupts import (
     wait_for_file,
     wrapped_bin_dir,
 )
-from tests.integration.test_shared_targets import leases
 
 pytestmark = pytest.mark.integration
 

@@ -13,11 +13,19 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Drtool, alive, copy_inventory_with_components, rd, wait_gone
+from tests.conftest import (
+    Drtool,
+    alive,
+    copy_inventory_with_components,
+    leases,
+    rd,
+    wait_gone,
+)
 from tests.e2e.test_drill import target_state
 from tests.integration.test_failures import app_health, wait_for_phase
 
@@ -267,7 +275,15 @@ def test_a_rollback_after_cleanup_removed_the_snapshot_keeps_the_verified_restor
     # The reaper stopped the Redis the drill had started; with no snapshot to load, the
     # rollback started it again as it was.
     assert journal["rollback"]["status"] == "failed"  # the application still cannot resume
+    assert "Resume the application" in journal["rollback"]["error"]
     assert rd(sandbox, "redis_target").ping()
+    # The data targets rolled back: their leases (the uploads tree's too, on the host of the
+    # service that would not resume) are given back; the other service was resumed.
+    assert not [name for name, lease in leases(sandbox).items()
+                if lease.get("drill_id") == journal["drill_id"]]
+    with urllib.request.urlopen(f"http://127.0.0.1:{sandbox.port('worker')}/health",
+                                timeout=5) as answer:
+        assert answer.status == 200
     # On the code before, the rollback dropped the database it had just verified.
     state = target_state(sandbox)
     assert state["database_oid"] is not None

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BIN, Drtool, copy_inventory, copy_inventory_with_components
+from tests.conftest import BIN, Drtool, copy_inventory, copy_inventory_with_components, leases
 from tests.e2e.test_drill import target_state
 from tests.integration.test_failures import wait_for_phase
 from tests.integration.test_interrupts import (
@@ -35,11 +35,6 @@ from tests.integration.test_interrupts import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def leases(drtool: Drtool) -> dict[str, dict]:
-    folder = drtool.home / "sandbox" / "leases"
-    return {p.name: json.loads(p.read_text()) for p in folder.glob("*.lease")}
 
 
 SLOW_DUMP = """#!/bin/sh
