@@ -22,8 +22,10 @@ from drtool import components as kinds
 from drtool import paths
 from drtool.adapters.execute import run
 from drtool.components import Component, Place, schema
+from drtool.core import team_checks
 from drtool.core.model import Objectives
 from drtool.core.phases import OPERATIONS
+from drtool.core.team_checks import TeamCheck
 from drtool.core.timing import parse_phase_limits
 from drtool.errors import ConfigError, DrtoolError
 from drtool.ops.notify import NotifySettings, parse_settings
@@ -72,6 +74,8 @@ class Environment:
     # Seconds each phase may run (drtool_phase_timeout_s); a phase it leaves out gets
     # core.timing's default, derived from the RTO objective.
     phase_time_limits: dict[str, float] | None = None
+    # The team's own checks of the restored data (drtool_checks), run in the verify phase.
+    checks: tuple[TeamCheck, ...] = ()
 
     def component(self, name: str) -> Component:
         return next(c for c in self.components if c.name == name)
@@ -170,6 +174,10 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
         problems.append(Problem(tiers_problem, key="drtool_nonproduction_tiers"))
     refusals = guard_problems(components, described)
     targets = list(kinds.targets(components))
+    declared_checks = setting("checks", team_checks.LIST)
+    check_problems = team_checks.problems_of(declared_checks, components, set(described),
+                                             set(targets))
+    problems += [Problem(message, key=key) for key, message in check_problems]
     tiers = {described[h].get("tier") for h in targets}
     settings = {
         "groups": groups, "components": components,
@@ -182,6 +190,8 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
         "store": store, "cadence": _positive_number(cadence),
         "requires_sandbox": first.get("requires_sandbox") is True, "notify": notify,
         "store_s3": store_s3, "evidence_s3": evidence_s3, "phase_limits": phase_limits,
+        "checks": () if check_problems else team_checks.from_entries(declared_checks,
+                                                                     components),
     }
     return settings, problems, refusals
 
@@ -223,7 +233,7 @@ def environment_from_description(name: str, inventory: Path,
         growing_tables=settings["growing"], cadence_days=settings["cadence"],
         requires_sandbox=settings["requires_sandbox"], notify=settings["notify"],
         store_s3=settings["store_s3"], evidence_s3=settings["evidence_s3"],
-        phase_time_limits=settings["phase_limits"],
+        phase_time_limits=settings["phase_limits"], checks=settings["checks"],
     )
 
 

@@ -237,12 +237,15 @@ class AnsibleAdapter:
         run_id: str | None = None,
         timeout_s: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        limit: list[str] | None = None,
     ) -> PlaybookRun:
         """Run playbooks/<playbook>.yml; return its status, tasks, stats and failures.
         With `run_id`, ansible-playbook and every process below it carry DRTOOL_RUN_ID, so
         that playbooks/reap.yml can stop them after a cancel or a kill. With `timeout_s`,
         the run is stopped as a cancel is once it has taken that long on `monotonic`, and
         its status is "timeout" (what it started on the hosts is the caller's to reap).
+        With `limit`, only those inventory hosts run the plays (every host still sees the
+        others' variables).
 
         Raises OrchestrationError when ansible-runner itself cannot start.
         """
@@ -299,6 +302,7 @@ class AnsibleAdapter:
                     event_handler=handle,
                     cancel_callback=stop,
                     suppress_env_files=True,
+                    limit=",".join(limit) if limit else None,
                 )
         except Exception as exc:  # noqa: BLE001 - runner raises bare exceptions on bad input
             raise OrchestrationError(f"ansible-runner could not run {playbook}: {exc}") from exc

@@ -138,19 +138,12 @@ def problems_of(lists: Mapping[str, Any], hosts: set[str], roles: Path
             key = f"{variable}[{index}]"
             total += 1
             errors = sorted(validator.iter_errors(entry), key=lambda e: list(e.absolute_path))
-            found += [(_key(key, error), _message(error)) for error in errors]
+            found += [(error_key(key, error), error_message(error)) for error in errors]
             if not isinstance(entry, dict):
                 continue
             name = entry.get("name")
             if isinstance(name, str):
-                if not NAME.match(name):
-                    found.append((f"{key}.name", f"must be a plain name (letters, digits, "
-                                                 f"'.', '_', '-'), got {_shown(name)}"))
-                elif name in names:
-                    found.append((f"{key}.name", f"{name!r} is also the name of {names[name]}: "
-                                                 "component names are unique"))
-                else:
-                    names[name] = key
+                found += name_problems(key, name, names, "component")
             for side in ("source", "target", None):
                 where = entry.get(side) if side else (entry if not spec["sides"] else None)
                 host = where.get("host") if isinstance(where, dict) else None
@@ -168,6 +161,20 @@ def problems_of(lists: Mapping[str, Any], hosts: set[str], roles: Path
         found.append((None, "the environment declares no component: list its data stores and "
                             "services in " + ", ".join(s["list"] for s in KINDS.values())))
     return found
+
+
+def name_problems(key: str, name: str, names: dict[str, str], what: str
+                  ) -> list[tuple[str | None, str]]:
+    """The problem of entry `key`'s `name`: not a plain word, or taken already by another
+    entry of `names` ({name: key}, which a good name joins)."""
+    if not NAME.match(name):
+        return [(f"{key}.name", "must be a plain name (letters, digits, '.', '_', '-'), got "
+                                f"{_shown(name)}")]
+    if name in names:
+        return [(f"{key}.name", f"{name!r} is also the name of {names[name]}: {what} names "
+                                "are unique")]
+    names[name] = key
+    return []
 
 
 def _cycles(services: Any) -> list[tuple[str | None, str]]:
@@ -192,7 +199,7 @@ def _cycles(services: Any) -> list[tuple[str | None, str]]:
                                        f"{', '.join(stuck)} could start")]
 
 
-def _key(base: str, error: jsonschema.ValidationError) -> str:
+def error_key(base: str, error: jsonschema.ValidationError) -> str:
     key = base
     for part in error.absolute_path:
         key += f"[{part}]" if isinstance(part, int) else f".{part}"
@@ -202,7 +209,7 @@ def _key(base: str, error: jsonschema.ValidationError) -> str:
     return key
 
 
-def _message(error: jsonschema.ValidationError) -> str:
+def error_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return "is missing"
     if error.validator == "additionalProperties":

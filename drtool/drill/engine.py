@@ -23,7 +23,7 @@ from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun, TaskFailure
 from drtool.components import postgres as postgres_kind
 from drtool.components import service as service_kind
 from drtool.config import Environment
-from drtool.core import identity, preflight, timing, verdict
+from drtool.core import identity, preflight, team_checks, timing, verdict
 from drtool.core import phases as ph
 from drtool.core.chain import Link
 from drtool.core.clock import (
@@ -462,13 +462,14 @@ class Drill:
         units = [c for c in self.env.components if c.target is not None and c.kind != "service"]
         left_s = max(0.0, limit_s - elapsed(started, moment(self.clock, self.monotonic)))
         waves = service_kind.waves(self.env.components)
+        hosts = self._hosts_of(name)
         if name == ph.RESTORE and len(units) > 1:
             # Every component's backup files first, in one run: a bad file then fails the
             # restore before any target was touched, as a single run would.
             run = self.ansible.run(name, {**self._extravars(), "drtool_restore_step": "integrity"},
                                    artifacts / "integrity", self._on_event(record),
                                    lambda: self.cancelled, run_id=self.journal.drill_id,
-                                   timeout_s=left_s, monotonic=self.monotonic)
+                                   timeout_s=left_s, monotonic=self.monotonic, limit=hosts)
             if run.status == "successful" and not self.cancelled:
                 left_s = max(0.0, limit_s - elapsed(started, moment(self.clock, self.monotonic)))
                 run = merged([run, self._side_by_side(name, record, artifacts, units, left_s)])
@@ -477,9 +478,23 @@ class Drill:
         else:
             run = self.ansible.run(name, self._extravars(), artifacts, self._on_event(record),
                                    lambda: self.cancelled, run_id=self.journal.drill_id,
-                                   timeout_s=left_s, monotonic=self.monotonic)
+                                   timeout_s=left_s, monotonic=self.monotonic, limit=hosts)
         record.tasks = earlier + run.tasks
         return run
+
+    def _hosts_of(self, name: str, only: list[str] | None = None) -> list[str] | None:
+        """The hosts phase `name` does anything on (of components `only`, when given): the
+        sources' for the backup, the targets' and the services' (and the team's checks', for
+        verify) for the others. Only they run the playbook: every other host would skip
+        every task, at the cost of a process per task. None for preflight: every host."""
+        if name == ph.PREFLIGHT:
+            return None
+        side = kinds.SOURCE if name == ph.BACKUP else kinds.TARGET
+        hosts = {place.host for c in self.env.components
+                 if (only is None or c.name in only) and (place := c.place(side)) is not None}
+        if name == ph.VERIFY and only is None:
+            hosts |= {check.host for check in self.env.checks}
+        return sorted(hosts) or None
 
     def _on_event(self, record: PhaseRecord) -> Any:
         def on_event(event: dict[str, Any], task: TaskRecord | None) -> None:
@@ -511,7 +526,8 @@ class Drill:
             run = self.ansible.run(
                 name, {**self._extravars(), "drtool_only_components": wave},
                 artifacts / f"wave-{index}", self._on_event(record), lambda: self.cancelled,
-                run_id=self.journal.drill_id, timeout_s=left_s, monotonic=self.monotonic)
+                run_id=self.journal.drill_id, timeout_s=left_s, monotonic=self.monotonic,
+                limit=self._hosts_of(name, wave))
             runs.append(run)
             if run.status != "successful" or self.cancelled:
                 break
@@ -536,7 +552,8 @@ class Drill:
                     name, {**self._extravars(), "drtool_only_components": [component.name],
                            "drtool_restore_step": "restore"},
                     artifacts / component.name, self._on_event(record), lambda: self.cancelled,
-                    run_id=self.journal.drill_id, timeout_s=limit_s, monotonic=self.monotonic)
+                    run_id=self.journal.drill_id, timeout_s=limit_s, monotonic=self.monotonic,
+                    limit=self._hosts_of(name, [component.name]))
             except OrchestrationError as exc:
                 run = PlaybookRun(status="failed", rc=-1, failures=[TaskFailure(
                     "drtool", f"{name} {component.name}", exc.message, False, {})])
@@ -846,6 +863,8 @@ class Drill:
             return "verify needs a backup manifest and none is known"
         checks = facts.verify_checks(self.env.components, self.manifest, run.stats,
                                      self.restored, self.env.growing_tables)
+        checks += team_checks.judge_all(self.env.checks,
+                                        run.stats.get("drtool_checks_measured") or {})
         self.journal.checks.extend(checks)
         bad = verdict.failed(checks)
         if not checks:

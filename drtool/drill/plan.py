@@ -8,7 +8,7 @@ from typing import Any
 from drtool import components as kinds
 from drtool.config import Environment, endpoints, machine, normal_path
 from drtool.core.identity import MACHINE
-from drtool.core.phases import BACKUP, OPERATIONS, PREFLIGHT, RESTORE
+from drtool.core.phases import BACKUP, OPERATIONS, PREFLIGHT, RESTORE, VERIFY
 
 PREFLIGHT_ACTION = ("checks over SSH: reachable, tools, services, free disk, clock skew; then "
                     "the Ansible preflight; changes nothing")
@@ -27,6 +27,14 @@ def build_plan(env: Environment, operation: str) -> list[dict[str, Any]]:
                 place = component.place(side)
                 if place is not None:
                     steps.append(_step(env, place.host, component, action))
+        if phase == VERIFY:
+            for check in env.checks:  # the team's own, after drtool's
+                what = ("writes" if check.spec.get("writes") is True
+                        else "declared not to write" if check.kind == "command"
+                        else "reads only")
+                action = f"team check {check.name} ({check.kind}); {what}"
+                steps.append({**_step(env, check.host, None, action), "component": None,
+                              "kind": "check"})
         if env.store_s3 is not None and phase in (BACKUP, RESTORE):
             # drtool's own steps, on the machine it runs on, around the playbook's.
             url = env.store_s3.connection.url

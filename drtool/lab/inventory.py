@@ -109,6 +109,23 @@ def components(lab: Lab, python: str) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def checks(lab: Lab) -> list[dict[str, Any]]:
+    """The team's checks of the lab (one of each kind), each run over SSH on its host."""
+    app = lab.address(lab.host("service"))
+    return [
+        {"name": "orders-exist", "kind": "sql", "component": CLUSTER, "database": "appdb",
+         "query": "SELECT count(*) FROM orders", "expect": {"at_least": 1}},
+        {"name": "job-queue", "kind": "redis", "component": "queue", "key": "queue:jobs",
+         "type": "stream"},
+        {"name": "app-reports-the-restored-orders", "kind": "http", "service": "app",
+         "url": f"http://{app}:{SERVICES['app']}/health", "json_path": "orders",
+         "expect": {"equals_check": "orders-exist"}},
+        {"name": "uploads-readme", "kind": "command", "host": lab.tree_host(TARGET).name,
+         "argv": ["cat", f"{lab.tree(TARGET)}/docs/readme.txt"],
+         "expect": {"matches": "^Uploads of"}},
+    ]
+
+
 def write_inventory(lab: Lab, hosts: Iterable[LabHost], python: str) -> None:
     folder = paths.drtool_home() / "inventories" / "lab"
     (folder / "group_vars").mkdir(parents=True, exist_ok=True)
@@ -126,6 +143,9 @@ def write_inventory(lab: Lab, hosts: Iterable[LabHost], python: str) -> None:
         "drtool_verify_growing_tables": ["public.app_heartbeat"],
         "ansible_connection": "ssh",
         "ansible_user": "root",
+        # As many estates connect: privilege escalation on every host (sudo), which
+        # drtool's preflight checks host by host.
+        "ansible_become": True,
         "ansible_python_interpreter": python,
         "ansible_ssh_private_key_file": str(lab.ssh_dir / "id_ed25519"),
         "ansible_ssh_common_args": (f"-o UserKnownHostsFile={lab.ssh_dir / 'known_hosts'} "
@@ -149,8 +169,9 @@ def write_inventory(lab: Lab, hosts: Iterable[LabHost], python: str) -> None:
         "drtool_redis_password":
             f"{{{{ lookup('ansible.builtin.file', '{lab.secrets / 'redis_password'}') }}}}",
         "drtool_redis_heartbeat_key": "app:heartbeat",
-        # What the lab holds, as drtool reads it.
+        # What the lab holds, as drtool reads it, and the team's checks of it.
         **components(lab, python),
+        "drtool_checks": checks(lab),
     })
 
 

@@ -69,7 +69,7 @@ def failing_pg_restore(folder: Path, database: str) -> Path:
 def test_a_failed_database_restore_names_it_and_rolls_every_component_back(
         sandbox: Drtool, tmp_path: Path):
     bin_dir = failing_pg_restore(tmp_path / "bin", "shop")
-    env = copy_inventory_with_components(sandbox, "sandbox-shop-fails", {
+    env = copy_inventory_with_components(sandbox, "sandbox-shop-fails", estate=True, changes={
         "drtool_postgres_clusters[0].target.bin_dir": str(bin_dir)})
     with rd(sandbox, "redis_primary") as primary:
         source_keys = primary.dbsize()

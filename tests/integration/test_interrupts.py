@@ -264,7 +264,7 @@ def test_a_rollback_after_cleanup_removed_the_snapshot_keeps_the_verified_restor
         sandbox: Drtool):
     # The application cannot be resumed: cleanup fails after it removed the snapshots.
     env = copy_inventory_with_components(sandbox, "sandbox-no-resume", {
-        "drtool_services[0].resume_command": ["false"]})
+        "drtool_services[0].resume_command": ["false"]}, estate=True)
     code, journal = sandbox.json("drill", "--env", env)
 
     assert code == 3, journal["failure"]

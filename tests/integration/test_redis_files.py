@@ -69,7 +69,7 @@ def refused(sandbox: Drtool, env: str, client: Any) -> dict[str, Any]:
 
 def test_a_redis_target_with_appendonly_yes_is_refused_at_preflight(sandbox: Drtool,
                                                                     target_with_aof):
-    env = copy_inventory(sandbox, "sandbox-redis-aof", {})
+    env = copy_inventory(sandbox, "sandbox-redis-aof", {}, estate=True)
     failure = refused(sandbox, env, target_with_aof)
     assert failure["reason"] == (
         f"{TARGET}: Redis has appendonly yes: an RDB restore would be ignored on restart; turn "
@@ -85,7 +85,7 @@ def test_a_redis_target_that_loads_another_file_than_the_inventory_says_is_refus
     elsewhere = sandbox.home / "elsewhere" / "dump.rdb"
     env = copy_inventory_with_components(
         sandbox, "sandbox-redis-elsewhere",
-        {"drtool_redis_instances[0].target.rdb_path": str(elsewhere)})
+        {"drtool_redis_instances[0].target.rdb_path": str(elsewhere)}, estate=True)
     failure = refused(sandbox, env, client)
     assert failure["reason"] == (
         f"{TARGET}: Redis loads {loads} at start but the target's rdb_path "

@@ -140,6 +140,23 @@ def resolve(entries, name, side, host_vars, role_defaults, prefix):
     return out
 
 
+def checks_on(checks, host, host_vars):
+    """The names of the team's checks (drtool_checks) that run on inventory host `host`: a
+    check of a data component runs on its restore target's host, one of a service on the
+    service's host, and one that names a `host` there."""
+    where = {}
+    for variable in (LISTS["postgres"], LISTS["redis"]):
+        for entry in _entries(host_vars.get(variable)):
+            if isinstance(entry, dict):
+                where[entry.get("name")] = _side(entry, "target").get("host")
+    for entry in _entries(host_vars.get(LISTS["service"])):
+        if isinstance(entry, dict):
+            where[entry.get("name")] = entry.get("host")
+    return [check.get("name") for check in _entries(checks) if isinstance(check, dict)
+            and (check.get("host") or where.get(check.get("component") or check.get("service")))
+            == host]
+
+
 def described(host_vars, host, defaults):
     """Every component side on `host`, resolved as its role would run it, without secrets:
     [{name, kind, side, values}] for playbooks/describe.yml. `defaults`: {kind: the kind
@@ -180,4 +197,4 @@ class FilterModule:
     def filters(self):
         return {"on_host": on_host, "only": only, "here": here, "field": field, "waves": waves,
                 "resolve": resolve, "public": public, "described": described,
-                "sides_on": sides_on}
+                "sides_on": sides_on, "checks_on": checks_on}
