@@ -26,7 +26,9 @@ from drtool.ops.logfile import redirect_output
 from drtool.report.console import ConsoleProgress, render_plan, render_summary
 from drtool.report.junit import junit_xml
 from drtool.report.metrics import write_metrics
+from drtool.store import choose
 from drtool.store.history import History
+from drtool.store.open import open_store
 from drtool.util.files import atomic_write
 
 
@@ -39,9 +41,16 @@ class Outputs:
 
 
 def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = None,
-         note: str | None = None, outputs: Outputs | None = None) -> int:
+         note: str | None = None, outputs: Outputs | None = None,
+         seed: int | None = None) -> int:
     env, adapter = load(env_name, touches_targets=operation in TOUCHES_TARGETS)
-    drill = Drill(env, operation, adapter, ConsoleProgress(), backup_id=backup_id, note=note)
+    chosen = None
+    if operation == "drill" and backup_id is not None:
+        backup_id, chosen = choose.choose(open_store(env).catalog(), backup_id, seed, env.name)
+        if chosen != choose.NAMED:
+            click.echo(f"drtool: drilling backup {backup_id} ({chosen})", err=True)
+    drill = Drill(env, operation, adapter, ConsoleProgress(), backup_id=backup_id, note=note,
+                  chosen=chosen)
     journal = drill.run()
     if drill.lock.stale:
         owner = drill.lock.stale
@@ -112,6 +121,12 @@ def check_note(value: str | None) -> str | None:
 @click.option("--note", metavar="TEXT", callback=lambda _c, _p, v: check_note(v),
               help="A line for the journal and reports: why this drill ran (a ticket, a "
                    "change).")
+@click.option("--backup", "backup_spec", metavar="latest|random|random-verified|ID",
+              help="Drill a backup the store holds (one `drtool backup` made, from cron) "
+                   "instead of making a fresh one: the newest, one picked at random among "
+                   "the complete (or the verified) ones, or the one named.")
+@click.option("--seed", type=int, metavar="N",
+              help="Make the pick of --backup random reproducible.")
 @click.option("--metrics-dir", type=FilePath(file_okay=False, path_type=Path),
               envvar="DRTOOL_METRICS_DIR",
               help="Write Prometheus textfile metrics (drtool_ENV.prom) into this folder "
@@ -121,8 +136,9 @@ def check_note(value: str | None) -> str | None:
 @click.option("--log", "log_file", type=FilePath(dir_okay=False, path_type=Path),
               help="Send all output to this file, rotated at 5 MB (for cron and timers).")
 @json_option
-def drill(env_name: str, plan_only: bool, note: str | None, metrics_dir: Path | None,
-          junit_file: Path | None, log_file: Path | None, as_json: bool) -> int:
+def drill(env_name: str, plan_only: bool, note: str | None, backup_spec: str | None,
+          seed: int | None, metrics_dir: Path | None, junit_file: Path | None,
+          log_file: Path | None, as_json: bool) -> int:
     """Run a full drill: preflight, backup, snapshot, disaster, restore, restart, verify,
     cleanup. Prints progress, then a summary (or the journal with --json)."""
     if plan_only:
@@ -135,8 +151,11 @@ def drill(env_name: str, plan_only: bool, note: str | None, metrics_dir: Path | 
         return 0
     if log_file is not None:
         redirect_output(log_file, f"drtool drill --env {env_name} (pid {os.getpid()})")
-    return _run(env_name, "drill", as_json, note=note,
-                outputs=Outputs(metrics_dir, junit_file))
+    if seed is not None and backup_spec not in (choose.RANDOM, choose.RANDOM_VERIFIED):
+        raise click.BadParameter("only picks with --backup random or random-verified",
+                                 param_hint="--seed")
+    return _run(env_name, "drill", as_json, backup_spec, note=note,
+                outputs=Outputs(metrics_dir, junit_file), seed=seed)
 
 
 @click.command()

@@ -17,7 +17,9 @@ from typing import Any
 # 6: components: `scope.components` (each with its source, target and identities), a
 #    phase's `components` (each component's own run: the restores run side by side), and
 #    checks named by component (host/cluster/database, host/instance).
-SCHEMA_VERSION = 6
+# 7: `backup.chosen`: a drill restores its own fresh backup or one from the store
+#    (`drill --backup latest|random|random-verified|ID`), and says which.
+SCHEMA_VERSION = 7
 
 # Phase and drill statuses.
 PENDING, RUNNING, PASSED, FAILED, SKIPPED, ABORTED = (
@@ -94,6 +96,10 @@ class BackupRef:
     manifest: str
     size: int | None = None
     location: str | None = None
+    # How a drill came to restore it: "fresh" (made by the drill itself), "latest",
+    # "random", "random-verified" or "named" (`drtool drill --backup`); restore and verify
+    # name theirs. None in journals before schema 7.
+    chosen: str | None = None
 
 
 @dataclass

@@ -62,6 +62,7 @@ from drtool.drill.scope import inventory_version, scope_of
 from drtool.drill.versions import base_versions
 from drtool.errors import ConfigError, LockedError, OrchestrationError, StoreError
 from drtool.ops import notify
+from drtool.store import choose
 from drtool.store.base import ManifestInvalid, Transfer
 from drtool.store.history import History, record_of
 from drtool.store.lock import EnvironmentLock, TargetLocks
@@ -124,7 +125,7 @@ class Drill:
     def __init__(
         self, env: Environment, operation: str, ansible: AnsibleAdapter, progress: Progress,
         clock: Clock = utc_now, backup_id: str | None = None, note: str | None = None,
-        monotonic: Monotonic = time.monotonic,
+        monotonic: Monotonic = time.monotonic, chosen: str | None = None,
     ) -> None:
         self.env, self.operation, self.ansible, self.progress, self.clock = (
             env, operation, ansible, progress, clock)
@@ -145,6 +146,10 @@ class Drill:
         self.targets_changed = False
         self.answers: dict[str, preflight.Answer] = {}
         drill_id = new_id(clock)
+        # A drill of a backup the store holds (`drill --backup`) skips the backup phase: it
+        # restores what the schedule made, and its RPO is what a disaster would have cost.
+        self.existing = operation == "drill" and backup_id is not None
+        self.chosen = chosen or (choose.NAMED if backup_id else choose.FRESH)
         self.backup_id = backup_id or (new_id(clock, "bk-") if ph.BACKUP in self.phase_names
                                        else None)
         # Why the backup's manifest could not be read (an invalid manifest, an unreachable
@@ -166,7 +171,7 @@ class Drill:
         elif backup_id:
             where = self.store.location_of(backup_id)
             self.journal.backup = BackupRef(backup_id, None, where.rstrip("/") + "/manifest.json",
-                                            None, where)
+                                            None, where, self.chosen)
         self.writer = JournalWriter(paths.evidence_dir(env.name) / drill_id, self.journal)
         self.ansible.use_control_dir(drill_id)
         self.lock = EnvironmentLock(paths.drtool_home() / "locks", env.name)
@@ -215,6 +220,9 @@ class Drill:
             for index, name in enumerate(self.phase_names, start=1):
                 if self.cancelled or self.journal.failure:
                     break
+                if name == ph.BACKUP and self.existing:
+                    self.journal.phase(name).status = SKIPPED  # the store's backup is drilled
+                    continue
                 passed = self._run_phase(name, index)
                 if self.writer.problem is not None:
                     self._evidence_lost(self.journal.phase(name))
@@ -387,6 +395,10 @@ class Drill:
         refused = self._ssh_preflight() if name == ph.PREFLIGHT else None
         if refused:  # the hosts are not ready: nothing may run, not even the playbook
             self._fail(record, refused, "preflight")
+            return self._end_phase(record, started)
+        unfit = self._manifest_problem() if name == ph.PREFLIGHT and self.existing else None
+        if unfit:  # the backup to drill cannot be read: nothing is destroyed for it
+            self._fail(record, *unfit)
             return self._end_phase(record, started)
         if name in (ph.RESTORE, ph.VERIFY):
             problem = self._fetch_backup(record) if name == ph.RESTORE else (
@@ -917,5 +929,6 @@ class Drill:
     def _backup_ref(self, manifest: Manifest) -> BackupRef:
         where = self.store.location_of(manifest.backup_id)
         return BackupRef(manifest.backup_id, manifest.consistent_at,
-                         where.rstrip("/") + "/manifest.json", manifest.size, where)
+                         where.rstrip("/") + "/manifest.json", manifest.size, where,
+                         self.chosen)
 

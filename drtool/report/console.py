@@ -73,7 +73,8 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None,
     out.print(table)
     if journal.backup is not None:
         out.print(f"Backup    {journal.backup.id}  consistent at {journal.backup.consistent_at}"
-                  f"  {journal.backup.size or 0:,} bytes")
+                  f"  {journal.backup.size or 0:,} bytes"
+                  + (f"  ({journal.backup.chosen})" if journal.backup.chosen else ""))
     objectives = journal.objectives
     if journal.operation == "drill" and objectives is not None:
         out.print(f"RTO       {seconds(journal.rto_s)}  (objective {objectives.rto_s:g} s)"

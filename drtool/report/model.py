@@ -105,6 +105,7 @@ def drill_entry(item: Recorded, remediation: Mapping[str, str] | None = None) ->
                       "duration_s": journal["rollback"].get("duration_s")}
                      if isinstance(journal.get("rollback"), dict) else None),
         "backup": journal.get("backup"), "tool_versions": journal.get("tool_versions") or {},
+        "backup_origin": backup_origin(journal.get("backup")),
         "scope": journal.get("scope"),
         "evidence": {"record_hash": item.hash, "journal_sha256": item.journal_sha256,
                      "journal": item.journal_path, "journal_readable": item.journal is not None},
@@ -326,3 +327,24 @@ def axis_ceiling(values: Iterable[float | None], objective: float | None) -> flo
         if step * exponent >= top * 1.15:
             return step * exponent
     return 10 * exponent
+
+
+# How a drill came by the backup it restored, for the people who read its RPO.
+ORIGINS = {
+    "fresh": "made by the drill itself, just before the disaster: its data loss measures the "
+             "drill's own timing, not what a real disaster would lose",
+    "latest": "the newest backup the store held (made earlier, by the schedule): its data "
+              "loss is what a disaster at that moment would have cost",
+    "random": "picked at random among the backups the store held: its data loss is what a "
+              "disaster at that moment, recovered from that backup, would have cost",
+    "random-verified": "picked at random among the verified backups the store held: its data "
+                       "loss is what a disaster at that moment, recovered from it, would "
+                       "have cost",
+    "named": "a backup from the store, named by the operator",
+}
+
+
+def backup_origin(backup: Any) -> str | None:
+    """A sentence on where a drill's backup came from (None for journals before schema 7)."""
+    chosen = backup.get("chosen") if isinstance(backup, dict) else None
+    return ORIGINS.get(chosen) if isinstance(chosen, str) else None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Drtool, pg, rd
+from tests.conftest import Drtool, copy_inventory, pg, rd
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,7 @@ def when(stamp: str) -> dt.datetime:
 
 def test_a_sandbox_drill_passes_with_every_journal_field(sandbox: Drtool, passed_drill):
     j = passed_drill
-    assert j["schema_version"] == 6 and j["env"] == "sandbox" and j["status"] == "passed"
+    assert j["schema_version"] == 7 and j["env"] == "sandbox" and j["status"] == "passed"
     assert j["operation"] == "drill" and j["failure"] is None
     assert when(j["started_at"]) < when(j["ended_at"])
     assert [p["name"] for p in j["phases"]] == DRILL_PHASES
@@ -43,6 +43,7 @@ def test_a_sandbox_drill_passes_with_every_journal_field(sandbox: Drtool, passed
     assert set(j["tool_versions"]) >= {"drtool", "python", "ansible-core", "ansible-runner",
                                        "postgresql_server", "pg_dump", "redis_server"}
     assert Path(j["backup"]["manifest"]).is_file() and j["backup"]["id"].startswith("bk-")
+    assert j["backup"]["chosen"] == "fresh"  # made by the drill, not taken from the store
     assert {c["status"] for c in j["checks"]} == {"passed"}
     names = {c["name"] for c in j["checks"]}
     assert names >= {"postgres.row_count", "postgres.sequence", "postgres.sentinel",
@@ -179,18 +180,19 @@ def test_a_corrupted_backup_is_refused_and_the_target_left_untouched(sandbox: Dr
 
 
 def test_a_missing_row_fails_verify_naming_the_table_and_both_counts(sandbox: Drtool):
-    code, backup = sandbox.json("backup", "--env", "sandbox")
+    env = copy_inventory(sandbox, "sandbox-missing-row", {})  # the cluster and Redis suffice
+    code, backup = sandbox.json("backup", "--env", env)
     assert code == 0
     backup_id = backup["backup"]["id"]
-    restored = sandbox("restore", "--env", "sandbox", "--backup", backup_id)
+    restored = sandbox("restore", "--env", env, "--backup", backup_id)
     assert restored.returncode == 0, restored.stdout + restored.stderr
     expected = part(json.loads(Path(backup["backup"]["manifest"]).read_text()), "postgres",
                     "main", "appdb")["counts"]
-    assert sandbox("verify", "--env", "sandbox", "--backup", backup_id).returncode == 0
+    assert sandbox("verify", "--env", env, "--backup", backup_id).returncode == 0
     with pg(sandbox, "pg_target") as conn:
         conn.execute("DELETE FROM order_items WHERE order_id = 1 AND line = 1")
 
-    done = sandbox("verify", "--env", "sandbox", "--backup", backup_id)
+    done = sandbox("verify", "--env", env, "--backup", backup_id)
 
     assert done.returncode == 1, done.stdout + done.stderr
     want = expected["public.order_items"]
