@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drtool.adapters import postgres, redis_client
-from tests.conftest import Drtool, pg, rd
+from tests.conftest import Drtool, copy_inventory, pg, rd
 
 pytestmark = pytest.mark.integration
 
@@ -85,19 +85,20 @@ def test_counts_match_the_backup_exactly_under_concurrent_writes(sandbox: Drtool
 
 
 def test_restoring_the_wrong_backup_fails_verification(sandbox: Drtool):
-    code, first = sandbox.json("backup", "--env", "sandbox")
+    env = copy_inventory(sandbox, "sandbox-wrong-backup", {})
+    code, first = sandbox.json("backup", "--env", env)
     assert code == 0
-    code, second = sandbox.json("backup", "--env", "sandbox")
+    code, second = sandbox.json("backup", "--env", env)
     assert code == 0
-    restored = sandbox("restore", "--env", "sandbox", "--backup", first["backup"]["id"])
+    restored = sandbox("restore", "--env", env, "--backup", first["backup"]["id"])
     assert restored.returncode == 0, restored.stderr
 
-    right = sandbox("verify", "--env", "sandbox", "--backup", first["backup"]["id"])
-    wrong = sandbox("verify", "--env", "sandbox", "--backup", second["backup"]["id"])
+    right = sandbox("verify", "--env", env, "--backup", first["backup"]["id"])
+    wrong = sandbox("verify", "--env", env, "--backup", second["backup"]["id"])
 
     assert right.returncode == 0, right.stdout + right.stderr
     assert wrong.returncode == 1, wrong.stdout
-    code, journal = sandbox.json("history", "--env", "sandbox")
+    code, journal = sandbox.json("history", "--env", env)
     failed = json.loads((Path(journal[-1]["journal"])).read_text())["checks"]
     names = {c["name"] for c in failed if c["status"] == "failed"}
     assert {"postgres.sentinel", "redis.sentinel"} <= names

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from drtool.sandbox.seed import APP_ROLE, SHOP_DATABASE
-from tests.conftest import Drtool, copy_inventory_with_components, pg
+from tests.conftest import Drtool, copy_inventory, copy_inventory_with_components, pg
 
 pytestmark = pytest.mark.integration
 
@@ -231,7 +231,10 @@ def test_a_tablespace_the_target_lacks_is_refused_before_anything_is_destroyed(
         with pg(sandbox, "pg_primary") as conn:
             conn.execute("CREATE TABLE public.tablespace_probe (id int) TABLESPACE drill_probe_ts")
         before = target_state(sandbox)
-        code, journal = sandbox.json("drill", "--env", "sandbox")
+        # An environment of its own: the backup it leaves in its store (with the table in the
+        # tablespace) is no other test's latest.
+        env = copy_inventory(sandbox, "roles-tablespace", {})
+        code, journal = sandbox.json("drill", "--env", env)
         assert code == 3, json.dumps(journal.get("failure"), indent=1)
         assert journal["failure"]["phase"] == "snapshot"
         assert ("puts objects in tablespaces the target lacks: drill_probe_ts"

@@ -43,10 +43,6 @@ def free_port() -> int:
 
 
 def test_each_kind_fails_with_what_it_expected_and_found(sandbox: Drtool):
-    code, backup = sandbox.json("backup", "--env", "sandbox")
-    assert code == 0, backup.get("failure")
-    restored = sandbox("restore", "--env", "sandbox", "--backup", backup["backup"]["id"])
-    assert restored.returncode == 0, restored.stderr[-2000:]
     health = f"http://127.0.0.1:{sandbox.port('app')}/health"
     checks = [
         {"name": "too-many-orders", "kind": "sql", "component": "main",
@@ -76,6 +72,10 @@ def test_each_kind_fails_with_what_it_expected_and_found(sandbox: Drtool):
          "query": "SELECT count(*) FROM orders", "expect": {"at_least": 1}},
     ]
     env = copy_inventory_with_components(sandbox, "sandbox-bad-checks", {"drtool_checks": checks})
+    code, backup = sandbox.json("backup", "--env", env)
+    assert code == 0, backup.get("failure")
+    restored = sandbox("restore", "--env", env, "--backup", backup["backup"]["id"])
+    assert restored.returncode == 0, restored.stderr[-2000:]
 
     code, journal = sandbox.json("verify", "--env", env, "--backup", backup["backup"]["id"])
 
@@ -114,11 +114,13 @@ def customers(sandbox: Drtool) -> int:
 
 def test_a_wrong_check_is_a_configuration_error_naming_its_file_and_key(drtool: Drtool):
     env = copy_inventory_with_components(drtool, "sandbox-wrong-check", {
-        "drtool_checks[0].component": "cache", "drtool_checks[5].expect": {"equals_chek": "x"}})
+        "drtool_checks[0].component": "cache", "drtool_checks[5].expect": {"equals_chek": "x"}},
+        estate=True)
 
     done = drtool("validate", "--env", env)
 
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "group_vars/all.yml" in done.stderr and "Traceback" not in done.stderr
-    assert "drtool_checks[0].component: 'cache' is not a postgres component" in done.stderr
-    assert "drtool_checks[5].expect: unknown key equals_chek" in done.stderr
+    assert "2 problems" in done.stderr and "Traceback" not in done.stdout + done.stderr
+    assert "group_vars/all.yml" in done.stdout
+    assert "drtool_checks[0].component: 'cache' is not a postgres component" in done.stdout
+    assert "drtool_checks[5].expect: unknown key equals_chek" in done.stdout

@@ -314,6 +314,12 @@ def test_a_host_lost_mid_drill_fails_that_phase_with_exit_3(lab: Drtool):
         assert journal["rollback"] is not None  # attempted; the lost host cannot be rolled back
     finally:
         assert lab("lab", "up").returncode == 0
+        # What the drill started on the lost host could not be stopped, so nothing was rolled
+        # back and the drill's leases stay, as the person who repairs the targets finds them;
+        # they remove them once done, as the tests after this one need.
+        for lease in (lab.home / "lab" / "hosts").glob("*/work/locks/*.lease"):
+            if journal_path.parent.name in lease.read_text():
+                lease.unlink()
 
 
 def wait_for_phase(folder: Path, phase: str, process, timeout: float = 300) -> Path:

@@ -171,6 +171,6 @@ def test_judge_all_compares_across_checks_and_fails_the_silent_ones():
 
 def test_a_command_fails_on_its_exit_code_with_its_message():
     entry = {"name": "c", "kind": "command", "host": "ops", "argv": ["false"]}
-    assert judge(entry, {"rc": 0, "value": "", "error": None}).passed
-    failed = judge(entry, {"rc": 1, "value": "", "error": "exit 1: boom"})
+    assert judge(entry, {"exit_code": 0, "value": "", "error": None}).passed
+    failed = judge(entry, {"exit_code": 1, "value": "", "error": "exit 1: boom"})
     assert (failed.passed, failed.detail) == (False, "exit 1: boom")

@@ -48,7 +48,7 @@ exists: {description: Whether the key exists (redis with key)., type: bool, retu
 type: {description: The key's type (redis with key)., type: str, returned: redis}
 ttl: {description: The key's TTL in seconds, -1 without one (redis with key)., type: int, returned: redis}
 status: {description: The HTTP status (http)., type: int, returned: http}
-rc: {description: The exit code (command)., type: int, returned: command}
+exit_code: {description: The exit code (command; not C(rc), which Ansible would take for the task failing)., type: int, returned: command}
 """
 
 import datetime
@@ -156,7 +156,7 @@ def probe_http(params):
 def probe_command(params):
     done = subprocess.run(params["argv"], capture_output=True, timeout=params["timeout_s"],
                           check=False)
-    found = {"rc": done.returncode,
+    found = {"exit_code": done.returncode,
              "value": done.stdout.decode("utf-8", "replace").strip()[-TAIL:]}
     if done.returncode != 0:
         stderr = done.stderr.decode("utf-8", "replace").strip()
