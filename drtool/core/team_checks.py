@@ -251,8 +251,9 @@ def judge(check: TeamCheck, result: Any, values: Mapping[str, Any]) -> Check:
     if not expect:
         shown = {"redis": "the key exists", "http": f"HTTP {spec.get('status', 200)}",
                  "command": "exit 0"}.get(check.kind, "measured")
-        return verdict(shown, result.get("value") if check.kind != "http" else
-                       f"HTTP {result.get('status')}", True)
+        found = {"redis": f"exists ({result.get('type')})",
+                 "http": f"HTTP {result.get('status')}"}.get(check.kind, result.get("value"))
+        return verdict(shown, found, True)
     problem = unmet(expect, result.get("value"), result, values)
     actual = result.get("value")
     if "rows" in expect:

@@ -34,6 +34,7 @@ def test_a_drill_runs_the_sandboxs_checks_and_records_each_by_name(passed_drill)
     assert checks["team.orders-exist"]["target"] == "sandbox-pg-target/main/appdb"
     assert checks["team.api-reports-the-restored-orders"]["actual"] == 60000
     assert checks["team.customer-profile"]["actual"] == "Customer 1"
+    assert checks["team.job-queue"]["actual"] == "exists (stream)"
 
 
 def free_port() -> int:

@@ -133,6 +133,11 @@ def test_a_check_that_could_not_measure_fails_with_its_error():
 
 def test_redis_key_checks_say_what_differs():
     assert judge(GOOD[2], {"exists": True, "type": "hash", "ttl": -1, "value": "Customer 1"}).passed
+    queue = {"name": "q", "kind": "redis", "component": "cache", "key": "queue:jobs",
+             "type": "stream"}
+    found = judge(queue, {"exists": True, "type": "stream", "ttl": -1, "value": None})
+    assert (found.passed, found.expected, found.actual) == (True, "the key exists",
+                                                            "exists (stream)")
     gone = judge(GOOD[2], {"exists": False, "type": None, "value": None})
     assert (gone.passed, gone.actual) == (False, "no such key")
     wrong = judge(GOOD[2], {"exists": True, "type": "string", "value": None})
