@@ -30,6 +30,9 @@ class Component:
     source: Place | None
     target: Place | None
     databases: tuple[str, ...] = ()  # a postgres component's databases
+    # A postgres component declared with `databases: all`: its databases are the ones its
+    # backup found (empty until a backup's manifest is known; see postgres.found_in).
+    all_databases: bool = False
     after: tuple[str, ...] = ()  # a service's: the components restored before it starts
     settings: Mapping[str, Any] = field(default_factory=dict)
 

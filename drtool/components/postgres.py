@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from drtool.components.model import SOURCE, TARGET, Component, Place
+from drtool.core.manifest import Manifest
 from drtool.core.model import PASSED, Check
 
 KIND = "postgres"
@@ -17,10 +19,13 @@ PATH_IS_FILE = False
 
 def plan(component: Component) -> dict[str, list[tuple[str, str]]]:
     """What a drill does with this component in each phase, on which side."""
-    names = ", ".join(component.databases) or "the databases"
+    unbound = component.all_databases and not component.databases
+    names = "the databases the backup finds" if unbound else databases_shown(component)
     return {
-        "backup": [(SOURCE, f"pg_dump of {names} with exact counts; writes a sentinel row; "
-                            "the dump goes to the store")],
+        "backup": [(SOURCE, ("lists its databases (all but postgres and the templates), "
+                             "then " if unbound else "")
+                    + f"pg_dump of {names} with exact counts; writes a sentinel row; "
+                      "the dump goes to the store")],
         "snapshot": [(TARGET, f"safety dump of what {names} holds now")],
         "disaster": [(TARGET, f"DESTROYS: drops {names}")],
         "restore": [(TARGET, "checks every file's sha256, then recreates "
@@ -39,10 +44,26 @@ def stores(component: Component) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"kind": "postgresql", "role": role, "host": side.host,
                                  "component": component.name,
                                  "endpoint": f"{side.address}:{side.port}"}
-        if component.databases:
-            entry["database"] = ", ".join(component.databases)
+        if component.databases or component.all_databases:
+            entry["database"] = databases_shown(component)
         out.append(entry)
     return out
+
+
+def databases_shown(component: Component) -> str:
+    """The databases, as a plan or a scope names them."""
+    if component.databases:
+        return ", ".join(component.databases)
+    return "all (found at backup)" if component.all_databases else "the databases"
+
+
+def found_in(component: Component, manifest: Manifest) -> Component:
+    """A component declared with `databases: all`, with the databases its backup found
+    (its parts of `manifest`); any other component as it is."""
+    if not component.all_databases:
+        return component
+    found = tuple(p.database for p in manifest.postgres if p.component == component.name)
+    return replace(component, databases=found)
 
 
 LIST = "drtool_postgres_clusters"
@@ -53,8 +74,10 @@ def from_sides(name: str, source: tuple[str, Mapping[str, Any]] | None,
     """A postgres component from its sides as resolved on their hosts: (host, values)."""
     values = (target or source or ("", {}))[1]
     databases = values.get("databases") or ()
+    every = databases == "all"
     return Component(name, KIND, _place(source), _place(target),
-                     databases=tuple(str(d) for d in databases),
+                     databases=() if every else tuple(str(d) for d in databases),
+                     all_databases=every,
                      settings={"bin_dir": values.get("bin_dir")})
 
 

@@ -28,8 +28,11 @@ import yaml
 # component has a source and a target (a service has only its host).
 KINDS: dict[str, dict[str, Any]] = {
     "postgres": {"list": "drtool_postgres_clusters", "sides": True,
-                 "entry": {"databases": {"type": "array", "minItems": 1, "uniqueItems": True,
-                                         "items": {"type": "string", "minLength": 1}}},
+                 # A list of databases, or `all`: every one the source has at backup time.
+                 "entry": {"databases": {"anyOf": [
+                     {"type": "array", "minItems": 1, "uniqueItems": True,
+                      "items": {"type": "string", "minLength": 1, "not": {"const": "postgres"}}},
+                     {"const": "all"}]}},
                  "side": {"data_dir": {"type": "string"}}},
     "redis": {"list": "drtool_redis_instances", "sides": True, "entry": {}, "side": {}},
     # A tree's sides must each say where the tree is.
@@ -216,6 +219,8 @@ def error_message(error: jsonschema.ValidationError) -> str:
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         return (f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
                 f"(known: {', '.join(sorted(error.schema.get('properties', {})))})")
+    if error.validator == "anyOf" and list(error.absolute_path)[-1:] == ["databases"]:
+        return _databases_message(error.instance)
     if error.validator in ("type", "anyOf"):
         wanted = error.schema.get("type") or "a number"
         return f"must be {_article(wanted)}, got {_shown(error.instance)}"
@@ -226,6 +231,18 @@ def error_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "minLength":
         return "must not be empty"
     return error.message
+
+
+def _databases_message(value: Any) -> str:
+    """Why a postgres component's `databases` is wrong (a list of names, or `all`)."""
+    if isinstance(value, list) and "postgres" in value:
+        return ("must not list postgres: it is the maintenance database drtool connects to "
+                "while it drops and recreates the others")
+    if isinstance(value, list) and not value:
+        return "must not be empty"
+    if isinstance(value, list) and len(set(map(repr, value))) < len(value):
+        return "lists a name twice"
+    return f"must be a list of database names or all, got {_shown(value)}"
 
 
 def _article(wanted: Any) -> str:

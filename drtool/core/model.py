@@ -18,7 +18,8 @@ from typing import Any
 #    phase's `components` (each component's own run: the restores run side by side), and
 #    checks named by component (host/cluster/database, host/instance).
 # 7: `backup.chosen`: a drill restores its own fresh backup or one from the store
-#    (`drill --backup latest|random|random-verified|ID`), and says which.
+#    (`drill --backup latest|random|random-verified|ID`), and says which; a cluster declared
+#    `databases: all` has `all_databases: true` in `scope.components`.
 SCHEMA_VERSION = 7
 
 # Phase and drill statuses.

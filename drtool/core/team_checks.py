@@ -164,6 +164,10 @@ def _names(entry: Mapping[str, Any], by_name: Mapping[str, Component], hosts: se
         component = by_name.get(entry["component"])
         if component is None or component.kind != wanted:
             found.append(("component", f"{entry['component']!r} is not a {wanted} component"))
+        elif kind == "sql" and component.all_databases:
+            if "database" not in entry:  # which ones there will be, only the backup knows
+                found.append(("database", f"is missing: {component.name} says databases: "
+                                          "all, so a check names its database"))
         elif kind == "sql" and "database" in entry and (
                 entry["database"] not in component.databases):
             found.append(("database", f"{entry['database']!r} is not a database of "

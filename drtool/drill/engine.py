@@ -168,6 +168,7 @@ class Drill:
         )
         if self.manifest is not None:
             self.journal.backup = self._backup_ref(self.manifest)
+            self._bind_found_databases()
         elif backup_id:
             where = self.store.location_of(backup_id)
             self.journal.backup = BackupRef(backup_id, None, where.rstrip("/") + "/manifest.json",
@@ -596,6 +597,7 @@ class Drill:
             # inventory's to say.
             values["drtool_backup_id"] = self.backup_id
             values["drtool_store_backup_path"] = str(self.store.backup_path(self.backup_id))
+        values.update(rollback.found_databases(self.env.components))
         return values
 
     # -- failures and rollback ------------------------------------------------------------
@@ -801,6 +803,7 @@ class Drill:
         self._record_transfer(record, transfer)
         self.manifest = manifest
         self.journal.backup = self._backup_ref(manifest)
+        self._bind_found_databases()
         for part in manifest.postgres[:1]:
             self.journal.tool_versions.update(
                 {"postgresql_server": part.server_version, "pg_dump": part.pg_dump_version})
@@ -831,10 +834,33 @@ class Drill:
                     f"{problems[0]['problem']}{more}"), "check"
         return None
 
+    def _bind_found_databases(self) -> None:
+        """Give the components declared with `databases: all` the databases the backup's
+        manifest holds: every later phase (and a rollback, from the journal's scope) works
+        on those. Called whenever the manifest becomes known."""
+        if self.manifest is None or not any(c.all_databases for c in self.env.components):
+            return
+        manifest = self.manifest
+        self.env = dataclasses.replace(self.env, components=tuple(
+            postgres_kind.found_in(c, manifest) for c in self.env.components))
+        found = {c.name: list(c.databases) for c in self.env.components if c.all_databases}
+        scope = self.journal.scope or {}
+        for entry in scope.get("components", []):
+            if entry.get("name") in found:
+                entry["databases"] = found[entry["name"]]
+        for entry in scope.get("data_stores", []):
+            if entry.get("component") in found:
+                entry["database"] = ", ".join(found[entry["component"]])
+
     def _manifest_problem(self) -> tuple[str, str] | None:
         """(reason, kind) when the backup's manifest could not be read: an invalid one fails
         the backup's integrity (a failed backup.integrity check), an unreachable store is an
-        orchestration failure. Either way no target is touched."""
+        orchestration failure; a cluster declared with `databases: all` of which the backup
+        holds no database cannot be restored either. Either way no target is touched."""
+        empty = [c.name for c in self.env.components if c.all_databases and not c.databases]
+        if self.manifest is not None and empty:
+            return (f"the backup {self.manifest.backup_id} holds no database of "
+                    f"{', '.join(empty)} (databases: all)"), "check"
         error = self.manifest_error
         if isinstance(error, ManifestInvalid):
             self.journal.checks.append(Check("backup.integrity", f"store:{error.where}",

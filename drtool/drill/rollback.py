@@ -7,12 +7,13 @@ be half restored. The next operation on the environment, or `drtool rollback`, f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from drtool import paths
 from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun
+from drtool.components import Component
 from drtool.core import phases as ph
 from drtool.core import rollback as judge
 from drtool.core.clock import Clock, iso, seconds_between
@@ -107,7 +108,21 @@ def extravars_of(journal: Journal, store_backup_path: Path | None) -> dict[str, 
     if journal.backup is not None and store_backup_path is not None:
         values["drtool_backup_id"] = journal.backup.id
         values["drtool_store_backup_path"] = str(store_backup_path)
+    # A cluster declared with `databases: all`: the databases its backup found, which the
+    # drill recorded in its scope before it changed a target.
+    values["drtool_postgres_databases_of"] = {
+        str(entry["name"]): list(entry["databases"])
+        for entry in (journal.scope or {}).get("components", [])
+        if entry.get("kind") == "postgres" and isinstance(entry.get("databases"), list)}
     return values
+
+
+def found_databases(components: Iterable[Component]) -> dict[str, Any]:
+    """The extra var naming, for each cluster declared with `databases: all`, the databases
+    its backup found (roles/drtool_postgres/tasks/component.yml loops over them); none
+    until the backup's manifest is known."""
+    return {"drtool_postgres_databases_of": {
+        c.name: list(c.databases) for c in components if c.all_databases and c.databases}}
 
 
 def awaiting(env: str, skip: str | None = None) -> list[tuple[Path, Journal]]:

@@ -50,6 +50,8 @@ def scope_of(env: Environment, version: dict[str, Any]) -> dict[str, Any]:
                    "source": c.source.host if c.source else None,
                    "target": c.target.host if c.target else None,
                    **({"databases": list(c.databases)} if c.databases else {}),
+                   # `databases: all`: the databases are those its backup found (set then).
+                   **({"all_databases": True} if c.all_databases else {}),
                    **({"after": list(c.after)} if c.after else {})}
                   for c in env.components]
     stores = [store for c in env.components for store in kinds.kind(c).stores(c)]

@@ -13,6 +13,7 @@ still rolls its targets back.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -147,18 +148,19 @@ def test_a_full_evidence_disk_still_rolls_back_and_says_why(sandbox: Drtool, pas
     folder.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)], check=True)
     fallback = None
+    # Created while there is room: on a full tmpfs even creating a file may fail.
+    filler = open(folder / "filler", "wb")  # noqa: SIM115 (closed below)
     try:
         before = target_state(sandbox)
         drill = sandbox.popen("drill", "--env", env, "--json")
         journal_path = wait_for_phase(folder, "disaster")
         drill_id = json.loads(journal_path.read_text())["drill_id"]
-        with open(folder / "filler", "wb") as filler:  # the disk fills as the disaster begins
-            try:
-                while True:
-                    filler.write(b"\0" * (1 << 20))
-                    filler.flush()
-            except OSError:
-                pass
+        try:  # the disk fills as the disaster begins
+            while True:
+                filler.write(b"\0" * (1 << 20))
+                filler.flush()
+        except OSError:
+            pass
         out, err = drill.communicate(timeout=300)
 
         assert drill.returncode == 3, err
@@ -178,6 +180,8 @@ def test_a_full_evidence_disk_still_rolls_back_and_says_why(sandbox: Drtool, pas
                              for line in err.splitlines() if "its last state is at" in line))
         assert json.loads(fallback.read_text())["status"] == "failed"
     finally:
+        with contextlib.suppress(OSError):  # what it still buffers does not fit, as meant
+            filler.close()
         subprocess.run(["umount", "-l", str(folder)], check=False)
     # With room again (the tmpfs gone), the next operation puts the journal in place and
     # records the drill as it ended: failed, not killed.

@@ -146,3 +146,62 @@ def test_described_sides_become_components_in_their_lists_order():
 def test_every_kind_role_has_the_defaults_its_schema_reads():
     for kind in schema.KINDS:
         assert schema.role_defaults(ROLES, kind), kind
+
+
+def test_databases_all_is_a_list_found_at_backup_and_postgres_is_never_drilled():
+    lists = good()
+    lists["drtool_postgres_clusters"][0]["databases"] = "all"
+    assert problems(lists) == []
+    for wrong, said in (("some", "must be a list of database names or all, got 'some'"),
+                        (["shop", "postgres"], "must not list postgres: it is the maintenance "
+                         "database drtool connects to while it drops and recreates the others"),
+                        (["shop", "shop"], "lists a name twice"), ([], "must not be empty"),
+                        (3, "must be a list of database names or all, got 3")):
+        lists["drtool_postgres_clusters"][0]["databases"] = wrong
+        assert problems(lists) == [("drtool_postgres_clusters[0].databases", said)], wrong
+
+
+def test_a_cluster_of_databases_all_takes_the_databases_its_backup_recorded():
+    from drtool.components import postgres
+    from drtool.core.manifest import build_manifest
+    from drtool.drill.rollback import found_databases
+
+    from .test_manifest import PG
+
+    described = {"pg1": {"components": [{"name": "main", "kind": "postgres", "side": "source",
+                                         "values": {"databases": "all"}}],
+                         "component_lists": good()},
+                 "pg2": {"components": [{"name": "main", "kind": "postgres", "side": "target",
+                                         "values": {"databases": "all"}}]}}
+    (main,) = from_described(described)
+    assert (main.databases, main.all_databases) == ((), True)
+    assert postgres.databases_shown(main) == "all (found at backup)"
+    assert postgres.plan(main)["backup"][0][1].startswith(
+        "lists its databases (all but postgres and the templates), then pg_dump of the "
+        "databases the backup finds")
+    assert found_databases([main]) == {"drtool_postgres_databases_of": {}}
+    parts = {"main": {n: dict(PG, database=n) for n in ("shop", "billing")},
+             "other": {"x": dict(PG, database="x")}}
+    manifest = build_manifest("bk-1", "e", "2026-11-22T05:00:03+00:00", parts, {},
+                              {"main": "pg1", "other": "pg3"})
+    bound = postgres.found_in(main, manifest)
+    assert bound.databases == ("billing", "shop") and bound.all_databases
+    assert postgres.databases_shown(bound) == "billing, shop"
+    assert found_databases([bound]) == {"drtool_postgres_databases_of": {
+        "main": ["billing", "shop"]}}
+    listed = Component("main", "postgres", None, None, databases=("shop",))
+    assert postgres.found_in(listed, manifest) is listed
+    assert found_databases([listed]) == {"drtool_postgres_databases_of": {}}
+
+
+def test_the_rollback_of_a_killed_drill_takes_the_databases_from_its_journal():
+    from drtool.core.model import Journal
+    from drtool.drill.rollback import extravars_of
+
+    journal = Journal("d", "e", "drill", "2026-12-05T10:00:00.000+00:00", scope={"components": [
+        {"name": "main", "kind": "postgres", "databases": ["appdb", "reports"]},
+        {"name": "cache", "kind": "redis"}]})
+    assert extravars_of(journal, None)["drtool_postgres_databases_of"] == {
+        "main": ["appdb", "reports"]}
+    journal.scope = {"components": [{"name": "main", "kind": "postgres"}]}  # killed before
+    assert extravars_of(journal, None)["drtool_postgres_databases_of"] == {}  # its backup

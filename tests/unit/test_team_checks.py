@@ -179,3 +179,14 @@ def test_a_command_fails_on_its_exit_code_with_its_message():
     assert judge(entry, {"exit_code": 0, "value": "", "error": None}).passed
     failed = judge(entry, {"exit_code": 1, "value": "", "error": "exit 1: boom"})
     assert (failed.passed, failed.detail) == (False, "exit 1: boom")
+
+
+def test_a_sql_check_on_a_cluster_of_databases_all_names_its_database():
+    every = (Component("main", "postgres", Place("pg-a"), Place("pg-b"), all_databases=True),)
+    check = {"name": "orders", "kind": "sql", "component": "main",
+             "query": "SELECT 1", "expect": {"rows": True}}
+    assert tc.problems_of([check], every, HOSTS, TARGETS) == [
+        ("drtool_checks[0].database",
+         "is missing: main says databases: all, so a check names its database")]
+    named = dict(check, database="found-later")  # which exist, only the backup will know
+    assert tc.problems_of([named], every, HOSTS, TARGETS) == []

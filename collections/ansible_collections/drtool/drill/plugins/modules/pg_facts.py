@@ -22,12 +22,20 @@ options:
   heartbeat_query: {description: Query returning the newest heartbeat timestamp., type: str}
   write_check: {description: Prove the database accepts a committed write., type: bool, default: false}
   reachable_only: {description: Only check the server answers., type: bool, default: false}
+  list_databases:
+    description:
+      - Also return C(databases), every database of the cluster a drill of C(databases: all)
+        backs up - all but the templates, those that take no connections and C(postgres),
+        the maintenance database drtool connects to.
+    type: bool
+    default: false
 author: drtool maintainers
 """
 
 RETURN = r"""
 exists: {description: Whether the database exists., type: bool, returned: always}
 counts: {description: Exact row count of every table., type: dict, returned: when the database exists}
+databases: {description: The cluster's databases (with I(list_databases))., type: list, returned: when asked}
 system_identifier:
   description: The cluster's system identifier (pg_control_system()), as a string; null when it cannot be read.
   type: str
@@ -78,6 +86,7 @@ def main():
         heartbeat_query=dict(type="str", default=None),
         write_check=dict(type="bool", default=False),
         reachable_only=dict(type="bool", default=False),
+        list_databases=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=args, supports_check_mode=True)
     params = module.params
@@ -89,8 +98,14 @@ def main():
                 "SELECT count(*) > 0 FROM pg_database WHERE datname = %s", (params["database"],)
             ).fetchone()[0]
             identifier = system_identifier(psycopg, admin)
+            found = admin.execute(
+                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn"
+                " AND datname <> 'postgres' ORDER BY datname"
+            ).fetchall() if params["list_databases"] else None
         result = dict(changed=False, exists=exists, server_version=version,
                       system_identifier=identifier)
+        if found is not None:
+            result["databases"] = [row[0] for row in found]
         if params["reachable_only"] or not exists:
             module.exit_json(**result)
         with connect(psycopg, params) as conn:
