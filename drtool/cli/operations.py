@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +19,13 @@ from drtool.cli.common import (
     not_text,
     print_json,
 )
+from drtool.core.clock import utc_now
 from drtool.core.model import PASSED, Journal
 from drtool.core.phases import TOUCHES_TARGETS
 from drtool.drill.engine import Drill
 from drtool.drill.plan import build_plan
+from drtool.errors import LockedError
+from drtool.ops.exposure import env_exposure
 from drtool.ops.logfile import redirect_output
 from drtool.report.console import ConsoleProgress, render_plan, render_summary
 from drtool.report.junit import junit_xml
@@ -40,18 +44,39 @@ class Outputs:
     junit: Path | None = None
 
 
+LOCK_WAIT = click.option(
+    "--lock-wait", type=click.IntRange(min=0), default=0, metavar="SECONDS",
+    help="When another drill or backup of ENV runs, wait up to SECONDS for it to end "
+         "(a schedule's jobs wait an hour); default: refuse at once (exit 75).")
+
+
 def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = None,
          note: str | None = None, outputs: Outputs | None = None,
-         seed: int | None = None) -> int:
+         seed: int | None = None, lock_wait: int = 0) -> int:
     env, adapter = load(env_name, touches_targets=operation in TOUCHES_TARGETS)
-    chosen = None
-    if operation == "drill" and backup_id is not None:
-        backup_id, chosen = choose.choose(open_store(env).catalog(), backup_id, seed, env.name)
-        if chosen != choose.NAMED:
-            click.echo(f"drtool: drilling backup {backup_id} ({chosen})", err=True)
-    drill = Drill(env, operation, adapter, ConsoleProgress(), backup_id=backup_id, note=note,
-                  chosen=chosen)
-    journal = drill.run()
+    # With --lock-wait, an operation refused because another holds the environment's lock
+    # (refused before it wrote anything) tries again until that one ends; a drill of the
+    # latest backup then picks the backup that just ended.
+    deadline, shown, waiting = time.monotonic() + lock_wait, None, False
+    while True:
+        spec, chosen = backup_id, None
+        if operation == "drill" and backup_id is not None:
+            spec, chosen = choose.choose(open_store(env).catalog(), backup_id, seed, env.name)
+            if chosen != choose.NAMED and spec != shown:
+                click.echo(f"drtool: drilling backup {spec} ({chosen})", err=True)
+                shown = spec
+        drill = Drill(env, operation, adapter, ConsoleProgress(), backup_id=spec, note=note,
+                      chosen=chosen)
+        try:
+            journal = drill.run()
+            break
+        except LockedError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            if not waiting:
+                click.echo(f"drtool: {exc.message}; waiting up to {lock_wait} s", err=True)
+                waiting = True
+            time.sleep(2)
     if drill.lock.stale:
         owner = drill.lock.stale
         click.echo(f"drtool: took over the lock of {env.name} left by "
@@ -95,8 +120,10 @@ def _write_outputs(journal: Journal, folder: Path, outputs: Outputs) -> None:
                 passed = [link.record for link, _p in history.links(journal.env)
                           if link.record.get("operation") == "drill"
                           and link.record.get("status") == PASSED]
+                exposure = env_exposure(history, journal.env, utc_now())
             write_metrics(outputs.metrics_dir, journal,
-                          passed[-1].get("ended_at") if passed else None)
+                          passed[-1].get("ended_at") if passed else None,
+                          exposure["newest_verified_backup_at"])
     except OSError as exc:
         click.echo(f"drtool: could not write {exc.filename}: {exc.strerror}", err=True)
 
@@ -135,12 +162,16 @@ def check_note(value: str | None) -> str | None:
               help="Also write the drill's JUnit XML here (it is always beside the journal).")
 @click.option("--log", "log_file", type=FilePath(dir_okay=False, path_type=Path),
               help="Send all output to this file, rotated at 5 MB (for cron and timers).")
+@LOCK_WAIT
 @json_option
 def drill(env_name: str, plan_only: bool, note: str | None, backup_spec: str | None,
           seed: int | None, metrics_dir: Path | None, junit_file: Path | None,
-          log_file: Path | None, as_json: bool) -> int:
+          log_file: Path | None, lock_wait: int, as_json: bool) -> int:
     """Run a full drill: preflight, backup, snapshot, disaster, restore, restart, verify,
     cleanup. Prints progress, then a summary (or the journal with --json)."""
+    if seed is not None and backup_spec not in (choose.RANDOM, choose.RANDOM_VERIFIED):
+        raise click.BadParameter("only picks with --backup random or random-verified",
+                                 param_hint="--seed")
     if plan_only:
         env, _adapter = load(env_name, runs_phases=False)
         plan = build_plan(env, "drill")
@@ -151,19 +182,21 @@ def drill(env_name: str, plan_only: bool, note: str | None, backup_spec: str | N
         return 0
     if log_file is not None:
         redirect_output(log_file, f"drtool drill --env {env_name} (pid {os.getpid()})")
-    if seed is not None and backup_spec not in (choose.RANDOM, choose.RANDOM_VERIFIED):
-        raise click.BadParameter("only picks with --backup random or random-verified",
-                                 param_hint="--seed")
     return _run(env_name, "drill", as_json, backup_spec, note=note,
-                outputs=Outputs(metrics_dir, junit_file), seed=seed)
+                outputs=Outputs(metrics_dir, junit_file), seed=seed, lock_wait=lock_wait)
 
 
 @click.command()
 @env_option
+@click.option("--log", "log_file", type=FilePath(dir_okay=False, path_type=Path),
+              help="Send all output to this file, rotated at 5 MB (for cron and timers).")
+@LOCK_WAIT
 @json_option
-def backup(env_name: str, as_json: bool) -> int:
+def backup(env_name: str, log_file: Path | None, lock_wait: int, as_json: bool) -> int:
     """Back up the environment's primaries into its backup store."""
-    return _run(env_name, "backup", as_json)
+    if log_file is not None:
+        redirect_output(log_file, f"drtool backup --env {env_name} (pid {os.getpid()})")
+    return _run(env_name, "backup", as_json, lock_wait=lock_wait)
 
 
 @click.command()

@@ -1,7 +1,12 @@
-"""Is an environment's drilling up to date? Pure: judged from its history records.
+"""Is an environment's drilling up to date, and how much data would a disaster now lose?
+Pure: judged from its history records.
 
 An environment is overdue when it has a cadence and no drill passed within the last cadence
-(counted from the end of the newest passed drill), or when it never passed one.
+(counted from the end of the newest passed drill), or when it never passed one. Its current
+RPO exposure is now minus the consistency time of its newest *verified* backup (one a passed
+drill restored): the data a disaster now would lose at best, since only a backup a drill has
+restored is known to restore. Over the RPO objective, or with no verified backup at all, the
+exposure is exceeded.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from typing import Any
 from drtool.core.clock import iso, parse_iso
 
 OK, OVERDUE, UNJUDGED = "ok", "overdue", "no cadence"
+# RPO exposure states: within the objective, over it (or nothing verified), no objective.
+EXPOSURE_OK, EXCEEDED, NO_OBJECTIVE = "ok", "exceeded", "no objective"
 
 
 def env_status(env: str, records: Iterable[dict[str, Any]], cadence_days: float | None,
@@ -45,3 +52,39 @@ def env_status(env: str, records: Iterable[dict[str, Any]], cadence_days: float 
         "last_passed_drill": (last_pass or {}).get("drill_id"), "last_passed_age_s": pass_age,
         "next_due_at": due, "drills": len(drills),
     }
+
+
+def rpo_exposure(verified: tuple[str, str] | None, objective_s: float | None,
+                 now: dt.datetime) -> dict[str, Any]:
+    """The environment's current RPO exposure. `verified`: (backup id, consistent_at) of its
+    newest verified backup, or None; `objective_s`: its RPO objective, if it has one."""
+    at = parse_iso(verified[1]) if verified else None
+    exposure = round((now - at).total_seconds(), 1) if at else None
+    if objective_s is None:
+        state = NO_OBJECTIVE
+    elif exposure is None or exposure > objective_s:
+        state = EXCEEDED
+    else:
+        state = EXPOSURE_OK
+    return {"newest_verified_backup": verified[0] if verified else None,
+            "newest_verified_backup_at": verified[1] if verified else None,
+            "rpo_exposure_s": exposure, "rpo_objective_s": objective_s, "rpo_state": state}
+
+
+def newest_verified(drills: Iterable[tuple[dict[str, Any], dict[str, Any] | None]]
+                    ) -> tuple[str, str] | None:
+    """(backup id, consistent_at) of the newest backup a passed drill restored, from
+    (record, its journal's `backup` or None) pairs, newest record first. A backup is
+    consistent before the drill that restores it starts, so the walk stops at the first
+    drill that started before the best backup found."""
+    best: tuple[str, dt.datetime] | None = None
+    for record, backup in drills:
+        started = parse_iso(record.get("started_at"))
+        if best is not None and started is not None and started < best[1]:
+            break
+        if record.get("operation") != "drill" or record.get("status") != "passed":
+            continue
+        at = parse_iso((backup or {}).get("consistent_at"))
+        if at is not None and (best is None or at > best[1]):
+            best = (str((backup or {}).get("id")), at)
+    return (best[0], iso(best[1]) or "") if best else None

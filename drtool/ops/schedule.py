@@ -1,6 +1,8 @@
-"""Drills on a schedule: a tagged entry in the user's crontab (python-crontab), or a systemd
-service and timer pair. The entry runs the drill non-interactively with absolute paths and
-the environment it needs, its output going to a rotated log under DRTOOL_HOME/logs."""
+"""Drills and backups on a schedule: a tagged entry in the user's crontab (python-crontab),
+or a systemd service and timer pair, per job (JOBS: `drill`, `backup`). The entry runs drtool
+non-interactively with absolute paths and the environment it needs, its output going to a
+rotated log under DRTOOL_HOME/logs. In production the two run apart: backups as often as
+the RPO asks, drills of those backups (`drill --backup latest`) as often as audits ask."""
 
 from __future__ import annotations
 
@@ -19,7 +21,12 @@ from drtool import paths
 from drtool.errors import ConfigError, OrchestrationError
 from drtool.util.files import atomic_write
 
-TAG = "drtool:"  # every entry drtool writes carries the comment "drtool:<env>"
+JOBS = ("drill", "backup")
+# How long a scheduled job waits for the environment's lock when the other job holds it.
+LOCK_WAIT_S = 3600
+# Every entry drtool writes carries the comment "drtool:<env>" (a drill) or
+# "drtool-backup:<env>" (a backup).
+TAGS = {"drill": "drtool:", "backup": "drtool-backup:"}
 # What a drill needs from the installing shell: drtool's own settings, where to find tools,
 # a UTF-8 locale (Ansible refuses others), and the usual secret sources.
 PASSED_ON = re.compile(r"^(DRTOOL_[A-Z0-9_]+|PATH|LANG|LC_ALL|HOME|ANSIBLE_VAULT_PASSWORD_FILE|"
@@ -37,6 +44,7 @@ class Entry:
     schedule: str
     command: str
     enabled: bool
+    job: str = "drill"  # or "backup"
 
 
 def drtool_executable() -> str:
@@ -68,6 +76,7 @@ def private_environment() -> dict[str, str]:
 
 
 def env_file(env: str) -> Path:
+    """The schedule's variables, one file per environment that its drill and backup read."""
     return paths.drtool_home() / "schedules" / f"drill-{env}.env"
 
 
@@ -78,7 +87,7 @@ def write_env_file(env: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)  # atomic_write's temporary file is briefly 0644 in it
     lines = [f"{k}={shlex.quote(v)}" for k, v in sorted(private_environment().items())]
-    atomic_write(path, "\n".join([f"# drtool drill schedule of {env}: variables passed on "
+    atomic_write(path, "\n".join([f"# drtool schedules of {env}: variables passed on "
                                   "from the installing shell", *lines, ""]), mode=0o600)
     return path
 
@@ -87,21 +96,21 @@ def remove_env_file(env: str) -> None:
     env_file(env).unlink(missing_ok=True)
 
 
-def log_file(env: str) -> Path:
-    return paths.drtool_home() / "logs" / f"drill-{env}.log"
+def log_file(env: str, job: str = "drill") -> Path:
+    return paths.drtool_home() / "logs" / f"{job}-{env}.log"
 
 
-def drill_argv(env: str, extra: list[str] | None = None) -> list[str]:
-    """What a schedule runs, for cron and systemd alike: drtool drill --env ENV --log FILE."""
-    return [drtool_executable(), "drill", "--env", env, "--log", str(log_file(env)),
+def job_argv(env: str, extra: list[str] | None = None, job: str = "drill") -> list[str]:
+    """What a schedule runs, for cron and systemd alike: drtool JOB --env ENV --log FILE."""
+    return [drtool_executable(), job, "--env", env, "--log", str(log_file(env, job)),
             *(extra or [])]
 
 
-def command_for(env: str, extra: list[str] | None = None) -> str:
+def command_for(env: str, extra: list[str] | None = None, job: str = "drill") -> str:
     """The shell command a schedule runs (cron runs it with /bin/sh): export everything in
-    the environment file, then env VAR=... drtool drill --env ENV --log FILE."""
+    the environment file, then env VAR=... drtool JOB --env ENV --log FILE."""
     assignments = [f"{k}={shlex.quote(v)}" for k, v in sorted(job_environment().items())]
-    argv = drill_argv(env, extra)
+    argv = job_argv(env, extra, job)
     source = f"set -a; . {shlex.quote(str(env_file(env)))}; set +a;"
     return " ".join([source, "/usr/bin/env", *assignments, *map(shlex.quote, argv)])
 
@@ -124,30 +133,32 @@ def _crontab() -> CronTab:
         raise OrchestrationError(f"cannot read the crontab: {exc}") from None
 
 
-def install(env: str, expression: str, extra: list[str] | None = None) -> Entry:
-    """Add (or replace) the environment's crontab entry."""
+def install(env: str, expression: str, extra: list[str] | None = None,
+            job: str = "drill") -> Entry:
+    """Add (or replace) the environment's crontab entry for `job`."""
     expression = check_cron(expression)
     tab = _crontab()
-    tab.remove_all(comment=f"{TAG}{env}")
+    tab.remove_all(comment=f"{TAGS[job]}{env}")
     write_env_file(env)
     # cron turns an unescaped % into a newline.
-    job = tab.new(command=command_for(env, extra).replace("%", "\\%"), comment=f"{TAG}{env}")
-    job.setall(expression)
-    log_file(env).parent.mkdir(parents=True, exist_ok=True)
+    line = tab.new(command=command_for(env, extra, job).replace("%", "\\%"),
+                   comment=f"{TAGS[job]}{env}")
+    line.setall(expression)
+    log_file(env, job).parent.mkdir(parents=True, exist_ok=True)
     tab.write()
-    return Entry(env, expression, job.command, job.is_enabled())
+    return Entry(env, expression, line.command, line.is_enabled(), job)
 
 
 def entries() -> list[Entry]:
     tab = _crontab()
-    return [Entry(job.comment[len(TAG):], str(job.slices), job.command, job.is_enabled())
-            for job in tab if job.comment.startswith(TAG)]
+    return [Entry(line.comment[len(tag):], str(line.slices), line.command, line.is_enabled(), job)
+            for line in tab for job, tag in TAGS.items() if line.comment.startswith(tag)]
 
 
 def remove(env: str) -> int:
-    """Remove the environment's entries; return how many there were."""
+    """Remove the environment's entries, drills and backups; return how many there were."""
     tab = _crontab()
-    count = tab.remove_all(comment=f"{TAG}{env}")
+    count = sum(tab.remove_all(comment=f"{tag}{env}") for tag in TAGS.values())
     if count and not unit_files(env):
         # A systemd unit of the same environment reads the file too: it stays for the unit.
         remove_env_file(env)
@@ -197,18 +208,19 @@ def on_calendar(expression: str) -> str:
 
 
 def systemd_units(env: str, expression: str, folder: Path,
-                  extra: list[str] | None = None) -> list[Path]:
-    """Write drtool-drill-ENV.service and .timer into `folder`; return their paths."""
+                  extra: list[str] | None = None, job: str = "drill") -> list[Path]:
+    """Write drtool-JOB-ENV.service and .timer into `folder`; return their paths."""
     calendar = on_calendar(expression)
     # systemd expands %-specifiers in both settings: a literal % is written %%.
     environment = "\n".join(f"Environment={shlex.quote(f'{k}={v}')}".replace("%", "%%")
                             for k, v in sorted(job_environment().items()))
-    argv = drill_argv(env, extra)
+    argv = job_argv(env, extra, job)
     private = str(write_env_file(env)).replace("%", "%%")
-    service = folder / f"drtool-drill-{env}.service"
-    timer = folder / f"drtool-drill-{env}.timer"
+    service = folder / f"drtool-{job}-{env}.service"
+    timer = folder / f"drtool-{job}-{env}.timer"
+    what = "disaster-recovery drill" if job == "drill" else "backup"
     atomic_write(service, f"""[Unit]
-Description=drtool disaster-recovery drill of {env}
+Description=drtool {what} of {env}
 After=network-online.target
 Wants=network-online.target
 
@@ -218,7 +230,7 @@ Type=oneshot
 # Every other variable (webhook URLs, AWS and vault settings) is in this mode-0600 file.
 EnvironmentFile={private}
 ExecStart={" ".join(shlex.quote(a) for a in argv).replace("%", "%%")}
-# 75: another drill of {env} was running; try again at the next tick.
+# 75: another drill or backup of {env} was running; try again at the next tick.
 SuccessExitStatus=75
 # On stop (or shutdown) SIGTERM goes to drtool alone, not to its ansible-playbook and
 # pg_restore: drtool stops the running phase, rolls the targets back from the safety
@@ -228,7 +240,7 @@ KillMode=mixed
 TimeoutStopSec={STOP_TIMEOUT_S}
 """)
     atomic_write(timer, f"""[Unit]
-Description=Run the drtool drill of {env} on its schedule ({expression})
+Description=Run the drtool {job} of {env} on its schedule ({expression})
 
 [Timer]
 OnCalendar={calendar}
@@ -238,17 +250,17 @@ RandomizedDelaySec=60
 [Install]
 WantedBy=timers.target
 """)
-    log_file(env).parent.mkdir(parents=True, exist_ok=True)
+    log_file(env, job).parent.mkdir(parents=True, exist_ok=True)
     return [service, timer]
 
 
 def unit_files(env: str, folders: tuple[Path, ...] | None = None) -> list[Path]:
-    """The drtool service units of `env` in the usual unit folders (where `schedule install
-    --systemd` writes by default, for root and for the user)."""
+    """The drtool service units of `env` (its drill's and its backup's) in the usual unit
+    folders (where `schedule install --systemd` writes by default, for root and the user)."""
     if folders is None:
         folders = (Path("/etc/systemd/system"), Path.home() / ".config" / "systemd" / "user")
-    return [folder / f"drtool-drill-{env}.service" for folder in folders
-            if (folder / f"drtool-drill-{env}.service").is_file()]
+    return [folder / f"drtool-{job}-{env}.service" for folder in folders for job in JOBS
+            if (folder / f"drtool-{job}-{env}.service").is_file()]
 
 
 def default_unit_dir() -> Path:

@@ -7,6 +7,7 @@ node_exporter never reads half a file. One file per environment: drtool_<env>.pr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
@@ -21,9 +22,13 @@ def metrics_path(folder: Path, env: str) -> Path:
     return folder / f"drtool_{env}.prom"
 
 
-def write_metrics(folder: Path, journal: Journal, last_success_at: str | None) -> Path:
+def write_metrics(folder: Path, journal: Journal, last_success_at: str | None,
+                  verified_at: str | None = None) -> Path:
     """Write the metrics of `journal` (a drill that just ended); `last_success_at` is the end
-    of the newest passed drill of its environment, this one included, if any."""
+    of the newest passed drill of its environment, this one included, if any;
+    `verified_at` the consistency time of its newest verified backup (an alert on
+    `time() - drtool_drill_newest_verified_backup_timestamp_seconds >
+    drtool_drill_rpo_objective_seconds` is the current RPO exposure exceeded)."""
     registry = CollectorRegistry()
     env = journal.env
 
@@ -42,6 +47,11 @@ def write_metrics(folder: Path, journal: Journal, last_success_at: str | None) -
     if success is not None:
         gauge("last_success_timestamp_seconds",
               "When the newest passed drill ended (Unix time).").labels(env).set(success)
+    verified = stamp(verified_at)
+    if verified is not None:
+        gauge("newest_verified_backup_timestamp_seconds",
+              "When the newest backup a passed drill restored was consistent (Unix time)."
+              ).labels(env).set(verified)
     status = gauge("status", "1 for the newest drill's status, 0 for the others.", "status")
     for name in STATUSES:
         status.labels(env, name).set(1 if journal.status == name else 0)
@@ -77,5 +87,34 @@ def write_metrics(folder: Path, journal: Journal, last_success_at: str | None) -
           "version").labels(env, journal.drill_id, drtool.__version__).set(1)
     folder.mkdir(parents=True, exist_ok=True)
     path = metrics_path(folder, env)
+    write_to_textfile(str(path), registry)
+    return path
+
+
+def write_status_metrics(folder: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write `drtool status`'s judgement of every environment (its rows) as drtool_status.prom:
+    the current RPO exposure, whether it exceeds the objective, and whether drills are
+    overdue; run it as often as the alert should be fresh."""
+    registry = CollectorRegistry()
+
+    def gauge(name: str, doc: str) -> Gauge:
+        return Gauge(f"drtool_status_{name}", doc, ["env"], registry=registry)
+
+    exposure = gauge("rpo_exposure_seconds", "Now minus the consistency time of the newest "
+                     "backup a passed drill restored.")
+    exceeded = gauge("rpo_exposure_exceeded", "1 when the RPO exposure exceeds the objective "
+                     "(or no backup was verified), else 0.")
+    objective = gauge("rpo_objective_seconds", "The environment's recovery point objective.")
+    overdue = gauge("overdue", "1 when no drill passed within the environment's cadence.")
+    for row in rows:
+        env = row["env"]
+        if row.get("rpo_exposure_s") is not None:
+            exposure.labels(env).set(row["rpo_exposure_s"])
+        if row.get("rpo_objective_s") is not None:
+            objective.labels(env).set(row["rpo_objective_s"])
+            exceeded.labels(env).set(1 if row.get("rpo_state") == "exceeded" else 0)
+        overdue.labels(env).set(1 if row.get("state") == "overdue" else 0)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "drtool_status.prom"
     write_to_textfile(str(path), registry)
     return path

@@ -73,7 +73,7 @@ def test_picks_that_cannot_be_made_are_clear_errors(drtool: Drtool):
     env = copy_inventory(drtool, "sandbox-no-backups", {})
     for args, says in ((["--backup", "latest"], "holds no complete backup"),
                        (["--backup", "bk-20990101T000000Z-000000"], "bk-20990101T000000Z"),
-                       (["--seed", "3"], "--seed")):
+                       (["--seed", "3"], "--seed"), (["--plan", "--seed", "3"], "--seed")):
         done = drtool("drill", "--env", env, *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert says in done.stderr and "Traceback" not in done.stderr

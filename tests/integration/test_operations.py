@@ -3,6 +3,7 @@ and a schedule that a real cron daemon (Debian's, started here) runs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import signal
@@ -67,7 +68,17 @@ def test_two_drills_started_together_one_runs_one_is_refused(sandbox: Drtool, tm
     assert 'failures="0"' in beside.read_text()
 
     status = sandbox("status", "--env", "sandbox")
-    assert status.returncode == 0 and status.stdout.startswith("sandbox: ok (every 7 d)")
+    assert status.stdout.startswith("sandbox: ok (every 7 d)")
+    # The current RPO exposure: this drill's backup is the newest one a drill verified.
+    code, (row,) = sandbox.json("status", "--env", "sandbox")
+    assert row["newest_verified_backup"] == journal["backup"]["id"]
+    consistent = dt.datetime.fromisoformat(journal["backup"]["consistent_at"])
+    age = (dt.datetime.now(dt.UTC) - consistent).total_seconds()
+    assert age - 30 < row["rpo_exposure_s"] <= age, (row, age)
+    exceeded = row["rpo_exposure_s"] > 120  # the sandbox's RPO objective
+    assert (row["rpo_state"], code) == (("exceeded", 1) if exceeded else ("ok", 0))
+    assert samples[("drtool_drill_newest_verified_backup_timestamp_seconds", None)] == (
+        consistent.timestamp())
 
 
 def crontab() -> tuple[int, str]:
@@ -97,48 +108,81 @@ def cron_daemon():
     assert not alive(daemon.pid)
 
 
-def test_cron_runs_an_installed_schedule_and_remove_restores_the_crontab(sandbox: Drtool,
-                                                                         cron_daemon):
+def test_cron_runs_the_backup_schedule_then_a_drill_of_its_backup_and_remove_restores_it(
+        sandbox: Drtool, cron_daemon):
+    """The production setup: backups on one schedule, drills of the newest of them on
+    another, both from the crontab, each with its own log."""
+    # A backup older than the schedule: a drill that takes the lock first restores it.
+    assert sandbox("backup", "--env", "sandbox").returncode == 0
     before_tab, before = crontab(), journals(sandbox)
     hook = "https://hooks.example/services/T0KEN-of-the-schedule-test"  # never called
     installing = Drtool(sandbox.home, {**sandbox.env, "DRTOOL_TEST_HOOK_URL": hook})
-    installed = installing("schedule", "install", "--env", "sandbox", "--cron", "* * * * *")
+    if time.localtime().tm_sec > 40:  # cron reads the new crontab at the next minute
+        time.sleep(62 - time.localtime().tm_sec)
+    minute = time.time() // 60 * 60
+
+    def at(minutes: int) -> str:  # a cron expression for that minute from now (local time)
+        moment = time.localtime(minute + 60 * minutes)
+        return f"{moment.tm_min} {moment.tm_hour} * * *"
+
+    # Both in the same minute, as an hourly backup and a weekly drill meet: one waits.
+    installed = installing("schedule", "install", "--env", "sandbox", "--backup-cron", at(1),
+                           "--drill-cron", at(1))
     assert installed.returncode == 0, installed.stderr
+    assert "drills of the latest backup at" in installed.stdout
     listed = sandbox("schedule", "list", "--json")
-    entry = next(e for e in json.loads(listed.stdout) if e["env"] == "sandbox")
-    assert entry["schedule"] == "* * * * *" and str(sandbox.home) in entry["command"]
-    # The secret-looking variable is in the 0600 file the line reads, not in the crontab.
-    assert hook not in crontab()[1] and "T0KEN" not in entry["command"]
+    entries = {e["job"]: e for e in json.loads(listed.stdout) if e["env"] == "sandbox"}
+    assert {job: e["schedule"] for job, e in entries.items()} == {"backup": at(1),
+                                                                  "drill": at(1)}
+    assert "drill --env sandbox --log" in entries["drill"]["command"]
+    assert "--backup latest" in entries["drill"]["command"]
+    # The secret-looking variable is in the 0600 file the lines read, not in the crontab.
+    assert hook not in crontab()[1] and "T0KEN" not in listed.stdout
     env_file = sandbox.home / "schedules" / "drill-sandbox.env"
     assert hook in env_file.read_text() and env_file.stat().st_mode & 0o777 == 0o600
     try:
-        deadline = time.monotonic() + 130  # the next minute starts it
-        while not journals(sandbox) - before:
-            assert time.monotonic() < deadline, "cron did not start a drill within two minutes"
+        deadline = minute + 60 * 5
+        while len(journals(sandbox) - before) < 2:
+            assert time.time() < deadline, (
+                f"cron did not start a backup and a drill: {journals(sandbox) - before}; "
+                + " | ".join(p.read_text()[-600:] for p in (sandbox.home / "logs").glob("*.log")))
             time.sleep(0.5)
     finally:
         removed = sandbox("schedule", "remove", "--env", "sandbox")
-    assert removed.returncode == 0 and "removed 1 crontab entry" in removed.stdout
+    assert removed.returncode == 0 and "removed 2 crontab entries" in removed.stdout
     assert crontab() == before_tab
-    assert not env_file.exists()  # removed with the entry
+    assert not env_file.exists()  # removed with the entries
 
-    (drill_id,) = journals(sandbox) - before
-    path = sandbox.home / "evidence" / "sandbox" / drill_id / "journal.json"
-    deadline = time.monotonic() + 300
-    while json.loads(path.read_text())["status"] == "running":
-        assert time.monotonic() < deadline, "the scheduled drill did not finish"
-        time.sleep(0.5)
-    history = sandbox("history", "--env", "sandbox", "--json")
-    record = next(r for r in json.loads(history.stdout) if r["drill_id"] == drill_id)
-    assert record["status"] == "passed", record
-    log = (sandbox.home / "logs" / "drill-sandbox.log").read_text()
-    assert "=== drtool drill --env sandbox (pid" in log and "Verdict   PASSED" in log
-    for secret in (sandbox.secret("postgres_password"), sandbox.secret("redis_password")):
-        assert secret not in log and secret not in entry["command"]
+    made = {}
+    for drill_id in journals(sandbox) - before:
+        path = sandbox.home / "evidence" / "sandbox" / drill_id / "journal.json"
+        deadline = time.monotonic() + 300
+        while json.loads(path.read_text())["status"] == "running":
+            assert time.monotonic() < deadline, "the scheduled job did not finish"
+            time.sleep(0.5)
+        journal = json.loads(path.read_text())
+        made[journal["operation"]] = journal
+    assert set(made) == {"backup", "drill"}
+    assert made["backup"]["status"] == made["drill"]["status"] == "passed"
+    assert made["drill"]["backup"]["chosen"] == "latest"
+    # Whichever took the lock first, the other waited for it (--lock-wait) and ran after:
+    # a drill behind the backup restored the backup the schedule had just made.
+    drill, backup = made["drill"], made["backup"]
+    if drill["backup"]["id"] == backup["backup"]["id"]:
+        assert drill["phases"][0]["started_at"] >= backup["ended_at"]
+    else:
+        assert backup["phases"][0]["started_at"] >= drill["ended_at"]
+    for job in ("backup", "drill"):
+        log = (sandbox.home / "logs" / f"{job}-sandbox.log").read_text()
+        assert f"=== drtool {job} --env sandbox (pid" in log
+        for secret in (sandbox.secret("postgres_password"), sandbox.secret("redis_password")):
+            assert secret not in log and secret not in entries[job]["command"]
+    assert "Verdict   PASSED" in (sandbox.home / "logs" / "drill-sandbox.log").read_text()
     for child in [p for p in Path("/proc").glob("[0-9]*") if p.name.isdigit()]:
         try:
             cmdline = (child / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"drill\x00--env\x00sandbox\x00--log" in cmdline:
+        if any(f"{job}\x00--env\x00sandbox\x00--log".encode() in cmdline
+               for job in ("drill", "backup")):
             wait_gone(int(child.name))

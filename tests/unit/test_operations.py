@@ -297,3 +297,110 @@ def test_a_systemd_unit_of_the_environment_keeps_its_env_file(tmp_path, monkeypa
     assert schedule.unit_files("sandbox", (tmp_path / "none", user)) == [
         user / "drtool-drill-sandbox.service"]
     assert schedule.unit_files("other", (user,)) == []
+
+
+def test_a_backup_schedule_and_a_drill_schedule_of_its_backups_are_installed_apart(
+        tmp_path, monkeypatch, capsys):
+    secret_environment(monkeypatch, tmp_path / "home")
+    assert main(["schedule", "install", "--env", "sandbox", "--backup-cron", "0 * * * *",
+                 "--drill-cron", "30 5 * * 1", "--systemd", "--unit-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.endswith(
+        "enable --now drtool-backup-sandbox.timer drtool-drill-sandbox.timer\n")
+
+    def exec_start(job: str) -> list[str]:
+        service = (tmp_path / f"drtool-{job}-sandbox.service").read_text()
+        assert HOOK_URL not in service and S3_SECRET not in service
+        line = next(x for x in service.splitlines() if x.startswith("ExecStart="))
+        return line.removeprefix("ExecStart=").split()[1:]
+
+    home = tmp_path / "home"
+    assert exec_start("backup") == ["backup", "--env", "sandbox", "--log",
+                                    f"{home}/logs/backup-sandbox.log", "--lock-wait", "3600"]
+    # Drills restore the newest backup the schedule made, waiting for a backup that runs.
+    assert exec_start("drill") == ["drill", "--env", "sandbox", "--log",
+                                   f"{home}/logs/drill-sandbox.log", "--lock-wait", "3600",
+                                   "--backup", "latest"]
+    assert "OnCalendar=*-*-* *:0:00" in (tmp_path / "drtool-backup-sandbox.timer").read_text()
+    assert schedule.unit_files("sandbox", (tmp_path,)) == [
+        tmp_path / "drtool-drill-sandbox.service", tmp_path / "drtool-backup-sandbox.service"]
+    # Alone, a drill schedule makes its own backups, unless told which to restore.
+    assert main(["schedule", "install", "--env", "sandbox", "--cron", "0 5 * * 1",
+                 "--drill-backup", "random", "--systemd", "--unit-dir", str(tmp_path)]) == 0
+    assert exec_start("drill")[-2:] == ["--backup", "random"]
+    assert main(["schedule", "install", "--env", "sandbox", "--cron", "0 5 * * 1",
+                 "--systemd", "--unit-dir", str(tmp_path)]) == 0
+    assert "--backup" not in exec_start("drill")
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    ([], "give --drill-cron (or --cron), --backup-cron, or both"),
+    (["--cron", "0 5 * * 1", "--drill-cron", "0 5 * * 1"], "the same option"),
+    (["--backup-cron", "0 * * * *", "--drill-backup", "latest"], "goes with --drill-cron"),
+    (["--drill-cron", "0 5 * * 1", "--backup-cron", "0 * * *"], "not a valid cron expression"),
+    (["--drill-cron", "0 5 * * 1", "--drill-backup", "oldest"], "'oldest' is not one of"),
+])
+def test_a_schedule_that_cannot_be_installed_writes_nothing(args, says, tmp_path, monkeypatch,
+                                                            capsys):
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path / "home"))
+    units = tmp_path / "units"
+    assert main(["schedule", "install", "--env", "sandbox", *args, "--systemd",
+                 "--unit-dir", str(units)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err and err.count("\n") == 1
+    assert not units.exists() and not (tmp_path / "home" / "schedules").exists()
+
+
+def test_the_rpo_exposure_is_the_age_of_the_newest_verified_backup():
+    from drtool.core.status import newest_verified, rpo_exposure
+
+    def drill(at_days: float, status: str, backup: str, consistent_days: float):
+        consistent = (NOW - dt.timedelta(days=consistent_days)).isoformat()
+        return record(f"d{at_days}", at_days, status), {"id": backup, "consistent_at": consistent}
+
+    newest_first = [drill(0.1, "failed", "bk-new", 0.11),   # failed: proves nothing
+                    drill(1, "passed", "bk-old", 5),        # a random drill of an old backup
+                    drill(2, "passed", "bk-mid", 2.01),     # the newest verified
+                    drill(9, "passed", "bk-older", 9.01)]   # started before it: not read
+    assert newest_verified(iter(newest_first)) == (
+        "bk-mid", (NOW - dt.timedelta(days=2.01)).isoformat(timespec="milliseconds"))
+    found = rpo_exposure(newest_verified(iter(newest_first)), 3 * 86400, NOW)
+    assert (found["rpo_exposure_s"], found["rpo_state"]) == (round(2.01 * 86400, 1), "ok")
+    assert rpo_exposure(("bk-mid", found["newest_verified_backup_at"]), 86400, NOW)[
+        "rpo_state"] == "exceeded"
+    assert rpo_exposure(None, 86400, NOW)["rpo_state"] == "exceeded"  # nothing verified
+    assert rpo_exposure(None, None, NOW)["rpo_state"] == "no objective"
+
+
+def test_status_exits_1_when_the_newest_verified_backup_is_older_than_the_rpo_objective(
+        tmp_path, monkeypatch, capsys):
+    from drtool import paths
+    from drtool.core.model import BackupRef
+    from drtool.drill.journal_writer import JournalWriter
+    from drtool.store.history import History, record_of
+
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path))
+    now = dt.datetime.now(UTC)
+    made = journal()
+    made.scope = {"cadence_days": 7}  # a drill passed within its cadence: not overdue
+    made.started_at = made.ended_at = (now - dt.timedelta(hours=1)).isoformat()
+    made.objectives = Objectives(300, 1800)  # RPO objective: 30 min
+    made.backup = BackupRef("bk-20261122T020000Z-aaaaaa",
+                            (now - dt.timedelta(hours=3)).isoformat(), "/store/manifest.json")
+    writer = JournalWriter(paths.evidence_dir("staging") / made.drill_id, made)
+    writer.save()
+    with History(paths.history_db()) as history:
+        history.append(record_of(made), writer.path)
+
+    assert main(["status", "--env", "staging", "--json", "--metrics-dir", str(tmp_path)]) == 1
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["state"], row["rpo_state"]) == ("ok", "exceeded")
+    assert row["newest_verified_backup"] == "bk-20261122T020000Z-aaaaaa"
+    assert 3 * 3600 - 60 < row["rpo_exposure_s"] < 3 * 3600 + 60
+    samples = {s.name: s.value for family in text_string_to_metric_families(
+        (tmp_path / "drtool_status.prom").read_text()) for s in family.samples}
+    assert samples["drtool_status_rpo_exposure_exceeded"] == 1
+    assert samples["drtool_status_overdue"] == 0
+    assert samples["drtool_status_rpo_objective_seconds"] == 1800
+    assert main(["status", "--env", "staging"]) == 1
+    assert "RPO exposure 3 h (newest verified backup bk-20261122T020000Z-aaaaaa), objective " \
+           "30 min EXCEEDED" in capsys.readouterr().out
