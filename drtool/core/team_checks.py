@@ -119,6 +119,8 @@ def problems_of(entries: Any, components: tuple[Component, ...], hosts: set[str]
         if not isinstance(entry, dict):
             found.append((key, "must be a mapping"))
             continue
+        if isinstance(entry.get("name"), str):  # a name is judged even when the rest is wrong
+            found += [(k or key, m) for k, m in name_problems(key, entry["name"], names, "check")]
         kind = entry.get("kind")
         if kind not in KINDS:
             found.append((f"{key}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}"))
@@ -128,7 +130,6 @@ def problems_of(entries: Any, components: tuple[Component, ...], hosts: set[str]
         found += [(error_key(key, e), error_message(e)) for e in errors]
         if errors:
             continue
-        found += [(k or key, m) for k, m in name_problems(key, entry["name"], names, "check")]
         found += [(f"{key}.{k}", m) for k, m in _names(entry, by_name, hosts)]
         expect = entry.get("expect") or {}
         if "equals_check" in expect and expect["equals_check"] not in {

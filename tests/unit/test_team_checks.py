@@ -190,3 +190,11 @@ def test_a_sql_check_on_a_cluster_of_databases_all_names_its_database():
          "is missing: main says databases: all, so a check names its database")]
     named = dict(check, database="found-later")  # which exist, only the backup will know
     assert tc.problems_of([named], every, HOSTS, TARGETS) == []
+
+
+def test_a_name_taken_twice_is_said_even_when_the_entry_has_other_problems():
+    twice = [GOOD[0], {"name": "orders", "kind": "sql", "component": "main"}]  # no query
+    found = problems(twice)
+    assert ("drtool_checks[1].name", "'orders' is also the name of drtool_checks[0]: check "
+            "names are unique") in found
+    assert ("drtool_checks[1].query", "is missing") in found
