@@ -122,6 +122,19 @@ class Manifest:
         return next((part for part in self.trees if part.key == key), None)
 
 
+def manifest_parts(manifest: Manifest) -> dict[str, tuple[str, str, str]]:
+    """{store: (component, consistent_at, kind)} of every part, stores named as the restore
+    facts name them: "postgres:main/appdb", "redis:cache", "files:uploads"."""
+    parts: dict[str, tuple[str, str, str]] = {}
+    for pg in manifest.postgres:
+        parts[f"postgres:{pg.key}"] = (pg.component, pg.consistent_at, "postgres")
+    for rd in manifest.redis:
+        parts[f"redis:{rd.key}"] = (rd.key, rd.consistent_at, "redis")
+    for tree in manifest.trees:
+        parts[f"files:{tree.key}"] = (tree.key, tree.consistent_at, "files")
+    return parts
+
+
 def build_manifest(
     backup_id: str,
     env: str,

@@ -20,7 +20,8 @@ from typing import Any
 # 7: `backup.chosen`: a drill restores its own fresh backup or one from the store
 #    (`drill --backup latest|random|random-verified|ID`), and says which; a cluster declared
 #    `databases: all` has `all_databases: true` in `scope.components`.
-SCHEMA_VERSION = 7
+# 8: `rpo_by_store`: per restored store, its data loss and its backup part's age.
+SCHEMA_VERSION = 8
 
 # Phase and drill statuses.
 PENDING, RUNNING, PASSED, FAILED, SKIPPED, ABORTED = (
@@ -152,6 +153,9 @@ class Journal:
     rpo_backup_age_s: float | None = None
     rpo_measured_s: float | None = None
     rpo_measured_from: dict[str, str | None] = field(default_factory=dict)
+    # Per restored store: its data loss, and the backup part it came from with its age
+    # (core.timing.rpo_by_store).
+    rpo_by_store: list[dict[str, Any]] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     backup: BackupRef | None = None
     failure: Failure | None = None

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from drtool.core.clock import Moment, elapsed, seconds_between
+from drtool.core.clock import Moment, elapsed, parse_iso, seconds_between
 
 # A phase's time limit, unless the environment sets one (drtool_phase_timeout_s): three times
 # the RTO objective, and never under five minutes. No single phase should take longer than
@@ -62,6 +62,29 @@ def rpo_measured(
     if declared_at is None or not found:
         return None
     return seconds_between(min(found), declared_at)
+
+
+def rpo_by_store(declared_at: dt.datetime | None, heartbeats: Mapping[str, str | None],
+                 parts: Mapping[str, tuple[str, str, str]], backup_id: str | None
+                 ) -> list[dict[str, Any]]:
+    """Per restored store, what a disaster at `declared_at` would have lost: its newest
+    heartbeat in the restored data (`heartbeats`: {"postgres:main/appdb": iso or None}), and
+    the backup it came from and how old that part of it was (`parts`: {store: (component,
+    consistent_at, kind)} from the manifest). `data_loss_s` is None where the store holds no
+    heartbeat: then its backup's age is the bound."""
+    out = []
+    for store, (component, consistent_at, kind) in sorted(parts.items()):
+        beat = parse_iso(heartbeats.get(store))
+        made = parse_iso(consistent_at)
+        out.append({
+            "store": store, "component": component, "kind": kind, "backup_id": backup_id,
+            "backup_consistent_at": consistent_at,
+            "backup_age_s": seconds_between(made, declared_at)
+            if made and declared_at else None,
+            "newest_heartbeat_at": heartbeats.get(store),
+            "data_loss_s": seconds_between(beat, declared_at) if beat and declared_at else None,
+        })
+    return out
 
 
 # -- how long a phase may run -------------------------------------------------------------------

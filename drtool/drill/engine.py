@@ -38,7 +38,7 @@ from drtool.core.clock import (
     parse_iso,
     utc_now,
 )
-from drtool.core.manifest import Manifest, build_manifest
+from drtool.core.manifest import Manifest, build_manifest, manifest_parts
 from drtool.core.model import (
     ABORTED,
     FAILED,
@@ -933,6 +933,10 @@ class Drill:
             journal.rpo_measured_s = timing.rpo_measured(
                 parse_iso(journal.disaster_declared_at),
                 {k: parse_iso(v) for k, v in journal.rpo_measured_from.items()})
+            if self.manifest is not None and journal.disaster_declared_at:
+                journal.rpo_by_store = timing.rpo_by_store(
+                    parse_iso(journal.disaster_declared_at), journal.rpo_measured_from,
+                    manifest_parts(self.manifest), self.manifest.backup_id)
             if journal.objectives is not None and journal.failure is None and not self.cancelled:
                 objective = verdict.objective_checks(
                     journal.objectives, journal.rto_s, journal.rpo_measured_s,

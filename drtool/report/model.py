@@ -106,6 +106,7 @@ def drill_entry(item: Recorded, remediation: Mapping[str, str] | None = None) ->
                      if isinstance(journal.get("rollback"), dict) else None),
         "backup": journal.get("backup"), "tool_versions": journal.get("tool_versions") or {},
         "backup_origin": backup_origin(journal.get("backup")),
+        "backup_kind": backup_kind(journal.get("backup")),
         "scope": journal.get("scope"),
         "evidence": {"record_hash": item.hash, "journal_sha256": item.journal_sha256,
                      "journal": item.journal_path, "journal_readable": item.journal is not None},
@@ -193,6 +194,18 @@ def headline(report: dict[str, Any]) -> list[str]:
         if figure["judged"]:
             lines.append(f"{figure['met']} of {plural(figure['judged'], 'measured drill')} met the "
                          f"{label} objective; worst {human_seconds(figure['max'])}.")
+    scheduled = s["rpo_scheduled"]
+    if scheduled["count"]:
+        lines.append(f"{plural(scheduled['count'], 'drill')} restored a backup the schedule "
+                     f"had made: their data loss, worst {human_seconds(scheduled['max'])}, is "
+                     "what a real disaster would have cost"
+                     + (f" ({scheduled['met']} of {scheduled['judged']} within the objective)."
+                        if scheduled["judged"] else "."))
+    elif s["rpo_fresh"]["count"]:
+        lines.append("Every drill restored a backup it made itself, seconds before its "
+                     "disaster: their data loss measures the drill, not what a real disaster "
+                     "would lose. Drills of the scheduled backups (drtool drill --backup "
+                     "latest) measure that.")
     cadence = report["cadence"]
     if cadence["assessed"]:
         lines.append(f"Drills are due every {cadence['cadence_days']:g} days: {cadence['met']} "
@@ -288,6 +301,12 @@ def quarterly_report(env: str, quarter: Quarter, history: list[Recorded],
             "rto": figures((e["rto_s"] for e in entries), (e["rto_met"] for e in entries)),
             "rpo": figures((e["rpo_measured_s"] for e in entries),
                            (e["rpo_met"] for e in entries)),
+            # Apart: a drill of a backup the schedule made measures what a disaster would
+            # lose; one of its own fresh backup measures the drill's timing.
+            **{f"rpo_{kind}": figures(
+                (e["rpo_measured_s"] for e in entries if e["backup_kind"] == kind),
+                (e["rpo_met"] for e in entries if e["backup_kind"] == kind))
+               for kind in (SCHEDULED, FRESH)},
         },
         "drills": entries,
         "exceptions": [e for e in entries if e["status"] != "passed"],
@@ -342,6 +361,19 @@ ORIGINS = {
                        "have cost",
     "named": "a backup from the store, named by the operator",
 }
+
+
+SCHEDULED, FRESH = "scheduled", "fresh"
+
+
+def backup_kind(backup: Any) -> str | None:
+    """"fresh" when the drill made its own backup, "scheduled" when it restored one the store
+    held (made earlier, by the schedule or an operator), None when the journal does not say
+    (before schema 7)."""
+    chosen = backup.get("chosen") if isinstance(backup, dict) else None
+    if chosen == "fresh":
+        return FRESH
+    return SCHEDULED if chosen in ("latest", "random", "random-verified", "named") else None
 
 
 def backup_origin(backup: Any) -> str | None:

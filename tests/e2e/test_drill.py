@@ -22,7 +22,7 @@ def when(stamp: str) -> dt.datetime:
 
 def test_a_sandbox_drill_passes_with_every_journal_field(sandbox: Drtool, passed_drill):
     j = passed_drill
-    assert j["schema_version"] == 7 and j["env"] == "sandbox" and j["status"] == "passed"
+    assert j["schema_version"] == 8 and j["env"] == "sandbox" and j["status"] == "passed"
     assert j["operation"] == "drill" and j["failure"] is None
     assert when(j["started_at"]) < when(j["ended_at"])
     assert [p["name"] for p in j["phases"]] == DRILL_PHASES
@@ -95,6 +95,18 @@ def test_rpo_measured_comes_from_a_heartbeat_in_the_restored_data(passed_drill, 
     oldest = min(when(b) for b in found)
     assert j["rpo_measured_s"] == pytest.approx((declared - oldest).total_seconds(), abs=0.002)
     assert j["rpo_measured_s"] >= j["rpo_backup_age_s"] - 1.5  # a heartbeat is ~1 s apart
+    # Per store: its data loss, and which backup part it came from and how old that was.
+    by_store = {entry["store"]: entry for entry in j["rpo_by_store"]}
+    assert set(by_store) == set(beats) | {"files:uploads"}
+    for store, entry in by_store.items():
+        assert entry["backup_id"] == j["backup"]["id"]
+        assert 0 < entry["backup_age_s"] <= j["rpo_backup_age_s"] + 0.5, entry
+        beat = beats.get(store)
+        assert entry["newest_heartbeat_at"] == beat
+        assert entry["data_loss_s"] == (None if beat is None else pytest.approx(
+            (declared - when(beat)).total_seconds(), abs=0.002))
+    assert max(e["data_loss_s"] or 0 for e in by_store.values()) == pytest.approx(
+        j["rpo_measured_s"], abs=0.002)
     # That heartbeat is a real row the application wrote on the primary.
     with pg(sandbox, "pg_primary") as conn:
         row = conn.execute("SELECT count(*) FROM app_heartbeat WHERE beat_at = %s",

@@ -154,7 +154,7 @@ def test_html_escapes_journal_text_and_markdown_keeps_its_tables(home):
     markdown = render.render_markdown(report)
     row = next(line for line in markdown.splitlines() if line.startswith("| 2026-11-20"))
     assert "after the \\| pipe" in row
-    assert row.replace("\\|", "").count("|") == 9  # eight cells, none split by the note
+    assert row.replace("\\|", "").count("|") == 10  # nine cells, none split by the note
 
 
 def test_report_command_writes_every_format_but_pdf_here(home, capsys):
@@ -245,3 +245,42 @@ def test_the_summary_keeps_paths_urls_and_errors_whole_on_a_narrow_terminal(tmp_
     assert f"Anchored  history head at {anchor['url']} version f2eb6506" in lines
     assert "Failure at restore: [errno 5] read error on /srv/x" in lines
     assert "Warning   evidence copy failed: [bold]not markup[/bold]" in lines
+
+
+def test_drills_of_scheduled_backups_are_told_apart_from_drills_of_fresh_ones(home):
+    from drtool.core.model import BackupRef
+
+    def drill(drill_id: str, day: int, rpo: float, chosen: str | None) -> Journal:
+        made = journal(drill_id, at(10, day), rpo=rpo)
+        made.backup = BackupRef(f"bk-{drill_id}", at(10, day), "/m", chosen=chosen)
+        return made
+
+    only_fresh = model.quarterly_report("sandbox", Q4, record(
+        [drill("f-1", 2, 6.0, "fresh"), drill("f-2", 9, 7.0, "fresh")]),
+        model.chain_state(2, None, "h", NOW), NOW, {"drtool": "test"})
+    assert only_fresh["summary"]["rpo_scheduled"]["count"] == 0
+    assert any(line.startswith("Every drill restored a backup it made itself")
+               for line in only_fresh["headline"])
+
+    both = model.quarterly_report("sandbox", Q4, record(
+        [drill("s-1", 16, 5400.0, "latest"), drill("s-2", 23, 100.0, "random"),
+         drill("old", 24, 8.0, None)]),  # a journal before schema 7 says nothing
+        model.chain_state(5, None, "h", NOW), NOW, {"drtool": "test"})
+    kinds = {d["drill_id"]: d["backup_kind"] for d in both["drills"]}
+    assert kinds == {"f-1": "fresh", "f-2": "fresh", "s-1": "scheduled", "s-2": "scheduled",
+                     "old": None}
+    scheduled = both["summary"]["rpo_scheduled"]
+    assert (scheduled["count"], scheduled["max"], scheduled["met"], scheduled["judged"]) == (
+        2, 5400.0, 1, 2)
+    assert both["summary"]["rpo_fresh"]["count"] == 2
+    assert ("2 drills restored a backup the schedule had made: their data loss, worst 1 h 30 "
+            "min, is what a real disaster would have cost (1 of 2 within the objective)."
+            ) in both["headline"]
+    markdown = render.render_markdown(both)
+    assert ("| Data loss, drills of scheduled backups (what a disaster would lose) | 2 min "
+            "| 1 of 2 | 1 min 40 s | 45 min 50 s | 1 h 30 min |") in markdown
+    assert ("| Data loss, drills of their own fresh backups | 2 min | 2 of 2 | 6.0 s | 6.5 s "
+            "| 7.0 s |") in markdown
+    assert ("| `s-1` (hand-made journal for a unit test) | PASSED | 20.0 s | 1 h 30 min | "
+            "scheduled | 1 h 30 min |") in markdown
+    assert "Data loss, drills of scheduled backups" in render.render_html(both)

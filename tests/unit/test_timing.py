@@ -171,3 +171,18 @@ def test_a_bad_phase_limit_is_a_problem_naming_its_key(value, key):
     limits, problems = timing.parse_phase_limits(value, PHASES)
     assert [k for k, _message in problems] == [key]
     assert "restore" not in limits
+
+
+def test_each_restored_store_says_its_data_loss_and_its_backup_parts_age():
+    parts = {"postgres:main/appdb": ("main", at(-600).isoformat(), "postgres"),
+             "redis:cache": ("cache", at(-300).isoformat(), "redis"),
+             "files:uploads": ("uploads", at(-200).isoformat(), "files")}
+    beats = {"postgres:main/appdb": at(-620).isoformat(), "redis:cache": None}
+    found = {e["store"]: e for e in timing.rpo_by_store(at(0), beats, parts, "bk-1")}
+    assert (found["postgres:main/appdb"]["data_loss_s"],
+            found["postgres:main/appdb"]["backup_age_s"]) == (620.0, 600.0)
+    assert (found["redis:cache"]["data_loss_s"], found["redis:cache"]["backup_age_s"]) == (
+        None, 300.0)  # no heartbeat: the backup's age is the bound
+    assert found["files:uploads"]["component"] == "uploads"
+    assert {e["backup_id"] for e in found.values()} == {"bk-1"}
+    assert timing.rpo_by_store(None, beats, parts, "bk-1")[0]["backup_age_s"] is None
