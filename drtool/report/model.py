@@ -107,6 +107,7 @@ def drill_entry(item: Recorded, remediation: Mapping[str, str] | None = None) ->
         "backup": journal.get("backup"), "tool_versions": journal.get("tool_versions") or {},
         "backup_origin": backup_origin(journal.get("backup")),
         "backup_kind": backup_kind(journal.get("backup")),
+        "rpo_by_store": [e for e in journal.get("rpo_by_store") or [] if isinstance(e, dict)],
         "scope": journal.get("scope"),
         "evidence": {"record_hash": item.hash, "journal_sha256": item.journal_sha256,
                      "journal": item.journal_path, "journal_readable": item.journal is not None},

@@ -284,3 +284,22 @@ def test_drills_of_scheduled_backups_are_told_apart_from_drills_of_fresh_ones(ho
     assert ("| `s-1` (hand-made journal for a unit test) | PASSED | 20.0 s | 1 h 30 min | "
             "scheduled | 1 h 30 min |") in markdown
     assert "Data loss, drills of scheduled backups" in render.render_html(both)
+
+
+def test_a_drill_report_gives_the_data_loss_of_each_restored_store(home):
+    made = journal("d-stores", at(11, 2))
+    made.rpo_by_store = [
+        {"store": "postgres:main/appdb", "component": "main", "kind": "postgres",
+         "backup_id": "bk-1", "backup_consistent_at": at(11, 2, 4), "backup_age_s": 3600.0,
+         "newest_heartbeat_at": at(11, 2, 4), "data_loss_s": 3600.0},
+        {"store": "redis:cache", "component": "cache", "kind": "redis", "backup_id": "bk-1",
+         "backup_consistent_at": at(11, 2, 4), "backup_age_s": 3600.0,
+         "newest_heartbeat_at": None, "data_loss_s": None}]
+    record([made])
+    assert main(["report", "--drill", "d-stores", "--format", "md,html", "--out",
+                 str(home)]) == 0
+    markdown = (home / "sandbox-d-stores.md").read_text()
+    assert ("| `postgres:main/appdb` | 1 h | 2026-11-02 04:00:00 UTC | `bk-1` | 1 h |"
+            in markdown)
+    assert "| `redis:cache` | - | no heartbeat | `bk-1` | 1 h |" in markdown
+    assert "Data loss per restored store" in (home / "sandbox-d-stores.html").read_text()
