@@ -173,10 +173,11 @@ SLIM_COMPONENTS = {"main", "cache", "api"}
 
 def copy_inventory(drtool: Drtool, name: str, all_vars: dict[str, Any],
                    host_vars: dict[str, dict[str, Any]] | None = None,
-                   estate: bool = False) -> str:
+                   estate: bool = False, keep: set[str] | None = None) -> str:
     """A copy of the sandbox inventory as environment NAME under DRTOOL_HOME/inventories,
     with `all_vars` added to the group `all` and any host's vars overridden; with only the
-    SLIM_COMPONENTS (and the hosts and team checks they use) unless `estate`."""
+    components in `keep` (default SLIM_COMPONENTS; and the hosts and team checks they use)
+    unless `estate`."""
     import yaml
 
     folder = drtool.home / "inventories" / name
@@ -184,7 +185,7 @@ def copy_inventory(drtool: Drtool, name: str, all_vars: dict[str, Any],
     shutil.copytree(Path(__file__).resolve().parents[1] / "inventories" / "sandbox", folder)
     hosts = yaml.safe_load((folder / "hosts.yml").read_text())
     if not estate:
-        slim(folder, hosts)
+        slim(folder, hosts, keep or SLIM_COMPONENTS)
     hosts["all"]["vars"] = all_vars
     (folder / "hosts.yml").write_text(yaml.safe_dump(hosts))
     for host, values in (host_vars or {}).items():
@@ -193,9 +194,10 @@ def copy_inventory(drtool: Drtool, name: str, all_vars: dict[str, Any],
     return name
 
 
-def slim(folder: Path, hosts: dict[str, Any]) -> None:
-    """Keep only the SLIM_COMPONENTS in the inventory copy at `folder`, the team's checks
-    that read them, and the hosts they are on (`hosts`: its hosts.yml, edited in place)."""
+def slim(folder: Path, hosts: dict[str, Any], keep: set[str]) -> None:
+    """Keep only the components named in `keep` in the inventory copy at `folder`, the
+    team's checks that read them, and the hosts they are on (`hosts`: its hosts.yml, edited
+    in place)."""
     import yaml
 
     path = folder / "group_vars" / "all.yml"
@@ -203,12 +205,12 @@ def slim(folder: Path, hosts: dict[str, Any]) -> None:
     used = set()
     for variable in ("drtool_postgres_clusters", "drtool_redis_instances", "drtool_file_trees",
                      "drtool_services"):
-        kept = [e for e in values.get(variable) or [] if e["name"] in SLIM_COMPONENTS]
+        kept = [e for e in values.get(variable) or [] if e["name"] in keep]
         values[variable] = kept
         used |= {e.get("host") for e in kept} | {
             e[side]["host"] for e in kept for side in ("source", "target") if side in e}
     values["drtool_checks"] = [c for c in values.get("drtool_checks") or []
-                               if (c.get("component") or c.get("service")) in SLIM_COMPONENTS]
+                               if (c.get("component") or c.get("service")) in keep]
     path.write_text(yaml.safe_dump(values, sort_keys=False))
     for group in hosts["all"]["children"].values():
         group["hosts"] = {h: v for h, v in group["hosts"].items() if h in used}
@@ -217,7 +219,7 @@ def slim(folder: Path, hosts: dict[str, Any]) -> None:
 def copy_inventory_with_components(drtool: Drtool, name: str, changes: dict[str, Any],
                                    all_vars: dict[str, Any] | None = None,
                                    host_vars: dict[str, dict[str, Any]] | None = None,
-                                   estate: bool = False) -> str:
+                                   estate: bool = False, keep: set[str] | None = None) -> str:
     """copy_inventory, then `changes` made in the copy's group_vars/all.yml, where the
     component lists are: each key says where, as `drtool_postgres_clusters[0].target.port`
     (a mapping's key after a dot, a list's index in brackets), each value what it becomes.
@@ -227,7 +229,7 @@ def copy_inventory_with_components(drtool: Drtool, name: str, changes: dict[str,
 
     import yaml
 
-    copy_inventory(drtool, name, all_vars or {}, host_vars, estate)
+    copy_inventory(drtool, name, all_vars or {}, host_vars, estate, keep)
     path = drtool.home / "inventories" / name / "group_vars" / "all.yml"
     values = yaml.safe_load(path.read_text())
     for where, value in changes.items():

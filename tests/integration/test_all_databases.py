@@ -51,7 +51,7 @@ def reports(sandbox: Drtool) -> Iterator[str]:
 def test_every_database_the_backup_found_is_restored_and_one_made_later_is_not(
         sandbox: Drtool, reports: str):
     env = copy_inventory_with_components(sandbox, "sandbox-all-databases", {
-        "drtool_postgres_clusters[0].databases": "all"})
+        "drtool_postgres_clusters[0].databases": "all"}, keep={"main"})
     code, plan = sandbox.json("drill", "--env", env, "--plan")
     assert code == 0
     drops = next(s["action"] for p in plan["plan"] if p["phase"] == "disaster"
@@ -84,7 +84,7 @@ def test_a_failed_restore_rolls_back_every_database_the_backup_found(
     bin_dir = failing_pg_restore(tmp_path / "bin", EXTRA)
     env = copy_inventory_with_components(sandbox, "sandbox-all-databases-fails", {
         "drtool_postgres_clusters[0].databases": "all",
-        "drtool_postgres_clusters[0].target.bin_dir": str(bin_dir)})
+        "drtool_postgres_clusters[0].target.bin_dir": str(bin_dir)}, keep={"main"})
     if EXTRA not in databases(sandbox, "pg_target"):  # (a drill above may have restored it)
         with pg(sandbox, "pg_target", "postgres") as conn:
             conn.autocommit = True
@@ -122,7 +122,7 @@ def test_a_cluster_with_nothing_to_back_up_fails_the_backup_and_touches_no_targe
         env = copy_inventory_with_components(sandbox, "sandbox-all-empty", {
             "drtool_postgres_clusters[0].databases": "all",
             "drtool_postgres_clusters[0].source.port": cluster.port,
-            "drtool_postgres_clusters[0].source.data_dir": str(cluster.data)})
+            "drtool_postgres_clusters[0].source.data_dir": str(cluster.data)}, keep={"main"})
         before = databases(sandbox, "pg_target")
 
         code, journal = sandbox.json("drill", "--env", env)

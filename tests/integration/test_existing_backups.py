@@ -10,7 +10,7 @@ import pytest
 
 from drtool.store.base import BackupSummary
 from drtool.store.choose import choose
-from tests.conftest import Drtool, copy_inventory
+from tests.conftest import Drtool, copy_inventory, copy_inventory_with_components
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,9 @@ ENV = "sandbox-scheduled"
 @pytest.fixture(scope="module")
 def five_backups(sandbox: Drtool) -> list[str]:
     """Five backups of a copy of the sandbox, as cron would have made them, oldest first."""
-    copy_inventory(sandbox, ENV, {})
+    # Backups every hour: a drill of one of them may lose up to its age, within the hour.
+    copy_inventory_with_components(sandbox, ENV, {"drtool_rpo_objective_s": 3600},
+                                   keep={"main"})
     made = []
     for _ in range(5):
         code, backup = sandbox.json("backup", "--env", ENV)

@@ -14,26 +14,35 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Drtool, alive, wait_gone
+from tests.conftest import Drtool, alive, copy_inventory, wait_gone
 
 pytestmark = pytest.mark.integration
 
+# A copy of the sandbox with its cluster alone: what is run here (locks, metrics, status,
+# schedules) does not depend on the estate, and a drill of it is quicker.
+ENV = "sandbox-ops"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ops_inventory(sandbox: Drtool) -> None:
+    copy_inventory(sandbox, ENV, {}, keep={"main"})
+
 
 def journals(drtool: Drtool) -> set[str]:
-    folder = drtool.home / "evidence" / "sandbox"
+    folder = drtool.home / "evidence" / ENV
     return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
 def owner_pid(drtool: Drtool) -> int | None:
     try:
-        return json.loads((drtool.home / "locks" / "sandbox.owner.json").read_text())["pid"]
+        return json.loads((drtool.home / "locks" / f"{ENV}.owner.json").read_text())["pid"]
     except (OSError, ValueError, KeyError):
         return None
 
 
 def test_two_drills_started_together_one_runs_one_is_refused(sandbox: Drtool, tmp_path):
     before = journals(sandbox)
-    first = sandbox.popen("drill", "--env", "sandbox", "--metrics-dir", str(tmp_path),
+    first = sandbox.popen("drill", "--env", ENV, "--metrics-dir", str(tmp_path),
                           "--junit", str(tmp_path / "drill.xml"), "--json")
     # Wait for the owner file to name the first drill: one left by a drill an earlier test
     # killed may be there already, and starting the second drill then would race the first.
@@ -41,20 +50,20 @@ def test_two_drills_started_together_one_runs_one_is_refused(sandbox: Drtool, tm
     while owner_pid(sandbox) != first.pid:
         assert time.monotonic() < deadline and first.poll() is None, "no lock was taken"
         time.sleep(0.05)
-    second = sandbox("drill", "--env", "sandbox")
+    second = sandbox("drill", "--env", ENV)
     out, err = first.communicate(timeout=600)
 
     assert second.returncode == 75, second.stderr
-    assert second.stderr.count("\n") == 1 and "sandbox is busy: drill " in second.stderr
+    assert second.stderr.count("\n") == 1 and f"{ENV} is busy: drill " in second.stderr
     assert first.returncode == 0, err
     journal = json.loads(out)
     assert journals(sandbox) - before == {journal["drill_id"]}  # the refused one wrote nothing
-    assert not (sandbox.home / "locks" / "sandbox.owner.json").exists()
+    assert not (sandbox.home / "locks" / f"{ENV}.owner.json").exists()
 
     # Its metrics, parsed by Prometheus' own parser, say what its journal says.
     samples = {(s.name, s.labels.get("phase") or s.labels.get("status")): s.value
                for family in text_string_to_metric_families(
-                   (tmp_path / "drtool_sandbox.prom").read_text()) for s in family.samples}
+                   (tmp_path / f"drtool_{ENV}.prom").read_text()) for s in family.samples}
     assert samples[("drtool_drill_rto_seconds", None)] == journal["rto_s"]
     assert samples[("drtool_drill_rpo_measured_seconds", None)] == journal["rpo_measured_s"]
     assert samples[("drtool_drill_status", "passed")] == 1
@@ -62,15 +71,15 @@ def test_two_drills_started_together_one_runs_one_is_refused(sandbox: Drtool, tm
         assert samples[("drtool_drill_phase_duration_seconds", phase["name"])] == phase[
             "duration_s"]
     # Its JUnit XML is beside the journal and where --junit asked.
-    beside = sandbox.home / "evidence" / "sandbox" / journal["drill_id"] / "junit.xml"
+    beside = sandbox.home / "evidence" / ENV / journal["drill_id"] / "junit.xml"
     assert beside.read_text() == (tmp_path / "drill.xml").read_text()
     assert f'tests="{len(journal["phases"]) + len(journal["checks"])}"' in beside.read_text()
     assert 'failures="0"' in beside.read_text()
 
-    status = sandbox("status", "--env", "sandbox")
-    assert status.stdout.startswith("sandbox: ok (every 7 d)")
+    status = sandbox("status", "--env", ENV)
+    assert status.stdout.startswith(f"{ENV}: ok (every 7 d)")
     # The current RPO exposure: this drill's backup is the newest one a drill verified.
-    code, (row,) = sandbox.json("status", "--env", "sandbox")
+    code, (row,) = sandbox.json("status", "--env", ENV)
     assert row["newest_verified_backup"] == journal["backup"]["id"]
     consistent = dt.datetime.fromisoformat(journal["backup"]["consistent_at"])
     age = (dt.datetime.now(dt.UTC) - consistent).total_seconds()
@@ -113,7 +122,7 @@ def test_cron_runs_the_backup_schedule_then_a_drill_of_its_backup_and_remove_res
     """The production setup: backups on one schedule, drills of the newest of them on
     another, both from the crontab, each with its own log."""
     # A backup older than the schedule: a drill that takes the lock first restores it.
-    assert sandbox("backup", "--env", "sandbox").returncode == 0
+    assert sandbox("backup", "--env", ENV).returncode == 0
     before_tab, before = crontab(), journals(sandbox)
     hook = "https://hooks.example/services/T0KEN-of-the-schedule-test"  # never called
     installing = Drtool(sandbox.home, {**sandbox.env, "DRTOOL_TEST_HOOK_URL": hook})
@@ -126,19 +135,19 @@ def test_cron_runs_the_backup_schedule_then_a_drill_of_its_backup_and_remove_res
         return f"{moment.tm_min} {moment.tm_hour} * * *"
 
     # Both in the same minute, as an hourly backup and a weekly drill meet: one waits.
-    installed = installing("schedule", "install", "--env", "sandbox", "--backup-cron", at(1),
+    installed = installing("schedule", "install", "--env", ENV, "--backup-cron", at(1),
                            "--drill-cron", at(1))
     assert installed.returncode == 0, installed.stderr
     assert "drills of the latest backup at" in installed.stdout
     listed = sandbox("schedule", "list", "--json")
-    entries = {e["job"]: e for e in json.loads(listed.stdout) if e["env"] == "sandbox"}
+    entries = {e["job"]: e for e in json.loads(listed.stdout) if e["env"] == ENV}
     assert {job: e["schedule"] for job, e in entries.items()} == {"backup": at(1),
                                                                   "drill": at(1)}
-    assert "drill --env sandbox --log" in entries["drill"]["command"]
+    assert f"drill --env {ENV} --log" in entries["drill"]["command"]
     assert "--backup latest" in entries["drill"]["command"]
     # The secret-looking variable is in the 0600 file the lines read, not in the crontab.
     assert hook not in crontab()[1] and "T0KEN" not in listed.stdout
-    env_file = sandbox.home / "schedules" / "drill-sandbox.env"
+    env_file = sandbox.home / "schedules" / f"drill-{ENV}.env"
     assert hook in env_file.read_text() and env_file.stat().st_mode & 0o777 == 0o600
     try:
         deadline = minute + 60 * 5
@@ -148,14 +157,14 @@ def test_cron_runs_the_backup_schedule_then_a_drill_of_its_backup_and_remove_res
                 + " | ".join(p.read_text()[-600:] for p in (sandbox.home / "logs").glob("*.log")))
             time.sleep(0.5)
     finally:
-        removed = sandbox("schedule", "remove", "--env", "sandbox")
+        removed = sandbox("schedule", "remove", "--env", ENV)
     assert removed.returncode == 0 and "removed 2 crontab entries" in removed.stdout
     assert crontab() == before_tab
     assert not env_file.exists()  # removed with the entries
 
     made = {}
     for drill_id in journals(sandbox) - before:
-        path = sandbox.home / "evidence" / "sandbox" / drill_id / "journal.json"
+        path = sandbox.home / "evidence" / ENV / drill_id / "journal.json"
         deadline = time.monotonic() + 300
         while json.loads(path.read_text())["status"] == "running":
             assert time.monotonic() < deadline, "the scheduled job did not finish"
@@ -173,16 +182,16 @@ def test_cron_runs_the_backup_schedule_then_a_drill_of_its_backup_and_remove_res
     else:
         assert backup["phases"][0]["started_at"] >= drill["ended_at"]
     for job in ("backup", "drill"):
-        log = (sandbox.home / "logs" / f"{job}-sandbox.log").read_text()
-        assert f"=== drtool {job} --env sandbox (pid" in log
+        log = (sandbox.home / "logs" / f"{job}-{ENV}.log").read_text()
+        assert f"=== drtool {job} --env {ENV} (pid" in log
         for secret in (sandbox.secret("postgres_password"), sandbox.secret("redis_password")):
             assert secret not in log and secret not in entries[job]["command"]
-    assert "Verdict   PASSED" in (sandbox.home / "logs" / "drill-sandbox.log").read_text()
+    assert "Verdict   PASSED" in (sandbox.home / "logs" / f"drill-{ENV}.log").read_text()
     for child in [p for p in Path("/proc").glob("[0-9]*") if p.name.isdigit()]:
         try:
             cmdline = (child / "cmdline").read_bytes()
         except OSError:
             continue
-        if any(f"{job}\x00--env\x00sandbox\x00--log".encode() in cmdline
+        if any(f"{job}\x00--env\x00{ENV}\x00--log".encode() in cmdline
                for job in ("drill", "backup")):
             wait_gone(int(child.name))
