@@ -32,6 +32,7 @@ from drtool.report.junit import junit_xml
 from drtool.report.metrics import write_metrics
 from drtool.store import choose
 from drtool.store.history import History
+from drtool.store.lock import lock_held
 from drtool.store.open import open_store
 from drtool.util.files import atomic_write
 
@@ -54,29 +55,35 @@ def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = N
          note: str | None = None, outputs: Outputs | None = None,
          seed: int | None = None, lock_wait: int = 0) -> int:
     env, adapter = load(env_name, touches_targets=operation in TOUCHES_TARGETS)
-    # With --lock-wait, an operation refused because another holds the environment's lock
-    # (refused before it wrote anything) tries again until that one ends; a drill of the
-    # latest backup then picks the backup that just ended.
-    deadline, shown, waiting = time.monotonic() + lock_wait, None, False
+    # With --lock-wait, an operation that finds the environment's lock held (by a drill or a
+    # backup that started first) waits for it to be free, polling /proc/locks, and only then
+    # picks its backup: a drill of the latest backup behind a scheduled backup restores the
+    # one that just ended. A start that still loses the lock (refused before it wrote
+    # anything) waits again.
+    deadline, waiting, shown = time.monotonic() + lock_wait, False, None
+    locks = paths.drtool_home() / "locks"
     while True:
+        while lock_wait and lock_held(locks, env.name) and time.monotonic() < deadline:
+            if not waiting:
+                click.echo(f"drtool: {env.name} is busy; waiting up to {lock_wait} s for its "
+                           "lock", err=True)
+                waiting = True
+            time.sleep(2)
         spec, chosen = backup_id, None
         if operation == "drill" and backup_id is not None:
             spec, chosen = choose.choose(open_store(env).catalog(), backup_id, seed, env.name)
-            if chosen != choose.NAMED and spec != shown:
-                click.echo(f"drtool: drilling backup {spec} ({chosen})", err=True)
-                shown = spec
         drill = Drill(env, operation, adapter, ConsoleProgress(), backup_id=spec, note=note,
                       chosen=chosen)
+        if chosen not in (None, choose.NAMED) and spec != shown:
+            click.echo(f"drtool: drilling backup {spec} ({chosen})", err=True)
+            shown = spec
         try:
             journal = drill.run()
             break
-        except LockedError as exc:
+        except LockedError:
             if time.monotonic() >= deadline:
                 raise
-            if not waiting:
-                click.echo(f"drtool: {exc.message}; waiting up to {lock_wait} s", err=True)
-                waiting = True
-            time.sleep(2)
+            time.sleep(1)  # taken in the moment between the look and the try: look again
     if drill.lock.stale:
         owner = drill.lock.stale
         click.echo(f"drtool: took over the lock of {env.name} left by "

@@ -28,8 +28,8 @@ def schedule() -> None:
               help="Cron expression for backups (`drtool backup`), such as '0 * * * *'.")
 @click.option("--drill-backup", type=click.Choice([choose.FRESH, *choose.CHOICES]),
               help="What a scheduled drill restores: a fresh backup of its own, or one the "
-                   "store holds (`drill --backup`). Default: latest when --backup-cron is "
-                   "given, else fresh.")
+                   "store holds (`drill --backup`). Default: latest when ENV's backups are "
+                   "scheduled (--backup-cron, now or before), else fresh.")
 @click.option("--metrics-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Passed on to every drill: where to write Prometheus metrics.")
 @click.option("--systemd", "use_systemd", is_flag=True,
@@ -59,7 +59,10 @@ def install(env_name: str, drill_cron: str | None, cron: str | None, backup_cron
                 sched.on_calendar(expression)
     find_inventory(env_name)  # an unknown environment is refused before anything is written
     metrics = ["--metrics-dir", str(metrics_dir.resolve())] if metrics_dir else []
-    picked = drill_backup or (choose.LATEST if backup_cron is not None else choose.FRESH)
+    folder = unit_dir or sched.default_unit_dir()
+    backups_scheduled = backup_cron is not None or sched.has_backup_schedule(
+        env_name, folder if use_systemd else None)
+    picked = drill_backup or (choose.LATEST if backups_scheduled else choose.FRESH)
     # A job that starts while the other runs (an hourly backup, a weekly drill) waits.
     wait = ["--lock-wait", str(sched.LOCK_WAIT_S)]
     jobs = [(job, expression, extra) for job, expression, extra in (
@@ -68,7 +71,6 @@ def install(env_name: str, drill_cron: str | None, cron: str | None, backup_cron
          wait + metrics + ([] if picked == choose.FRESH else ["--backup", picked])))
         if expression is not None]
     if use_systemd:
-        folder = unit_dir or sched.default_unit_dir()
         installed = [(job, sched.systemd_units(env_name, expression, folder, extra, job),
                       expression) for job, expression, extra in jobs]
         if as_json:

@@ -12,7 +12,7 @@ from drtool import paths
 from drtool.cli.common import FilePath, json_option, print_json
 from drtool.config import ENV_NAME, find_inventory
 from drtool.core.clock import utc_now
-from drtool.core.status import EXCEEDED, OVERDUE, env_status
+from drtool.core.status import EXCEEDED, NOT_DRILLED, OVERDUE, env_status
 from drtool.drill.recovery import record_unrecorded
 from drtool.errors import EXIT_FAILED, ConfigError, OrchestrationError
 from drtool.ops.exposure import env_exposure
@@ -36,8 +36,8 @@ def _cadence(history: History, env: str) -> float | None:
 @click.option("--env", "env_name", metavar="ENV", help="Only this environment.")
 @click.option("--metrics-dir", type=FilePath(file_okay=False, path_type=Path),
               envvar="DRTOOL_METRICS_DIR",
-              help="Also write the judgement as Prometheus textfile metrics (drtool_status.prom) "
-                   "into this folder [env: DRTOOL_METRICS_DIR].")
+              help="Also write each environment's judgement as Prometheus textfile metrics "
+                   "(drtool_status_ENV.prom) into this folder [env: DRTOOL_METRICS_DIR].")
 @json_option
 def status(env_name: str | None, metrics_dir: Path | None, as_json: bool) -> int:
     """The newest drill of each environment, its verdict and age, and its current RPO
@@ -67,7 +67,8 @@ def status(env_name: str | None, metrics_dir: Path | None, as_json: bool) -> int
             rows.append(row)
     if metrics_dir is not None:
         try:
-            write_status_metrics(metrics_dir, rows)
+            for row in rows:
+                write_status_metrics(metrics_dir, row)
         except OSError as exc:
             raise OrchestrationError(f"cannot write {exc.filename}: {exc.strerror}") from None
     if as_json:
@@ -90,7 +91,9 @@ def status(env_name: str | None, metrics_dir: Path | None, as_json: bool) -> int
 def _exposure_text(row: dict[str, Any]) -> str:
     objective = (f"objective {human_seconds(row['rpo_objective_s'])}"
                  if row["rpo_objective_s"] is not None else "no objective")
-    if row["rpo_exposure_s"] is None:
+    if row["rpo_state"] == NOT_DRILLED:
+        exposure = "RPO exposure not judged: never drilled"
+    elif row["rpo_exposure_s"] is None:
         exposure = "RPO exposure unknown: no backup verified by a passed drill"
     else:
         exposure = (f"RPO exposure {human_seconds(row['rpo_exposure_s'])} (newest verified "

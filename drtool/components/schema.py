@@ -31,7 +31,9 @@ KINDS: dict[str, dict[str, Any]] = {
                  # A list of databases, or `all`: every one the source has at backup time.
                  "entry": {"databases": {"anyOf": [
                      {"type": "array", "minItems": 1, "uniqueItems": True,
-                      "items": {"type": "string", "minLength": 1, "not": {"const": "postgres"}}},
+                      "items": {"type": "string", "minLength": 1, "not": {"const": "postgres"},
+                                # a folder of the backup: postgres/CLUSTER/DATABASE
+                                "pattern": r"^(?!\.\.?$)[^/\x00-\x1f\x7f]+$"}},
                      {"const": "all"}]}},
                  "side": {"data_dir": {"type": "string"}}},
     "redis": {"list": "drtool_redis_instances", "sides": True, "entry": {}, "side": {}},
@@ -240,6 +242,11 @@ def _databases_message(value: Any) -> str:
                 "while it drops and recreates the others")
     if isinstance(value, list) and not value:
         return "must not be empty"
+    if isinstance(value, list) and any(
+            isinstance(v, str) and (v in (".", "..") or "/" in v or any(
+                ord(c) < 32 or ord(c) == 127 for c in v)) for v in value):
+        return ("must name databases that can be folders of a backup: no '/', '.', '..' or "
+                "control characters")
     if isinstance(value, list) and len(set(map(repr, value))) < len(value):
         return "lists a name twice"
     return f"must be a list of database names or all, got {_shown(value)}"

@@ -18,8 +18,10 @@ from typing import Any
 from drtool.core.clock import iso, parse_iso
 
 OK, OVERDUE, UNJUDGED = "ok", "overdue", "no cadence"
-# RPO exposure states: within the objective, over it (or nothing verified), no objective.
-EXPOSURE_OK, EXCEEDED, NO_OBJECTIVE = "ok", "exceeded", "no objective"
+# RPO exposure states: within the objective, over it (or nothing verified), no objective,
+# and an environment never drilled (backups only, a production tier): nothing to judge.
+EXPOSURE_OK, EXCEEDED, NO_OBJECTIVE, NOT_DRILLED = (
+    "ok", "exceeded", "no objective", "not drilled")
 
 
 def env_status(env: str, records: Iterable[dict[str, Any]], cadence_days: float | None,
@@ -55,13 +57,16 @@ def env_status(env: str, records: Iterable[dict[str, Any]], cadence_days: float 
 
 
 def rpo_exposure(verified: tuple[str, str] | None, objective_s: float | None,
-                 now: dt.datetime) -> dict[str, Any]:
+                 now: dt.datetime, drilled: bool = True) -> dict[str, Any]:
     """The environment's current RPO exposure. `verified`: (backup id, consistent_at) of its
-    newest verified backup, or None; `objective_s`: its RPO objective, if it has one."""
+    newest verified backup, or None; `objective_s`: its RPO objective, if it has one;
+    `drilled`: whether any drill of it was ever recorded."""
     at = parse_iso(verified[1]) if verified else None
     exposure = round((now - at).total_seconds(), 1) if at else None
     if objective_s is None:
         state = NO_OBJECTIVE
+    elif not drilled:
+        state = NOT_DRILLED
     elif exposure is None or exposure > objective_s:
         state = EXCEEDED
     else:

@@ -933,7 +933,8 @@ class Drill:
             journal.rpo_measured_s = timing.rpo_measured(
                 parse_iso(journal.disaster_declared_at),
                 {k: parse_iso(v) for k, v in journal.rpo_measured_from.items()})
-            if self.manifest is not None and journal.disaster_declared_at:
+            restored = journal.phase(ph.RESTORE).status == PASSED
+            if self.manifest is not None and journal.disaster_declared_at and restored:
                 journal.rpo_by_store = timing.rpo_by_store(
                     parse_iso(journal.disaster_declared_at), journal.rpo_measured_from,
                     manifest_parts(self.manifest), self.manifest.backup_id)

@@ -19,7 +19,9 @@ def env_exposure(history: History, env: str, now: dt.datetime) -> dict[str, Any]
     links = history.links(env)
     verified = newest_verified((link.record, _backup_of(link.record, path))
                                for link, path in reversed(links))
-    return rpo_exposure(verified, _rpo_objective([link.record for link, _p in links]), now)
+    records = [link.record for link, _p in links]
+    return rpo_exposure(verified, _rpo_objective(records), now,
+                        drilled=any(r.get("operation") == "drill" for r in records))
 
 
 def _backup_of(record: dict[str, Any], path: Path) -> dict[str, Any] | None:

@@ -155,6 +155,17 @@ def entries() -> list[Entry]:
             for line in tab for job, tag in TAGS.items() if line.comment.startswith(tag)]
 
 
+def has_backup_schedule(env: str, unit_dir: Path | None = None) -> bool:
+    """Whether `env`'s backups are scheduled: a backup unit in `unit_dir` (systemd), else a
+    backup entry in the crontab (none when there is no crontab command)."""
+    if unit_dir is not None:
+        return (unit_dir / f"drtool-backup-{env}.service").is_file()
+    try:
+        return any(e.env == env and e.job == "backup" for e in entries())
+    except OrchestrationError:
+        return False
+
+
 def remove(env: str) -> int:
     """Remove the environment's entries, drills and backups; return how many there were."""
     tab = _crontab()

@@ -91,10 +91,11 @@ def write_metrics(folder: Path, journal: Journal, last_success_at: str | None,
     return path
 
 
-def write_status_metrics(folder: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write `drtool status`'s judgement of every environment (its rows) as drtool_status.prom:
-    the current RPO exposure, whether it exceeds the objective, and whether drills are
-    overdue; run it as often as the alert should be fresh."""
+def write_status_metrics(folder: Path, row: dict[str, Any]) -> Path:
+    """Write `drtool status`'s judgement of one environment (its row) as
+    drtool_status_<env>.prom (a file each, so that `status --env` leaves the others'): the
+    current RPO exposure, whether it exceeds the objective, and whether drills are overdue;
+    run it as often as the alert should be fresh."""
     registry = CollectorRegistry()
 
     def gauge(name: str, doc: str) -> Gauge:
@@ -106,15 +107,14 @@ def write_status_metrics(folder: Path, rows: list[dict[str, Any]]) -> Path:
                      "(or no backup was verified), else 0.")
     objective = gauge("rpo_objective_seconds", "The environment's recovery point objective.")
     overdue = gauge("overdue", "1 when no drill passed within the environment's cadence.")
-    for row in rows:
-        env = row["env"]
-        if row.get("rpo_exposure_s") is not None:
-            exposure.labels(env).set(row["rpo_exposure_s"])
-        if row.get("rpo_objective_s") is not None:
-            objective.labels(env).set(row["rpo_objective_s"])
-            exceeded.labels(env).set(1 if row.get("rpo_state") == "exceeded" else 0)
-        overdue.labels(env).set(1 if row.get("state") == "overdue" else 0)
+    env = row["env"]
+    if row.get("rpo_exposure_s") is not None:
+        exposure.labels(env).set(row["rpo_exposure_s"])
+    if row.get("rpo_objective_s") is not None:
+        objective.labels(env).set(row["rpo_objective_s"])
+        exceeded.labels(env).set(1 if row.get("rpo_state") == "exceeded" else 0)
+    overdue.labels(env).set(1 if row.get("state") == "overdue" else 0)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "drtool_status.prom"
+    path = folder / f"drtool_status_{env}.prom"
     write_to_textfile(str(path), registry)
     return path

@@ -202,7 +202,7 @@ def headline(report: dict[str, Any]) -> list[str]:
                      "what a real disaster would have cost"
                      + (f" ({scheduled['met']} of {scheduled['judged']} within the objective)."
                         if scheduled["judged"] else "."))
-    elif s["rpo_fresh"]["count"]:
+    elif report["drills"] and all(d["backup_kind"] == FRESH for d in report["drills"]):
         lines.append("Every drill restored a backup it made itself, seconds before its "
                      "disaster: their data loss measures the drill, not what a real disaster "
                      "would lose. Drills of the scheduled backups (drtool drill --backup "

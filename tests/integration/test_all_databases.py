@@ -77,6 +77,39 @@ def test_every_database_the_backup_found_is_restored_and_one_made_later_is_not(
     assert sorted(p["database"] for p in manifest["postgres"]) == ["appdb", "reports", "shop"]
 
 
+def test_a_drill_of_a_stored_backup_restores_the_databases_that_backup_found(
+        sandbox: Drtool, reports: str):
+    """Not those the source has now: one dropped since is restored, one made since is not."""
+    env = copy_inventory_with_components(sandbox, "sandbox-all-stored", {
+        "drtool_postgres_clusters[0].databases": "all"}, keep={"main"})
+    drop(sandbox, "pg_primary", LATER)  # (made by a drill above)
+    code, made = sandbox.json("backup", "--env", env)
+    assert code == 0, made.get("failure")
+    try:
+        drop(sandbox, "pg_primary", EXTRA, LATER)
+        drop(sandbox, "pg_target", EXTRA, LATER)
+        with pg(sandbox, "pg_primary", "postgres") as conn:
+            conn.autocommit = True
+            conn.execute(f"CREATE DATABASE {LATER}")
+        code, journal = sandbox.json("drill", "--env", env, "--backup", "latest")
+    finally:  # the database this module made is back on the primary for the tests after
+        drop(sandbox, "pg_primary", EXTRA, LATER)
+        with pg(sandbox, "pg_primary", "postgres") as conn:
+            conn.autocommit = True
+            conn.execute(f"CREATE DATABASE {EXTRA}")
+        with pg(sandbox, "pg_primary", EXTRA) as conn:
+            conn.execute("CREATE TABLE public.monthly AS SELECT g AS id FROM "
+                         "generate_series(1, 700) g")
+            conn.commit()
+
+    assert code == 0, journal.get("failure")
+    assert journal["backup"]["id"] == made["backup"]["id"]
+    main = next(c for c in journal["scope"]["components"] if c["name"] == "main")
+    assert (main["databases"], main["all_databases"]) == (["appdb", "reports", "shop"], True)
+    assert EXTRA in databases(sandbox, "pg_target") and LATER not in databases(
+        sandbox, "pg_target")
+
+
 def test_a_failed_restore_rolls_back_every_database_the_backup_found(
         sandbox: Drtool, reports: str, tmp_path: Path):
     """A row only the target's `reports` has shows the rollback put back the target's own

@@ -156,6 +156,10 @@ def test_databases_all_is_a_list_found_at_backup_and_postgres_is_never_drilled()
                         (["shop", "postgres"], "must not list postgres: it is the maintenance "
                          "database drtool connects to while it drops and recreates the others"),
                         (["shop", "shop"], "lists a name twice"), ([], "must not be empty"),
+                        (["shop", "../etc"], "must name databases that can be folders of a "
+                         "backup: no '/', '.', '..' or control characters"),
+                        ([".."], "must name databases that can be folders of a backup: no "
+                         "'/', '.', '..' or control characters"),
                         (3, "must be a list of database names or all, got 3")):
         lists["drtool_postgres_clusters"][0]["databases"] = wrong
         assert problems(lists) == [("drtool_postgres_clusters[0].databases", said)], wrong

@@ -327,6 +327,12 @@ def test_a_backup_schedule_and_a_drill_schedule_of_its_backups_are_installed_apa
     assert main(["schedule", "install", "--env", "sandbox", "--cron", "0 5 * * 1",
                  "--drill-backup", "random", "--systemd", "--unit-dir", str(tmp_path)]) == 0
     assert exec_start("drill")[-2:] == ["--backup", "random"]
+    # Installed again alone, it still drills the backups the schedule makes...
+    assert main(["schedule", "install", "--env", "sandbox", "--cron", "0 5 * * 1",
+                 "--systemd", "--unit-dir", str(tmp_path)]) == 0
+    assert exec_start("drill")[-2:] == ["--backup", "latest"]
+    # ...and without a backup schedule, it makes its own.
+    (tmp_path / "drtool-backup-sandbox.service").unlink()
     assert main(["schedule", "install", "--env", "sandbox", "--cron", "0 5 * * 1",
                  "--systemd", "--unit-dir", str(tmp_path)]) == 0
     assert "--backup" not in exec_start("drill")
@@ -360,8 +366,12 @@ def test_the_rpo_exposure_is_the_age_of_the_newest_verified_backup():
     newest_first = [drill(0.1, "failed", "bk-new", 0.11),   # failed: proves nothing
                     drill(1, "passed", "bk-old", 5),        # a random drill of an old backup
                     drill(2, "passed", "bk-mid", 2.01),     # the newest verified
-                    drill(9, "passed", "bk-older", 9.01)]   # started before it: not read
-    assert newest_verified(iter(newest_first)) == (
+                    drill(9, "passed", "bk-older", 9.01)]   # started before it: the end
+    def stops_in_time():  # the walk stops at the fourth: it started before bk-mid was made
+        yield from newest_first
+        raise AssertionError("read past a drill older than the newest verified backup")
+
+    assert newest_verified(stops_in_time()) == (
         "bk-mid", (NOW - dt.timedelta(days=2.01)).isoformat(timespec="milliseconds"))
     found = rpo_exposure(newest_verified(iter(newest_first)), 3 * 86400, NOW)
     assert (found["rpo_exposure_s"], found["rpo_state"]) == (round(2.01 * 86400, 1), "ok")
@@ -369,6 +379,8 @@ def test_the_rpo_exposure_is_the_age_of_the_newest_verified_backup():
         "rpo_state"] == "exceeded"
     assert rpo_exposure(None, 86400, NOW)["rpo_state"] == "exceeded"  # nothing verified
     assert rpo_exposure(None, None, NOW)["rpo_state"] == "no objective"
+    # Backups only (a production tier): nothing a drill proved, nothing to judge.
+    assert rpo_exposure(None, 86400, NOW, drilled=False)["rpo_state"] == "not drilled"
 
 
 def test_status_exits_1_when_the_newest_verified_backup_is_older_than_the_rpo_objective(
@@ -397,7 +409,7 @@ def test_status_exits_1_when_the_newest_verified_backup_is_older_than_the_rpo_ob
     assert row["newest_verified_backup"] == "bk-20261122T020000Z-aaaaaa"
     assert 3 * 3600 - 60 < row["rpo_exposure_s"] < 3 * 3600 + 60
     samples = {s.name: s.value for family in text_string_to_metric_families(
-        (tmp_path / "drtool_status.prom").read_text()) for s in family.samples}
+        (tmp_path / "drtool_status_staging.prom").read_text()) for s in family.samples}
     assert samples["drtool_status_rpo_exposure_exceeded"] == 1
     assert samples["drtool_status_overdue"] == 0
     assert samples["drtool_status_rpo_objective_seconds"] == 1800

@@ -68,6 +68,13 @@ def write_check(conn):
     return {"written": key, "read_back": row[0] if row else None}
 
 
+def folder_name(name):
+    """Whether `name` is safe as one folder of a path: no '/', not '.' or '..', no control
+    character."""
+    return (name not in ("", ".", "..") and "/" not in name
+            and not any(ord(c) < 32 or ord(c) == 127 for c in name))
+
+
 def system_identifier(psycopg, conn):
     """The cluster's identity, set by initdb and shared by its physical copies: what tells
     two servers apart whatever address or port they answer on. None when it cannot be read
@@ -105,7 +112,17 @@ def main():
         result = dict(changed=False, exists=exists, server_version=version,
                       system_identifier=identifier)
         if found is not None:
-            result["databases"] = [row[0] for row in found]
+            names = [row[0] for row in found]
+            # Each name becomes a folder of the backup and the snapshot (postgres/CLUSTER/NAME):
+            # one that is not a plain folder name could lead a dump, or a cleanup's delete,
+            # outside them.
+            unsafe = [n for n in names if not folder_name(n)]
+            if unsafe:
+                module.fail_json(msg="PostgreSQL %s:%s: databases all found names that cannot be "
+                                     "a backup's folder: %s; rename them or list the databases"
+                                     % (params["host"], params["port"],
+                                        ", ".join(repr(n) for n in unsafe)))
+            result["databases"] = names
         if params["reachable_only"] or not exists:
             module.exit_json(**result)
         with connect(psycopg, params) as conn:
