@@ -155,6 +155,42 @@ def wait_gone(pid: int, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
+def wait_for_phase(journal_dir: Path, phase: str, timeout: float = 300,
+                   proc: subprocess.Popen | None = None) -> Path:
+    """The journal of the drill once `phase` runs; fails at once, with what the drill said,
+    if `proc` (the drill) ends before that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the drill ended (exit {proc.returncode}) before phase {phase}: "
+                        f"{err.strip()[-2000:] or out.strip()[-2000:]}")
+        for path in sorted(journal_dir.glob("*/journal.json")):
+            try:
+                data = json.loads(path.read_text())
+            except ValueError:
+                pytest.fail(f"{path} was read half-written: journals must be written atomically")
+            if data["status"] == "running" and any(
+                    p["name"] == phase and p["status"] == "running" for p in data["phases"]):
+                return path
+        time.sleep(0.05)
+    if proc is None:
+        pytest.fail(f"phase {phase} never started")
+    # Still running: where it waits, then what it said once stopped (SIGTERM: it aborts
+    # cleanly and says why).
+    pids = ",".join(str(pid) for pid in [proc.pid, *descendants(proc.pid)])
+    tree = subprocess.run(["ps", "-o", "pid,ppid,stat,etimes,args", "-p", pids],
+                          capture_output=True, text=True, check=False).stdout
+    proc.terminate()
+    try:
+        _out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _out, err = proc.communicate()
+    pytest.fail(f"phase {phase} never started within {timeout} s; the drill's processes:\n"
+                f"{tree[-3000:]}\nwhat it said:\n{err.strip()[-3000:]}")
+
+
 @pytest.fixture(scope="session")
 def passed_drill(sandbox: Drtool) -> dict[str, Any]:
     """One full drill on the sandbox, shared by the tests that read its journal."""

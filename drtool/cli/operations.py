@@ -174,7 +174,7 @@ def check_note(value: str | None) -> str | None:
 def drill(env_name: str, plan_only: bool, note: str | None, backup_spec: str | None,
           seed: int | None, metrics_dir: Path | None, junit_file: Path | None,
           log_file: Path | None, lock_wait: int, as_json: bool) -> int:
-    """Run a full drill: preflight, backup, snapshot, disaster, restore, restart, verify,
+    """Run a full drill: preflight, snapshot, backup, disaster, restore, restart, verify,
     cleanup. Prints progress, then a summary (or the journal with --json)."""
     if seed is not None and backup_spec not in (choose.RANDOM, choose.RANDOM_VERIFIED):
         raise click.BadParameter("only picks with --backup random or random-verified",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -20,12 +20,11 @@ PATH_IS_FILE = False
 def plan(component: Component) -> dict[str, list[tuple[str, str]]]:
     """What a drill does with this component in each phase, on which side."""
     unbound = component.all_databases and not component.databases
-    names = "the databases the backup finds" if unbound else databases_shown(component)
+    names = "the databases the preflight finds" if unbound else databases_shown(component)
     return {
-        "backup": [(SOURCE, ("lists its databases (all but postgres and the templates), "
-                             "then " if unbound else "")
-                    + f"pg_dump of {names} with exact counts; writes a sentinel row; "
-                      "the dump goes to the store")],
+        "backup": [(SOURCE, f"pg_dump of {names}"
+                    + (" (all but postgres and the templates)" if unbound else "")
+                    + " with exact counts; writes a sentinel row; the dump goes to the store")],
         "snapshot": [(TARGET, f"safety dump of what {names} holds now")],
         "disaster": [(TARGET, f"DESTROYS: drops {names}")],
         "restore": [(TARGET, "checks every file's sha256, then recreates "
@@ -54,16 +53,23 @@ def databases_shown(component: Component) -> str:
     """The databases, as a plan or a scope names them."""
     if component.databases:
         return ", ".join(component.databases)
-    return "all (found at backup)" if component.all_databases else "the databases"
+    return "all (found at preflight)" if component.all_databases else "the databases"
 
 
 def found_in(component: Component, manifest: Manifest) -> Component:
-    """A component declared with `databases: all`, with the databases its backup found
+    """A component declared with `databases: all`, with the databases its backup holds
     (its parts of `manifest`); any other component as it is."""
-    if not component.all_databases:
+    return with_found(component, {component.name: [
+        p.database for p in manifest.postgres if p.component == component.name]})
+
+
+def with_found(component: Component, found: Mapping[str, Sequence[str]]) -> Component:
+    """A component declared with `databases: all`, with the databases `found` gives it
+    ({component: [database]}: a preflight's listing of the source, or a manifest's);
+    any other component, or one `found` does not name, as it is."""
+    if not component.all_databases or component.name not in found:
         return component
-    found = tuple(p.database for p in manifest.postgres if p.component == component.name)
-    return replace(component, databases=found)
+    return replace(component, databases=tuple(str(d) for d in found[component.name]))
 
 
 LIST = "drtool_postgres_clusters"

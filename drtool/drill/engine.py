@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 import traceback
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -53,7 +54,7 @@ from drtool.core.model import (
     PhaseRecord,
     TaskRecord,
 )
-from drtool.core.rollback import cleanup_started
+from drtool.core.rollback import changed_targets, cleanup_started
 from drtool.drill import facts, rollback
 from drtool.drill.journal_writer import JournalWriter
 from drtool.drill.plan import identity_lock_keys, target_lock_keys
@@ -276,8 +277,9 @@ class Drill:
 
     def _release_leases(self) -> None:
         """Give back the leases the snapshot phase took on the targets' hosts, when neither
-        cleanup nor a rollback did (the snapshot failed, or a restore ended). A rollback
-        that failed keeps its leases on purpose (see playbooks/rollback.yml)."""
+        cleanup nor a rollback did (the snapshot or the backup failed, or a restore ended),
+        and the snapshot of targets nothing changed. A rollback that failed keeps its leases
+        on purpose (see playbooks/rollback.yml)."""
         if ph.SNAPSHOT not in self.phase_names:
             return
         if self.journal.phase(ph.SNAPSHOT).status in (PENDING, SKIPPED):
@@ -286,8 +288,12 @@ class Drill:
                 ph.CLEANUP in self.phase_names
                 and self.journal.phase(ph.CLEANUP).status == PASSED):
             return
+        # Nothing changed the targets (the snapshot or the backup failed, or the drill was
+        # stopped before its disaster): the snapshot goes with the leases.
+        discard = not changed_targets(self.journal)
         try:
-            run = self.ansible.run("release", self._extravars(),
+            run = self.ansible.run("release", {**self._extravars(),
+                                               "drtool_release_discard_snapshot": discard},
                                    self.writer.artifact_dir("release"))
         except OrchestrationError as exc:
             self.journal.warnings.append(f"the targets' leases were not released: {exc}")
@@ -498,13 +504,18 @@ class Drill:
     def _hosts_of(self, name: str, only: list[str] | None = None) -> list[str] | None:
         """The hosts phase `name` does anything on (of components `only`, when given): the
         sources' for the backup, the targets' and the services' (and the team's checks', for
-        verify) for the others. Only they run the playbook: every other host would skip
-        every task, at the cost of a process per task. None for preflight: every host."""
+        verify) for the others; a drill's backup also checks its PostgreSQL targets. Only
+        they run the playbook: every other host would skip every task, at the cost of a
+        process per task. None for preflight: every host."""
         if name == ph.PREFLIGHT:
             return None
         side = kinds.SOURCE if name == ph.BACKUP else kinds.TARGET
         hosts = {place.host for c in self.env.components
                  if (only is None or c.name in only) and (place := c.place(side)) is not None}
+        if name == ph.BACKUP and self.operation in ph.TOUCHES_TARGETS:
+            # A drill's backup ends by checking its PostgreSQL targets can take its roles.
+            hosts |= {c.target.host for c in kinds.of_family(self.env.components, "postgres")
+                      if c.target is not None and (only is None or c.name in only)}
         if name == ph.VERIFY and only is None:
             hosts |= {check.host for check in self.env.checks}
         return sorted(hosts) or None
@@ -738,6 +749,7 @@ class Drill:
         refusal, exit 2, when one is a source's) and pg_restore's version."""
         postgres = run.stats.get("drtool_postgres_preflight", {})
         redis = run.stats.get("drtool_redis_preflight", {})
+        self._bind_found_databases(run.stats.get("drtool_postgres_found") or {})
         facts = identity.side_facts(postgres, redis)
         for entry in (self.journal.scope or {}).get("components", []):  # the evidence
             entry["identity"] = {side: facts[(entry["name"], side)]
@@ -834,15 +846,22 @@ class Drill:
                     f"{problems[0]['problem']}{more}"), "check"
         return None
 
-    def _bind_found_databases(self) -> None:
-        """Give the components declared with `databases: all` the databases the backup's
-        manifest holds: every later phase (and a rollback, from the journal's scope) works
-        on those. Called whenever the manifest becomes known."""
-        if self.manifest is None or not any(c.all_databases for c in self.env.components):
+    def _bind_found_databases(self, listed: Mapping[str, Sequence[str]] | None = None) -> None:
+        """Give the components declared with `databases: all` their databases: those the
+        backup's manifest holds once it is known, else those the preflight `listed` on the
+        source (a fresh drill snapshots and backs up exactly those). Every later phase (and
+        a rollback, from the journal's scope) works on them."""
+        if not any(c.all_databases for c in self.env.components):
             return
-        manifest = self.manifest
-        self.env = dataclasses.replace(self.env, components=tuple(
-            postgres_kind.found_in(c, manifest) for c in self.env.components))
+        if self.manifest is not None:
+            manifest = self.manifest
+            self.env = dataclasses.replace(self.env, components=tuple(
+                postgres_kind.found_in(c, manifest) for c in self.env.components))
+        elif listed:
+            self.env = dataclasses.replace(self.env, components=tuple(
+                postgres_kind.with_found(c, listed) for c in self.env.components))
+        else:
+            return
         found = {c.name: list(c.databases) for c in self.env.components if c.all_databases}
         scope = self.journal.scope or {}
         for entry in scope.get("components", []):

@@ -136,8 +136,9 @@ def awaiting(env: str, skip: str | None = None) -> list[tuple[Path, Journal]]:
 def release_killed(ansible: AnsibleAdapter, env: str, by: str, clock: Clock,
                    skip: str | None = None) -> list[str]:
     """Give back the leases of drills of `env` killed after they leased their targets but
-    before they changed them (see core.rollback.holds_leases); return a warning for each
-    that could not be. Call it only while holding the environment's lock."""
+    before they changed them (see core.rollback.holds_leases), and remove their safety
+    snapshots; return a warning for each that could not be. Call it only while holding the
+    environment's lock."""
     problems = []
     for path, journal in load_journals(paths.evidence_dir(env)):
         if journal.drill_id == skip or not judge.holds_leases(journal):
@@ -150,7 +151,9 @@ def release_killed(ansible: AnsibleAdapter, env: str, by: str, clock: Clock,
                             f"leases, and what it left running could not be stopped: {problem}")
             continue
         try:
-            run = ansible.run("release", extravars, path.parent / "artifacts" / "release")
+            # Killed before it changed its targets: its snapshot is not needed either.
+            run = ansible.run("release", {**extravars, "drtool_release_discard_snapshot": True},
+                              path.parent / "artifacts" / "release")
         except OrchestrationError as exc:
             problems.append(f"drill {journal.drill_id} was killed holding its targets' "
                             f"leases, and they could not be given back: {exc.message}")

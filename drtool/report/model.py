@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from drtool.core.clock import iso, parse_iso
+from drtool.core.phases import OPERATIONS
 from drtool.report.frameworks import FRAMEWORKS
 
 REPORT_SCHEMA = "drtool.report/1"
-DRILL_PHASES = ("preflight", "backup", "snapshot", "disaster", "restore", "restart", "verify",
-                "cleanup")
+DRILL_PHASES = OPERATIONS["drill"]
 SIGN_OFF_ROLES = ("Prepared by (DR drill owner)", "Reviewed by (service owner)",
                   "Approved by (risk or compliance)")
 QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$", re.IGNORECASE)

@@ -12,7 +12,7 @@ from tests.conftest import Drtool, copy_inventory, pg, rd
 
 pytestmark = pytest.mark.e2e
 
-DRILL_PHASES = ["preflight", "backup", "snapshot", "disaster", "restore", "restart", "verify",
+DRILL_PHASES = ["preflight", "snapshot", "backup", "disaster", "restore", "restart", "verify",
                 "cleanup"]
 
 

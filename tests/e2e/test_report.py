@@ -71,11 +71,11 @@ def corrupted_mid_drill(sandbox: Drtool) -> dict[str, Any]:
             if folder.name in before or not (folder / "journal.json").is_file():
                 continue
             data = json.loads((folder / "journal.json").read_text())
-            if any(p["name"] == "snapshot" and p["status"] == "running"
+            if any(p["name"] == "disaster" and p["status"] == "running"
                    for p in data["phases"]):
                 location = Path(data["backup"]["location"])
         time.sleep(0.05)
-    assert location is not None, "the drill never reached its snapshot phase"
+    assert location is not None, "the drill never reached its disaster phase"
     # The dump of the cluster main's database appdb, in its own folder of the backup.
     victim = max((location / "postgres" / "main" / "appdb").glob("*.dat.gz"),
                  key=lambda p: p.stat().st_size)

@@ -1,6 +1,6 @@
-"""A cluster declared with `databases: all`: the backup finds its databases, the manifest
-records them, and every later phase (a rollback included) works on exactly those: one made
-after the backup is left alone."""
+"""A cluster declared with `databases: all`: the preflight finds its databases, the snapshot
+and the backup take them, the manifest records them, and every later phase (a rollback
+included) works on exactly those: one made after the preflight is left alone."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PORT_BASE, Drtool, copy_inventory_with_components, pg
+from tests.conftest import PORT_BASE, Drtool, copy_inventory_with_components, pg, wait_for_phase
 from tests.integration.test_estate import failing_pg_restore
-from tests.integration.test_failures import wait_for_phase
 
 pytestmark = pytest.mark.integration
 
@@ -56,10 +55,10 @@ def test_every_database_the_backup_found_is_restored_and_one_made_later_is_not(
     assert code == 0
     drops = next(s["action"] for p in plan["plan"] if p["phase"] == "disaster"
                  for s in p["steps"] if s["component"] == "main")
-    assert drops == "DESTROYS: drops the databases the backup finds"
+    assert drops == "DESTROYS: drops the databases the preflight finds"
     drill = sandbox.popen("drill", "--env", env, "--json")
-    wait_for_phase(sandbox.home / "evidence" / env, "snapshot")
-    with pg(sandbox, "pg_primary", "postgres") as conn:  # after the backup listed them
+    wait_for_phase(sandbox.home / "evidence" / env, "snapshot", proc=drill)
+    with pg(sandbox, "pg_primary", "postgres") as conn:  # after the preflight listed them
         conn.autocommit = True
         conn.execute(f"CREATE DATABASE {LATER}")
     out, err = drill.communicate(timeout=600)
@@ -141,7 +140,7 @@ def test_a_failed_restore_rolls_back_every_database_the_backup_found(
             ("the target had this",)]
 
 
-def test_a_cluster_with_nothing_to_back_up_fails_the_backup_and_touches_no_target(
+def test_a_cluster_with_nothing_to_back_up_fails_the_preflight_and_touches_no_target(
         sandbox: Drtool):
     from drtool.sandbox.layout import PG_BIN
     from drtool.sandbox.services import PostgresCluster
@@ -161,12 +160,12 @@ def test_a_cluster_with_nothing_to_back_up_fails_the_backup_and_touches_no_targe
         code, journal = sandbox.json("drill", "--env", env)
 
         assert code == 3, journal.get("failure")
-        assert journal["failure"]["phase"] == "backup"
+        assert journal["failure"]["phase"] == "preflight"
         assert journal["failure"]["reason"].endswith(
             f"main: PostgreSQL 127.0.0.1:{cluster.port} has no database but postgres and the "
             "templates: databases all finds nothing to back up"), journal["failure"]
         phases = {p["name"]: p["status"] for p in journal["phases"]}
-        assert phases["disaster"] == phases["restore"] == "skipped", phases
+        assert phases["snapshot"] == phases["disaster"] == phases["restore"] == "skipped", phases
         assert databases(sandbox, "pg_target") == before
     finally:
         cluster.stop()

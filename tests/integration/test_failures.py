@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
 
 import pytest
 import yaml
 
 from drtool.paths import content_root
-from tests.conftest import Drtool, copy_inventory_with_components, descendants, pg, rd, wait_gone
+from tests.conftest import (
+    Drtool,
+    copy_inventory_with_components,
+    descendants,
+    pg,
+    rd,
+    wait_for_phase,
+    wait_gone,
+)
 from tests.e2e.test_drill import target_state
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for_phase(journal_dir: Path, phase: str, timeout: float = 300) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in journal_dir.glob("*/journal.json"):
-            try:
-                data = json.loads(path.read_text())
-            except ValueError:
-                pytest.fail(f"{path} was read half-written: journals must be written atomically")
-            if any(p["name"] == phase and p["status"] == "running" for p in data["phases"]):
-                return path
-        time.sleep(0.05)
-    pytest.fail(f"phase {phase} never started")
 
 
 def app_health(drtool: Drtool) -> dict:
@@ -46,7 +38,8 @@ def test_a_phase_that_fails_rolls_the_targets_back(sandbox: Drtool, passed_drill
     assert services[0]["host"] == "sandbox-app" and start[-2:] == ["--stores", "restore"], start
     env = copy_inventory_with_components(sandbox, "sandbox-broken-app", {
         "drtool_services[0].start_command": [*start[:-1], "nowhere"]})
-    restored = sandbox("restore", "--env", "sandbox", "--backup", latest_backup(sandbox))
+    # Its backup, not the newest: another test's drill may have left a corrupted one.
+    restored = sandbox("restore", "--env", "sandbox", "--backup", passed_drill["backup"]["id"])
     assert restored.returncode == 0, restored.stderr
     before = target_state(sandbox)
 
@@ -77,7 +70,7 @@ def test_a_phase_that_fails_rolls_the_targets_back(sandbox: Drtool, passed_drill
 
 def test_a_killed_drill_still_leaves_a_readable_journal(sandbox: Drtool):
     drill = sandbox.popen("drill", "--env", "sandbox")
-    journal_path = wait_for_phase(sandbox.home / "evidence" / "sandbox", "backup")
+    journal_path = wait_for_phase(sandbox.home / "evidence" / "sandbox", "backup", proc=drill)
     below = descendants(drill.pid)
 
     drill.kill()
@@ -88,15 +81,12 @@ def test_a_killed_drill_still_leaves_a_readable_journal(sandbox: Drtool):
     journal = json.loads(journal_path.read_text())
     assert journal["status"] == "running" and journal["ended_at"] is None
     assert journal["pid"] == drill.pid
-    assert journal["phases"][0]["status"] == "passed" and journal["phases"][0]["tasks"]
-    assert journal["phases"][1]["status"] == "running" and journal["phases"][1]["started_at"]
+    phases = {p["name"]: p for p in journal["phases"]}
+    assert phases["preflight"]["status"] == "passed" and phases["preflight"]["tasks"]
+    assert phases["snapshot"]["status"] == "passed"  # the safety snapshot comes first
+    assert phases["backup"]["status"] == "running" and phases["backup"]["started_at"]
     # The sandbox is still usable: nothing destructive had started.
     assert rd(sandbox, "redis_primary").ping()
     with pg(sandbox, "pg_primary") as conn:
         assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] == 20000
 
-
-def latest_backup(drtool: Drtool) -> str:
-    code, backups = drtool.json("backups", "list", "--env", "sandbox")
-    assert code == 0
-    return next(b["id"] for b in backups if b["complete"])

@@ -9,6 +9,7 @@ back, and the primaries are never touched."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,16 +27,17 @@ from tests.conftest import (
     Drtool,
     copy_inventory,
     copy_inventory_with_components,
+    descendants,
     leases,
     pg,
     rd,
+    wait_for_phase,
     wait_gone,
 )
 from tests.e2e.test_drill import target_state
-from tests.integration.test_failures import app_health, wait_for_phase
+from tests.integration.test_failures import app_health
 from tests.integration.test_guard import primary_state
 from tests.integration.test_interrupts import (
-    PG_SNAPSHOT,
     REAL_BIN,
     assert_rolled_back,
     leftovers,
@@ -87,6 +89,20 @@ def postmaster_pid(drtool: Drtool) -> int:
     """The PID of the target cluster's postmaster: the first line of its postmaster.pid."""
     data = drtool.layout.postgres_root / "pg_target" / "data"
     return int((data / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+def freeze(pid: int) -> list[int]:
+    """SIGSTOP `pid` and every process below it (those started while the first were being
+    stopped too); the stopped PIDs, parents first, for SIGCONT."""
+    stopped: list[int] = []
+    todo = [pid]
+    while todo:
+        for each in todo:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(each, signal.SIGSTOP)
+            stopped.append(each)
+        todo = [each for each in descendants(pid) if each not in stopped]
+    return stopped
 
 
 def wait_until(what: str, probe: Any, timeout: float = 120, every: float = 0.05) -> Any:
@@ -174,7 +190,7 @@ def test_postgres_killed_during_pg_restore_fails_the_restore_and_is_rolled_back_
     drill = sandbox.popen("drill", "--env", env, "--json")
     drill_stopper.append(drill)
     wait_for_file(bindir / "held.pid", timeout=240)
-    journal_path = wait_for_phase(sandbox.home / "evidence" / env, "restore")
+    journal_path = wait_for_phase(sandbox.home / "evidence" / env, "restore", proc=drill)
     postmaster = postmaster_pid(sandbox)
 
     # Let the restore go, and kill the server under it once pg_restore is connected.
@@ -218,11 +234,19 @@ def test_a_target_postgres_that_cannot_start_fails_the_drill_before_anything_is_
     try:
         drill = sandbox.popen("drill", "--env", env, "--json")
         drill_stopper.append(drill)
-        wait_for_phase(sandbox.home / "evidence" / env, "backup")  # preflight passed
-        postmaster = postmaster_pid(sandbox)
-        os.kill(postmaster, signal.SIGINT)  # a fast shutdown
-        wait_gone(postmaster, timeout=60)
-        conf.write_text(text + "\nthis line is not a setting\n")
+        # The preflight passed: the drill (and what it started) waits while the target
+        # goes down, so the snapshot is the first to find it gone.
+        wait_for_phase(sandbox.home / "evidence" / env, "snapshot", proc=drill)
+        frozen = freeze(drill.pid)
+        try:
+            postmaster = postmaster_pid(sandbox)
+            os.kill(postmaster, signal.SIGINT)  # a fast shutdown
+            wait_gone(postmaster, timeout=60)
+            conf.write_text(text + "\nthis line is not a setting\n")
+        finally:
+            for pid in frozen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
         out, err = drill.communicate(timeout=300)
         # The fault held: the cluster cannot start while its configuration is broken.
         broken = sandbox("sandbox", "up")
@@ -320,7 +344,8 @@ def test_a_full_disk_under_the_safety_snapshot_fails_it_before_anything_is_destr
         assert code == 3, journal["failure"]
         reason = failed_at(journal, "snapshot", ["sandbox-pg-target"])
         assert "No space left on device" in reason, reason
-        assert (mount / journal["drill_id"] / PG_SNAPSHOT).is_dir()  # it was written there
+        # Nothing had changed the targets: the half-written snapshot went with the leases.
+        assert not (mount / journal["drill_id"]).exists()
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
     assert_untouched(sandbox, journal, before, primaries)

@@ -24,10 +24,11 @@ from tests.conftest import (
     copy_inventory_with_components,
     leases,
     rd,
+    wait_for_phase,
     wait_gone,
 )
 from tests.e2e.test_drill import target_state
-from tests.integration.test_failures import app_health, wait_for_phase
+from tests.integration.test_failures import app_health
 
 pytestmark = pytest.mark.integration
 
@@ -172,7 +173,7 @@ def test_a_killed_drill_is_rolled_back_by_the_next_operation(sandbox: Drtool, pa
     before = target_state(sandbox)
     drill = sandbox.popen("drill", "--env", env)
     restore_pid = wait_for_file(bindir / "slow-1.pid")
-    journal_path = wait_for_phase(sandbox.home / "evidence" / env, "restore")
+    journal_path = wait_for_phase(sandbox.home / "evidence" / env, "restore", proc=drill)
 
     drill.kill()  # SIGKILL: no handler runs, nothing is rolled back, the journal says running
     drill.wait(timeout=30)
@@ -214,7 +215,7 @@ def test_a_rollback_that_does_not_match_its_snapshot_fails_and_keeps_the_snapsho
     env, bindir = slow_restore_env(sandbox, "sandbox-tampered", (1,))
     drill = sandbox.popen("drill", "--env", env)
     restore_pid = wait_for_file(bindir / "slow-1.pid")
-    journal_path = wait_for_phase(sandbox.home / "evidence" / env, "restore")
+    journal_path = wait_for_phase(sandbox.home / "evidence" / env, "restore", proc=drill)
     drill.kill()
     drill.wait(timeout=30)
     drill_id = json.loads(journal_path.read_text())["drill_id"]

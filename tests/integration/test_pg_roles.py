@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from drtool.sandbox.seed import APP_ROLE, SHOP_DATABASE
-from tests.conftest import Drtool, copy_inventory, copy_inventory_with_components, pg
+from tests.conftest import Drtool, copy_inventory, copy_inventory_with_components, leases, pg
 
 # The roles are the cluster's business: these drills leave the other components out.
 MAIN = {"main"}
@@ -28,7 +28,7 @@ MAIN = {"main"}
 pytestmark = pytest.mark.integration
 
 PASSWORD = "shop-0wner-PASSWORD-from-the-vault"
-AFTER_SNAPSHOT = ["disaster", "restore", "restart", "verify", "cleanup"]
+AFTER_BACKUP = ["disaster", "restore", "restart", "verify", "cleanup"]
 # The cluster's databases, restored in turn: appdb (which grants to the role), then the role's.
 BOTH_DATABASES = {"drtool_postgres_clusters[0].databases": ["appdb", SHOP_DATABASE]}
 
@@ -204,15 +204,19 @@ def test_with_creation_and_the_fallback_off_the_drill_is_refused_before_anything
     code, journal = sandbox.json("drill", "--env", env)
     assert code == 3, json.dumps(journal.get("failure"), indent=1)
     failure = journal["failure"]
-    assert failure["phase"] == "snapshot" and failure["kind"] == "orchestration"
+    # The backup's last step, once its dump exists and before the disaster.
+    assert failure["phase"] == "backup" and failure["kind"] == "orchestration"
     assert failure["hosts"] == ["sandbox-pg-target"]
     assert f"needs roles the target lacks: {APP_ROLE}" in failure["reason"]
     assert "drtool_postgres_create_roles: false" in failure["reason"]
     assert "drtool_postgres_role_fallback: false" in failure["reason"]
     phases = {p["name"]: p["status"] for p in journal["phases"]}
-    assert phases["snapshot"] == "failed"
-    assert [phases[name] for name in AFTER_SNAPSHOT] == ["skipped"] * len(AFTER_SNAPSHOT)
+    assert (phases["snapshot"], phases["backup"]) == ("passed", "failed")
+    assert [phases[name] for name in AFTER_BACKUP] == ["skipped"] * len(AFTER_BACKUP)
     assert journal["disaster_declared_at"] is None and journal["rollback"] is None
+    # Nothing changed the target: its safety snapshot and its leases are given up.
+    assert not (sandbox.home / "snapshots" / env / journal["drill_id"]).exists()
+    assert leases(sandbox) == {}
     tasks = {t["name"]: t["status"] for t in journal["phases"][2]["tasks"]}
     assert tasks["Copy the backup's table of contents and globals to the target"] == "changed"
     assert tasks["Remove the copy of the table of contents"] == "changed"
@@ -239,7 +243,7 @@ def test_a_tablespace_the_target_lacks_is_refused_before_anything_is_destroyed(
         env = copy_inventory(sandbox, "roles-tablespace", {}, keep=MAIN)
         code, journal = sandbox.json("drill", "--env", env)
         assert code == 3, json.dumps(journal.get("failure"), indent=1)
-        assert journal["failure"]["phase"] == "snapshot"
+        assert journal["failure"]["phase"] == "backup"
         assert ("puts objects in tablespaces the target lacks: drill_probe_ts"
                 in journal["failure"]["reason"])
         assert journal["disaster_declared_at"] is None and journal["rollback"] is None

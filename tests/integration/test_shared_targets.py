@@ -23,9 +23,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BIN, Drtool, copy_inventory, copy_inventory_with_components, leases
+from tests.conftest import (
+    BIN,
+    Drtool,
+    copy_inventory,
+    copy_inventory_with_components,
+    leases,
+    wait_for_phase,
+)
 from tests.e2e.test_drill import target_state
-from tests.integration.test_failures import wait_for_phase
 from tests.integration.test_interrupts import (
     REAL_BIN,
     STATE_KEYS,
@@ -82,6 +88,9 @@ def test_a_target_is_drilled_by_one_environment_and_one_controller_at_a_time(
     for key in STATE_KEYS:
         assert after.get(key) == before.get(key), key
     assert leases(sandbox) == {}
+    # Nothing changed the targets: the safety snapshot went with the leases.
+    assert not (sandbox.home / "snapshots" / env / ended["drill_id"]).exists()
+    assert (sandbox.home / "snapshots").is_dir()
     assert not any((tmp_path / "locks").glob("*.owner.json"))
     code, history = sandbox.json("history", "--env", env)
     assert code == 0 and [r["status"] for r in history][:1] == ["aborted"]
@@ -136,7 +145,7 @@ def check_refusals(sandbox: Drtool, holder: subprocess.Popen[str], bindir: Path,
     assert journal["failure"]["kind"] == "locked" and journal["failure"]["phase"] == "snapshot"
     assert f"drill {holder_id} of {env}" in journal["failure"]["reason"]
     assert [p["status"] for p in journal["phases"]] == (
-        ["passed", "passed", "failed"] + ["skipped"] * 5)
+        ["passed", "failed"] + ["skipped"] * 6)
     assert journal["rollback"] is None
     assert {lease["drill_id"] for lease in leases(sandbox).values()} == {holder_id}
     assert holder.poll() is None
@@ -153,7 +162,7 @@ def test_a_full_evidence_disk_still_rolls_back_and_says_why(sandbox: Drtool, pas
     try:
         before = target_state(sandbox)
         drill = sandbox.popen("drill", "--env", env, "--json")
-        journal_path = wait_for_phase(folder, "disaster")
+        journal_path = wait_for_phase(folder, "disaster", proc=drill)
         drill_id = json.loads(journal_path.read_text())["drill_id"]
         try:  # the disk fills as the disaster begins
             while True:

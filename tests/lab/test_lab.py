@@ -10,14 +10,13 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from drtool.adapters import postgres, redis_client
-from tests.conftest import BIN, Drtool, descendants, wait_gone
+from tests.conftest import BIN, Drtool, descendants, wait_for_phase, wait_gone
 from tests.lab.conftest import SUBNET, lab_state
 
 pytestmark = pytest.mark.lab
@@ -210,7 +209,7 @@ def test_plan_lists_what_is_destroyed_where_and_changes_nothing(lab: Drtool):
     journals = set(evidence.glob("*")) if evidence.exists() else set()
     code, plan = lab.json("drill", "--env", "lab", "--plan")
     assert code == 0
-    assert [p["phase"] for p in plan["plan"]] == ["preflight", "backup", "snapshot", "disaster",
+    assert [p["phase"] for p in plan["plan"]] == ["preflight", "snapshot", "backup", "disaster",
                                                  "restore", "restart", "verify", "cleanup"]
     destroyed = {(s["host"], s["address"]) for p in plan["plan"] for s in p["steps"]
                  if s["destroys"]}
@@ -294,7 +293,7 @@ def test_preflight_lists_every_problem_and_changes_nothing(lab: Drtool):
 def test_a_host_lost_mid_drill_fails_that_phase_with_exit_3(lab: Drtool):
     target_sshd = lab_state(lab)["lab-pg-target"]["sshd_pid"]
     drill = lab.popen("drill", "--env", "lab")
-    journal_path = wait_for_phase(lab.home / "evidence" / "lab", "restore", drill)
+    journal_path = wait_for_phase(lab.home / "evidence" / "lab", "restore", proc=drill)
 
     for pid in [*descendants(target_sshd), target_sshd]:  # the listener and every session
         with contextlib.suppress(ProcessLookupError):
@@ -322,14 +321,3 @@ def test_a_host_lost_mid_drill_fails_that_phase_with_exit_3(lab: Drtool):
                 lease.unlink()
 
 
-def wait_for_phase(folder: Path, phase: str, process, timeout: float = 300) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        for path in sorted(folder.glob("*/journal.json")):
-            data = json.loads(path.read_text())
-            if data["status"] == "running" and any(
-                    p["name"] == phase and p["status"] == "running" for p in data["phases"]):
-                return path
-        time.sleep(0.05)
-    pytest.fail(f"phase {phase} never started")

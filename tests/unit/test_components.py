@@ -179,10 +179,10 @@ def test_a_cluster_of_databases_all_takes_the_databases_its_backup_recorded():
                                          "values": {"databases": "all"}}]}}
     (main,) = from_described(described)
     assert (main.databases, main.all_databases) == ((), True)
-    assert postgres.databases_shown(main) == "all (found at backup)"
+    assert postgres.databases_shown(main) == "all (found at preflight)"
     assert postgres.plan(main)["backup"][0][1].startswith(
-        "lists its databases (all but postgres and the templates), then pg_dump of the "
-        "databases the backup finds")
+        "pg_dump of the databases the preflight finds (all but postgres and the templates) "
+        "with exact counts")
     assert found_databases([main]) == {"drtool_postgres_databases_of": {}}
     parts = {"main": {n: dict(PG, database=n) for n in ("shop", "billing")},
              "other": {"x": dict(PG, database="x")}}

@@ -11,7 +11,7 @@ from drtool.core.rollback import (
     rollback_checks,
 )
 
-PHASES = ("preflight", "backup", "snapshot", "disaster", "restore", "restart", "verify",
+PHASES = ("preflight", "snapshot", "backup", "disaster", "restore", "restart", "verify",
           "cleanup")
 
 
@@ -29,8 +29,8 @@ def test_a_drill_killed_after_its_disaster_began_awaits_a_rollback():
 
 
 def test_nothing_awaits_before_the_targets_changed_or_once_rolled_back_or_finished():
-    assert not awaits_rollback(journal("passed", "running"))  # killed during the backup
-    assert not awaits_rollback(journal("passed", "passed", "running"))  # during the snapshot
+    assert not awaits_rollback(journal("passed", "running"))  # killed during the snapshot
+    assert not awaits_rollback(journal("passed", "passed", "running"))  # during the backup
     assert not awaits_rollback(journal("passed", "passed", "passed", "running",
                                        rollback="passed"))
     assert not awaits_rollback(journal("passed", "passed", "passed", "failed", status="failed"))
@@ -96,10 +96,13 @@ def test_cleanup_counts_as_started_once_it_ran_at_all():
 
 
 def test_a_drill_killed_in_its_snapshot_holds_leases_and_has_nothing_to_roll_back():
-    killed = journal("passed", "passed", "running")
+    killed = journal("passed", "running")
     assert holds_leases(killed) and not awaits_rollback(killed)
-    assert holds_leases(journal("passed", "passed", "aborted"))
-    assert not holds_leases(journal("passed", "running"))  # killed before it leased
+    assert holds_leases(journal("passed", "aborted"))
+    # Killed in the backup that follows the snapshot: the same.
+    in_backup = journal("passed", "passed", "running")
+    assert holds_leases(in_backup) and not awaits_rollback(in_backup)
+    assert not holds_leases(journal("running"))  # killed before it leased
     assert not holds_leases(journal("passed", "passed", "aborted", status="aborted"))  # ended
     changed = journal("passed", "passed", "passed", "running")
     assert not holds_leases(changed) and awaits_rollback(changed)  # its rollback releases

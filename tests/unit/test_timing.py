@@ -136,7 +136,7 @@ def test_timestamps_in_other_zones_are_compared_as_instants():
 
 # -- phase time limits ------------------------------------------------------------------------
 
-PHASES = ("preflight", "backup", "snapshot", "disaster", "restore", "restart", "verify",
+PHASES = ("preflight", "snapshot", "backup", "disaster", "restore", "restart", "verify",
           "cleanup")
 
 
