@@ -26,6 +26,11 @@ def test_a_sandbox_drill_passes_with_every_journal_field(sandbox: Drtool, passed
     assert j["operation"] == "drill" and j["failure"] is None
     assert when(j["started_at"]) < when(j["ended_at"])
     assert [p["name"] for p in j["phases"]] == DRILL_PHASES
+    # The safety snapshot is done before the backup begins: nothing but the backup's own
+    # time lies between the data it holds and the disaster.
+    at = {p["name"]: p for p in j["phases"]}
+    assert when(at["snapshot"]["ended_at"]) <= when(at["backup"]["started_at"])
+    assert when(at["backup"]["ended_at"]) <= when(at["disaster"]["started_at"])
     for phase in j["phases"]:
         assert phase["status"] == "passed", phase
         assert when(phase["started_at"]) <= when(phase["ended_at"])
