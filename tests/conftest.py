@@ -157,22 +157,32 @@ def wait_gone(pid: int, timeout: float = 30) -> None:
 
 def wait_for_phase(journal_dir: Path, phase: str, timeout: float = 300,
                    proc: subprocess.Popen | None = None) -> Path:
-    """The journal of the drill once `phase` runs; fails at once, with what the drill said,
-    if `proc` (the drill) ends before that."""
+    """The journal of the drill once `phase` runs. Given the drill's process `proc`, only
+    its own journal counts, and once that drill has ended (its journal is closed, or the
+    process is gone) before `phase`, this fails at once with its failure and what it said.
+    (A drill started with --json that ended early blocks writing its journal to a pipe
+    nobody reads yet: its process is still there, its journal is not running.)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the drill ended (exit {proc.returncode}) before phase {phase}: "
-                        f"{err.strip()[-2000:] or out.strip()[-2000:]}")
+        gone = proc is not None and proc.poll() is not None
+        ended = None
         for path in sorted(journal_dir.glob("*/journal.json")):
             try:
                 data = json.loads(path.read_text())
             except ValueError:
                 pytest.fail(f"{path} was read half-written: journals must be written atomically")
-            if data["status"] == "running" and any(
-                    p["name"] == phase and p["status"] == "running" for p in data["phases"]):
+            if proc is not None and data.get("pid") != proc.pid:
+                continue
+            if data["status"] != "running":
+                ended = data
+            elif any(p["name"] == phase and p["status"] == "running" for p in data["phases"]):
                 return path
+        if proc is not None and (gone or ended is not None):
+            out, err = proc.communicate(timeout=120)
+            failure = (ended or {}).get("failure") or {}
+            pytest.fail(f"the drill ended (exit {proc.returncode}) before phase {phase}: "
+                        f"{failure.get('phase')}: {failure.get('reason')}\n"
+                        f"{err.strip()[-2000:] or out.strip()[-2000:]}")
         time.sleep(0.05)
     if proc is None:
         pytest.fail(f"phase {phase} never started")
@@ -189,6 +199,19 @@ def wait_for_phase(journal_dir: Path, phase: str, timeout: float = 300,
         _out, err = proc.communicate()
     pytest.fail(f"phase {phase} never started within {timeout} s; the drill's processes:\n"
                 f"{tree[-3000:]}\nwhat it said:\n{err.strip()[-3000:]}")
+
+
+@pytest.fixture(autouse=True)
+def no_lease_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that used the shared sandbox leaves no lease on its restore targets: one left
+    behind refuses the next test's drill (exit 75, at its snapshot), far from its cause."""
+    yield
+    if "sandbox" not in request.fixturenames:
+        return
+    left = leases(request.getfixturevalue("sandbox"))
+    if left:
+        pytest.fail("the test left leases on the sandbox's restore targets (roll its drill "
+                    f"back, or run an operation of its environment): {left}")
 
 
 @pytest.fixture(scope="session")

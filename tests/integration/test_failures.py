@@ -12,6 +12,7 @@ from tests.conftest import (
     Drtool,
     copy_inventory_with_components,
     descendants,
+    leases,
     pg,
     rd,
     wait_for_phase,
@@ -89,4 +90,14 @@ def test_a_killed_drill_still_leaves_a_readable_journal(sandbox: Drtool):
     assert rd(sandbox, "redis_primary").ping()
     with pg(sandbox, "pg_primary") as conn:
         assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] == 20000
+    # Killed after its snapshot leased the targets, before it changed them: the
+    # environment's next operation gives the leases back and removes the snapshot.
+    assert {lease["drill_id"] for lease in leases(sandbox).values()} == {journal["drill_id"]}
+    recovered = sandbox("rollback", "--env", "sandbox")
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    ended = json.loads(journal_path.read_text())
+    assert (ended["status"], ended["rollback"]) == ("aborted", None), ended["failure"]
+    assert ended["failure"]["phase"] == "backup"
+    assert leases(sandbox) == {}
+    assert not (sandbox.home / "snapshots" / "sandbox" / journal["drill_id"]).exists()
 
