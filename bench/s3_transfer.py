@@ -77,7 +77,7 @@ def main() -> int:
     parser.add_argument("--mb", type=int, default=256, help="total size of the backup")
     parser.add_argument("--files", type=int, default=4, help="how many files it has")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--port", type=int, default=55491)
+    parser.add_argument("--port", type=int, default=25491)
     parser.add_argument("--parts", default="8,16,64,128", help="part sizes in MiB")
     parser.add_argument("--concurrency", default="4", help="thread counts")
     args = parser.parse_args()

@@ -22,11 +22,12 @@ from typing import Any
 import pytest
 
 BIN = Path(sys.executable).parent
-# Not the default 55400, so a developer's own sandbox is left alone; DRTOOL_TEST_PORT_BASE
+# Not the default 25400, so a developer's own sandbox is left alone; DRTOOL_TEST_PORT_BASE
 # lets a second test run share the machine. Under pytest-xdist each worker has a sandbox of
-# its own, 1000 ports further for each worker.
+# its own, 1000 ports further for each worker. Below the ephemeral port range (32768-60999):
+# there, a client's source port could take a server's port before it starts.
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
-PORT_BASE = str(int(os.environ.get("DRTOOL_TEST_PORT_BASE", "56400")) + 1000 * WORKER)
+PORT_BASE = str(int(os.environ.get("DRTOOL_TEST_PORT_BASE", "26400")) + 1000 * WORKER)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -108,7 +109,9 @@ def sandbox(drtool: Drtool) -> Iterator[Drtool]:
     """A running sandbox for the whole session; torn down (and purged) at the end, after
     checking that `sandbox down` stopped every process it had started."""
     up = drtool("sandbox", "up", "--json")
-    assert up.returncode == 0, up.stderr
+    if up.returncode != 0:  # stop what did start: nothing may outlive the session
+        drtool("sandbox", "down", "--purge")
+        pytest.fail(f"sandbox up failed: {up.stderr.strip()}")
     pids = [row["pid"] for row in json.loads(up.stdout)]
     assert all(pids), up.stdout
     yield drtool

@@ -1,7 +1,9 @@
 """Where the sandbox keeps everything and which ports it uses.
 
 inventories/sandbox/ and inventories/sandbox-estate/ derive the same ports from
-DRTOOL_SANDBOX_PORT_BASE (default 55400): keep the offsets here and there in step.
+DRTOOL_SANDBOX_PORT_BASE (default 25400): keep the offsets here and there in step. The
+default is below Linux's ephemeral port range (32768-60999), so an outgoing connection's
+source port can never hold one of the sandbox's ports when a server starts.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-DEFAULT_PORT_BASE = 55400
+DEFAULT_PORT_BASE = 25400
 OFFSETS = {"pg_primary": 1, "pg_target": 2, "redis_primary": 3, "redis_target": 4, "app": 5,
            "s3": 6, "queue_primary": 7, "queue_target": 8, "worker": 9}
 PG_BIN = Path("/usr/lib/postgresql/15/bin")

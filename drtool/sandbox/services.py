@@ -90,9 +90,15 @@ class PostgresCluster:
     def start(self) -> None:
         if self.pid:
             return
-        run(in_netns(as_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l",
-                              str(self.root / "postgres.log"), "-w", "-t", "60", "start"],
-                             PG_USER), self.netns), timeout=120)
+        log = self.root / "postgres.log"
+        try:
+            run(in_netns(as_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l",
+                                  str(log), "-w", "-t", "60", "start"], PG_USER), self.netns),
+                timeout=120)
+        except OrchestrationError as exc:  # pg_ctl says only "Examine the log output."
+            raise OrchestrationError(
+                f"{self.name}: PostgreSQL did not start on {self.address}:{self.port}: "
+                f"{_server_error(log) or exc.message}; see {log}") from None
         if not self.pid:
             raise OrchestrationError(
                 f"{self.name}: PostgreSQL did not start; see {self.root}/postgres.log")
@@ -148,6 +154,25 @@ class RedisServer:
 
     def stop(self) -> bool:
         return stop_pid(self.pid, signal.SIGTERM)
+
+
+def _server_error(log: Path) -> str | None:
+    """The last error a server wrote to its log ("could not bind ...: Address already in
+    use"), without its timestamp; None when there is none to read."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-40:]
+    except OSError:
+        return None
+    for line in reversed(lines):
+        for level in ("FATAL:", "PANIC:", "ERROR:"):
+            if level in line:
+                message = line.split(level, 1)[1].strip()
+                # The FATAL of a failed bind is generic; the LOG line before it says why.
+                cause = next((earlier.split("LOG:", 1)[1].strip()
+                              for earlier in reversed(lines[:lines.index(line)])
+                              if "LOG:" in earlier and "could not" in earlier), None)
+                return f"{message} ({cause})" if cause else message
+    return None
 
 
 def _chown_tree(path: Path) -> None:

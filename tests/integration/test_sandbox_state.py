@@ -50,3 +50,34 @@ def test_clusters_inside_the_sandbox_folder_are_never_cleared(tmp_path: Path):
     layout = lay.Layout(root, int(PORT_BASE) + 70, root / "postgres")
     assert manage.clear_orphaned_clusters(layout) is None
     assert (root / "postgres" / "pg_primary" / "data").is_dir()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="clusters run as the postgres user")
+def test_a_cluster_whose_port_is_taken_says_so_and_where_its_log_is(tmp_path: Path):
+    import socket
+
+    from drtool.errors import OrchestrationError
+
+    root = tmp_path / "private" / "sandbox"
+    root.mkdir(parents=True)
+    (tmp_path / "private").chmod(0o700)
+    postgres_root = lay.postgres_root_for(root, postgres_can_enter=False)
+    layout = lay.Layout(root, int(PORT_BASE) + 75, postgres_root)
+    cluster = manage.Sandbox(layout).clusters["pg_primary"]
+    taken = socket.socket()
+    try:
+        cluster.initialise("a-password")
+        taken.bind(("127.0.0.1", cluster.port))
+        taken.listen()
+        with pytest.raises(OrchestrationError) as raised:
+            cluster.start()
+        message = raised.value.message
+        assert message.startswith(f"pg_primary: PostgreSQL did not start on 127.0.0.1:"
+                                  f"{cluster.port}: could not create any TCP/IP sockets"), message
+        assert "Address already in use" in message and str(cluster.root) in message, message
+        assert cluster.pid is None
+    finally:
+        taken.close()
+        if cluster.pid:
+            cluster.stop()
+        shutil.rmtree(postgres_root.parent, ignore_errors=True)

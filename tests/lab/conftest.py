@@ -14,7 +14,7 @@ from tests.conftest import Drtool, alive
 
 # The lab's namespaces and /24 are one per machine: a test run with a DRTOOL_TEST_PORT_BASE
 # of its own (a second run sharing the machine) gets a lab of its own as well.
-_OFFSET = (int(os.environ.get("DRTOOL_TEST_PORT_BASE", "56400")) - 56400) // 100 % 200
+_OFFSET = (int(os.environ.get("DRTOOL_TEST_PORT_BASE", "26400")) - 26400) // 100 % 200
 PREFIX = "drtst" if _OFFSET == 0 else f"drt{_OFFSET:03d}"
 SUBNET = f"10.231.{8 + _OFFSET}"
 
