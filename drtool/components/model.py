@@ -30,8 +30,9 @@ class Component:
     source: Place | None
     target: Place | None
     databases: tuple[str, ...] = ()  # a postgres component's databases
-    # A postgres component declared with `databases: all`: its databases are the ones its
-    # backup found (empty until a backup's manifest is known; see postgres.found_in).
+    # A postgres component declared with `databases: all`: its databases are the ones the
+    # preflight found on the source for a fresh backup, or its backup's manifest holds
+    # (empty until either is known; see postgres.with_found and postgres.found_in).
     all_databases: bool = False
     after: tuple[str, ...] = ()  # a service's: the components restored before it starts
     settings: Mapping[str, Any] = field(default_factory=dict)

@@ -28,7 +28,7 @@ import yaml
 # component has a source and a target (a service has only its host).
 KINDS: dict[str, dict[str, Any]] = {
     "postgres": {"list": "drtool_postgres_clusters", "sides": True,
-                 # A list of databases, or `all`: every one the source has at backup time.
+                 # A list of databases, or `all`: every one the source has at preflight.
                  "entry": {"databases": {"anyOf": [
                      {"type": "array", "minItems": 1, "uniqueItems": True,
                       "items": {"type": "string", "minLength": 1, "not": {"const": "postgres"},

@@ -749,7 +749,10 @@ class Drill:
         refusal, exit 2, when one is a source's) and pg_restore's version."""
         postgres = run.stats.get("drtool_postgres_preflight", {})
         redis = run.stats.get("drtool_redis_preflight", {})
-        self._bind_found_databases(run.stats.get("drtool_postgres_found") or {})
+        if ph.BACKUP in self.phase_names and not self.existing:
+            # Only a fresh backup takes what the source holds now; any other operation
+            # works on its manifest's databases (bound when it was read).
+            self._bind_found_databases(run.stats.get("drtool_postgres_found") or {})
         facts = identity.side_facts(postgres, redis)
         for entry in (self.journal.scope or {}).get("components", []):  # the evidence
             entry["identity"] = {side: facts[(entry["name"], side)]

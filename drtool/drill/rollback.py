@@ -108,8 +108,8 @@ def extravars_of(journal: Journal, store_backup_path: Path | None) -> dict[str, 
     if journal.backup is not None and store_backup_path is not None:
         values["drtool_backup_id"] = journal.backup.id
         values["drtool_store_backup_path"] = str(store_backup_path)
-    # A cluster declared with `databases: all`: the databases its backup found, which the
-    # drill recorded in its scope before it changed a target.
+    # A cluster declared with `databases: all`: the databases the drill worked on, which it
+    # recorded in its scope before it changed a target.
     values["drtool_postgres_databases_of"] = {
         str(entry["name"]): list(entry["databases"])
         for entry in (journal.scope or {}).get("components", [])
@@ -119,8 +119,8 @@ def extravars_of(journal: Journal, store_backup_path: Path | None) -> dict[str, 
 
 def found_databases(components: Iterable[Component]) -> dict[str, Any]:
     """The extra var naming, for each cluster declared with `databases: all`, the databases
-    its backup found (roles/drtool_postgres/tasks/component.yml loops over them); none
-    until the backup's manifest is known."""
+    the drill works on (roles/drtool_postgres/tasks/component.yml loops over them); none
+    until the preflight found them or a backup's manifest is known."""
     return {"drtool_postgres_databases_of": {
         c.name: list(c.databases) for c in components if c.all_databases and c.databases}}
 

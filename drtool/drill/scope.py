@@ -50,7 +50,7 @@ def scope_of(env: Environment, version: dict[str, Any]) -> dict[str, Any]:
                    "source": c.source.host if c.source else None,
                    "target": c.target.host if c.target else None,
                    **({"databases": list(c.databases)} if c.databases else {}),
-                   # `databases: all`: the databases are those its backup found (set then).
+                   # `databases: all`: the databases, once found (preflight or manifest).
                    **({"all_databases": True} if c.all_databases else {}),
                    **({"after": list(c.after)} if c.after else {})}
                   for c in env.components]

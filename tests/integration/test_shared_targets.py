@@ -135,7 +135,13 @@ def check_refusals(sandbox: Drtool, holder: subprocess.Popen[str], bindir: Path,
 
     # Another controller: its own lock folder, so only the lease on the host stops it, when
     # its snapshot phase begins and before it touches anything.
-    second = copy_inventory(sandbox, "sandbox-second-controller", {})
+    # Its snapshot path is the holder's own folder, not named for its drill: refused, it
+    # must not remove that folder (it removes only a snapshot folder named for itself).
+    held = sandbox.home / "snapshots" / env / holder_id
+    assert held.is_dir()
+    second = copy_inventory(sandbox, "sandbox-second-controller", {}, {
+        host: {"drtool_snapshot_path": str(held)}
+        for host in ("sandbox-pg-target", "sandbox-redis-target", "sandbox-app")})
     other = subprocess.run(
         [str(BIN / "drtool"), "drill", "--env", second, "--json"],
         env=dict(sandbox.env, DRTOOL_LOCK_DIR=str(tmp_path / "locks")),
@@ -147,6 +153,7 @@ def check_refusals(sandbox: Drtool, holder: subprocess.Popen[str], bindir: Path,
     assert [p["status"] for p in journal["phases"]] == (
         ["passed", "failed"] + ["skipped"] * 6)
     assert journal["rollback"] is None
+    assert held.is_dir() and any(held.iterdir()), "the refused drill removed the holder's snapshot"
     assert {lease["drill_id"] for lease in leases(sandbox).values()} == {holder_id}
     assert holder.poll() is None
 
