@@ -54,7 +54,7 @@ from drtool.core.model import (
     PhaseRecord,
     TaskRecord,
 )
-from drtool.core.rollback import changed_targets, cleanup_started
+from drtool.core.rollback import cleanup_started
 from drtool.drill import facts, rollback
 from drtool.drill.journal_writer import JournalWriter
 from drtool.drill.plan import identity_lock_keys, target_lock_keys
@@ -145,6 +145,8 @@ class Drill:
         self.rolling_back = False  # a signal then changes nothing: the rollback runs to its end
         self.finished = False  # the verdict is in: a signal then changes nothing either
         self.targets_changed = False
+        # The running phase's start and time limit: every run of its playbook shares them.
+        self.phase_clock: tuple[Moment, float] | None = None
         self.answers: dict[str, preflight.Answer] = {}
         drill_id = new_id(clock)
         # A drill of a backup the store holds (`drill --backup`) skips the backup phase: it
@@ -288,9 +290,10 @@ class Drill:
                 ph.CLEANUP in self.phase_names
                 and self.journal.phase(ph.CLEANUP).status == PASSED):
             return
-        # Nothing changed the targets (the snapshot or the backup failed, or the drill was
-        # stopped before its disaster): the snapshot goes with the leases.
-        discard = not changed_targets(self.journal)
+        # Nothing changed the targets (the snapshot or the backup failed, the drill was
+        # stopped before its disaster, or a restore's backup failed its check before the
+        # playbook began): the snapshot goes with the leases.
+        discard = not self.targets_changed
         try:
             run = self.ansible.run("release", {**self._extravars(),
                                                "drtool_release_discard_snapshot": discard},
@@ -397,8 +400,14 @@ class Drill:
         if name == ph.DISASTER:
             self.journal.disaster_declared_at = iso(started.wall)
             self.marks[ph.DISASTER] = started
-        self.writer.save()
+        recorded = self.writer.save() or self.writer.fallback is not None
         self.progress.phase_started(name, index, len(self.phase_names))
+        if name in ph.CHANGES_TARGETS and not recorded:
+            # Nowhere on disk says this phase began: were drtool killed in it, the next
+            # operation would take the targets for untouched and discard their snapshot.
+            self._fail(record, f"cannot write the journal: {self.writer.problem}; "
+                               f"the {name} was not started", "evidence")
+            return self._end_phase(record, started)
         refused = self._ssh_preflight() if name == ph.PREFLIGHT else None
         if refused:  # the hosts are not ready: nothing may run, not even the playbook
             self._fail(record, refused, "preflight")
@@ -419,7 +428,24 @@ class Drill:
         # its limit, counted from the phase's start on the monotonic clock.
         limit = timing.phase_limit(name, self.env.phase_time_limits or {},
                                    self.env.objectives.rto_s)
+        self.phase_clock = (started, limit)
         run = self._playbook(name, record, started, limit)
+        if not self._failed_run(record, run, limit, changed_before):
+            after = getattr(self, f"_after_{name}", None)
+            problem = after(run, record) if after else None
+            if isinstance(problem, tuple):  # (reason, kind)
+                self._fail(record, *problem)
+            elif problem:
+                self._fail(record, problem, "preflight" if name == ph.PREFLIGHT else "check")
+            elif record.status == RUNNING:  # a later run of the phase may have failed it
+                record.status = PASSED
+        return self._end_phase(record, started)
+
+    def _failed_run(self, record: PhaseRecord, run: PlaybookRun, limit: float,
+                    changed_before: bool) -> bool:
+        """Record why a run of the phase's playbook did not succeed (stopped at the phase's
+        time limit, cancelled by a signal, or failed); False when it succeeded."""
+        name = record.name
         if run.status in ("canceled", "timeout") or self.cancelled:
             if run.status == "timeout" and not self.cancelled:
                 self._fail(record, f"{name} exceeded its time limit of {limit:g} s", "timeout")
@@ -439,15 +465,8 @@ class Drill:
                 # side by side may have changed another component's meanwhile).
                 self.targets_changed = changed_before
         else:
-            after = getattr(self, f"_after_{name}", None)
-            problem = after(run, record) if after else None
-            if isinstance(problem, tuple):  # (reason, kind)
-                self._fail(record, *problem)
-            elif problem:
-                self._fail(record, problem, "preflight" if name == ph.PREFLIGHT else "check")
-            else:
-                record.status = PASSED
-        return self._end_phase(record, started)
+            return False
+        return True
 
     def _end_phase(self, record: PhaseRecord, started: Moment) -> bool:
         """Record the phase's end (its duration on the monotonic clock, and a warning when
@@ -504,7 +523,8 @@ class Drill:
     def _hosts_of(self, name: str, only: list[str] | None = None) -> list[str] | None:
         """The hosts phase `name` does anything on (of components `only`, when given): the
         sources' for the backup, the targets' and the services' (and the team's checks', for
-        verify) for the others; a drill's backup also checks its PostgreSQL targets. Only
+        verify) for the others (a drill's roles check, the backup's second run, limits
+        itself to its PostgreSQL targets). Only
         they run the playbook: every other host would skip every task, at the cost of a
         process per task. None for preflight: every host."""
         if name == ph.PREFLIGHT:
@@ -512,10 +532,6 @@ class Drill:
         side = kinds.SOURCE if name == ph.BACKUP else kinds.TARGET
         hosts = {place.host for c in self.env.components
                  if (only is None or c.name in only) and (place := c.place(side)) is not None}
-        if name == ph.BACKUP and self.operation in ph.TOUCHES_TARGETS:
-            # A drill's backup ends by checking its PostgreSQL targets can take its roles.
-            hosts |= {c.target.host for c in kinds.of_family(self.env.components, "postgres")
-                      if c.target is not None and (only is None or c.name in only)}
         if name == ph.VERIFY and only is None:
             hosts |= {check.host for check in self.env.checks}
         return sorted(hosts) or None
@@ -645,10 +661,11 @@ class Drill:
         self._fail(record, reason, kind, hosts)
         return bool(integrity)
 
-    def _component_on(self, host: str, phase: str) -> str | None:
+    def _component_on(self, host: str, phase: str, side: str | None = None) -> str | None:
         """The component a failure on `host` in `phase` was about, when only one of those
-        the phase runs is on that host (its name, else None)."""
-        side = kinds.SOURCE if phase == ph.BACKUP else kinds.TARGET
+        the phase runs there (on `side`: by default the sources for the backup, else the
+        targets) is on that host (its name, else None)."""
+        side = side or (kinds.SOURCE if phase == ph.BACKUP else kinds.TARGET)
 
         def taken(component: kinds.Component) -> bool:
             if phase == ph.RESTART:
@@ -811,9 +828,13 @@ class Drill:
         except (KeyError, ValueError, TypeError) as exc:
             return f"the backup roles did not report a complete manifest: {exc}"
         self.store.write_manifest(manifest)
+        # On the staged files, before they go off-site; a refusal leaves a complete backup.
+        refused = self._check_target_roles(record)
         try:  # to S3, when that is the store: the backup phase ends when it is off-site
             manifest, transfer = self.store.publish(manifest)
         except (StoreError, ConfigError) as exc:
+            if refused:
+                return None
             return f"the backup could not be stored: {exc.message}", "orchestration"
         self._record_transfer(record, transfer)
         self.manifest = manifest
@@ -825,6 +846,28 @@ class Drill:
         for rd in manifest.redis[:1]:
             self.journal.tool_versions["redis_server"] = rd.redis_version
         return None
+
+    def _check_target_roles(self, record: PhaseRecord) -> bool:
+        """A drill's last step of its backup, once the manifest is written: can the PostgreSQL
+        targets take the roles and tablespaces the dump needs (the backup playbook's `roles`
+        step, on those targets only)? True when it failed, recorded as the phase's failure."""
+        hosts = sorted({c.target.host for c in kinds.of_family(self.env.components, "postgres")
+                        if c.target is not None})
+        if self.operation not in ph.TOUCHES_TARGETS or not hosts or self.phase_clock is None:
+            return False
+        started, limit = self.phase_clock
+        left_s = max(0.0, limit - elapsed(started, moment(self.clock, self.monotonic)))
+        before = list(record.tasks)
+        run = self.ansible.run(
+            ph.BACKUP, {**self._extravars(), "drtool_backup_step": "roles"},
+            self.writer.artifact_dir(ph.BACKUP) / "roles", self._on_event(record),
+            lambda: self.cancelled, run_id=self.journal.drill_id, timeout_s=left_s,
+            monotonic=self.monotonic, limit=hosts)
+        record.tasks = before + run.tasks
+        for failure in run.failures:
+            failure.component = failure.component or self._component_on(
+                failure.host, ph.BACKUP, kinds.TARGET)
+        return self._failed_run(record, run, limit, self.targets_changed)
 
     def _fetch_backup(self, record: PhaseRecord) -> tuple[str, str] | None:
         """Bring an off-site backup into the staging folder and check every file against

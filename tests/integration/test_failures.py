@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -40,8 +41,13 @@ def test_a_phase_that_fails_rolls_the_targets_back(sandbox: Drtool, passed_drill
     env = copy_inventory_with_components(sandbox, "sandbox-broken-app", {
         "drtool_services[0].start_command": [*start[:-1], "nowhere"]})
     # Its backup, not the newest: another test's drill may have left a corrupted one.
-    restored = sandbox("restore", "--env", "sandbox", "--backup", passed_drill["backup"]["id"])
-    assert restored.returncode == 0, restored.stderr
+    code, restored = sandbox.json("restore", "--env", "sandbox",
+                                  "--backup", passed_drill["backup"]["id"])
+    assert code == 0, restored.get("failure")
+    # A restore keeps the safety snapshot of what it replaced, for its operator.
+    kept = sandbox.home / "snapshots" / "sandbox" / restored["drill_id"]
+    assert kept.is_dir() and any(kept.iterdir())
+    shutil.rmtree(kept)
     before = target_state(sandbox)
 
     code, journal = sandbox.json("drill", "--env", env)

@@ -207,6 +207,7 @@ def test_with_creation_and_the_fallback_off_the_drill_is_refused_before_anything
     # The backup's last step, once its dump exists and before the disaster.
     assert failure["phase"] == "backup" and failure["kind"] == "orchestration"
     assert failure["hosts"] == ["sandbox-pg-target"]
+    assert failure["reason"].startswith("sandbox-pg-target: main: "), failure["reason"]
     assert f"needs roles the target lacks: {APP_ROLE}" in failure["reason"]
     assert "drtool_postgres_create_roles: false" in failure["reason"]
     assert "drtool_postgres_role_fallback: false" in failure["reason"]
@@ -223,6 +224,18 @@ def test_with_creation_and_the_fallback_off_the_drill_is_refused_before_anything
     # The target database is the same database, holding the same rows; no role was made.
     assert target_state(sandbox) == before
     assert role_on_target(sandbox) is None
+    # The backup itself is complete (its manifest written): it is drillable, and a drill
+    # of it is refused by the same check, in its snapshot phase, before the disaster.
+    backup_id = journal["backup"]["id"]
+    assert (sandbox.home / "backups" / env / backup_id / "manifest.json").is_file()
+    code, stored = sandbox.json("drill", "--env", env, "--backup", backup_id)
+    assert code == 3, json.dumps(stored.get("failure"), indent=1)
+    assert stored["failure"]["phase"] == "snapshot", stored["failure"]
+    assert f"needs roles the target lacks: {APP_ROLE}" in stored["failure"]["reason"]
+    assert stored["disaster_declared_at"] is None and stored["rollback"] is None
+    assert not (sandbox.home / "snapshots" / env / stored["drill_id"]).exists()
+    assert leases(sandbox) == {}
+    assert target_state(sandbox) == before
 
 
 def test_a_tablespace_the_target_lacks_is_refused_before_anything_is_destroyed(

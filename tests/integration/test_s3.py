@@ -27,7 +27,7 @@ from drtool.store import crypto
 from drtool.store.base import ManifestInvalid
 from drtool.store.s3 import S3Store
 from drtool.store.settings import S3Connection, S3StoreSettings
-from tests.conftest import PORT_BASE, Drtool, alive, copy_inventory, wait_gone
+from tests.conftest import PORT_BASE, Drtool, alive, copy_inventory, leases, wait_gone
 from tests.e2e.test_drill import target_state
 from tests.http_endpoint import closed_port
 
@@ -265,6 +265,11 @@ def test_a_corrupted_or_deleted_object_fails_the_restore_by_name_and_changes_not
         bytes(flipped)).hexdigest()
     assert target_state(s3.drtool) == before
     assert not (s3.drtool.home / "backups" / env / older).exists()  # nothing half-checked
+    # Nothing changed the targets: the restore's safety snapshot goes with its leases.
+    assert journal["phases"][1]["name"] == "snapshot"
+    assert journal["phases"][1]["status"] == "passed"
+    assert not (s3.drtool.home / "snapshots" / env / journal["drill_id"]).exists()
+    assert leases(s3.drtool) == {}
 
     rdb = f"plain/{newer}/redis/cache/dump.rdb"
     s3.client.delete_object(Bucket=BACKUPS, Key=rdb)
