@@ -22,6 +22,7 @@ from drtool import components as kinds
 from drtool import paths
 from drtool.adapters.execute import run
 from drtool.components import Component, Place, schema
+from drtool.components import postgres as postgres_kind
 from drtool.core import team_checks
 from drtool.core.model import Objectives
 from drtool.core.phases import OPERATIONS
@@ -131,6 +132,8 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
     problems += [Problem(message, key=key) for key, message in schema.problems_of(
         lists, set(described), paths.content_root() / "roles")]
     components = kinds.from_described(described)
+    problems += [Problem(message, key=key) for component in kinds.of_family(components, "postgres")
+                 for key, message in postgres_kind.method_problems(component)]
 
     def setting(field: str, key: str) -> Any:
         return setting_of(described, field, key, problems)

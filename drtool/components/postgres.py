@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from drtool.components import methods
 from drtool.components.model import SOURCE, TARGET, Component, Place
 from drtool.core.manifest import Manifest
 from drtool.core.model import PASSED, Check
@@ -81,10 +82,42 @@ def from_sides(name: str, source: tuple[str, Mapping[str, Any]] | None,
     values = (target or source or ("", {}))[1]
     databases = values.get("databases") or ()
     every = databases == "all"
+    method_of = {side: str(place[1].get("method") or methods.DEFAULT)
+                 for side, place in ((SOURCE, source), (TARGET, target)) if place is not None}
     return Component(name, KIND, _place(source), _place(target),
                      databases=() if every else tuple(str(d) for d in databases),
                      all_databases=every,
-                     settings={"bin_dir": values.get("bin_dir")})
+                     settings={"bin_dir": values.get("bin_dir"),
+                               "method": method_of.get(TARGET) or method_of.get(SOURCE)
+                               or methods.DEFAULT,
+                               "method_of": method_of,
+                               "stanza": values.get("pgbackrest_stanza") or ""})
+
+
+def method_of(component: Component) -> str:
+    """How the component is backed up and restored (see drtool.components.methods)."""
+    return str(component.settings.get("method") or methods.DEFAULT)
+
+
+def method_problems(component: Component) -> list[tuple[str, str]]:
+    """(key, message) for a method the component's sides disagree on, or a physical
+    method without what it needs: a stanza, and the target's data directory (where the
+    restore writes)."""
+    key = f"{LIST}[{component.name}]"
+    sides = dict(component.settings.get("method_of") or {})
+    if len(set(sides.values())) > 1:
+        return [(f"{key}.method", "the source and the target resolve to different methods ("
+                                  + ", ".join(f"{s}: {m}" for s, m in sorted(sides.items()))
+                 + "): set drtool_postgres_method once, on the component")]
+    found = []
+    if methods.is_physical(method_of(component)):
+        if not component.settings.get("stanza"):
+            found.append((f"{key}.pgbackrest_stanza",
+                          f"the {method_of(component)} method needs the cluster's stanza"))
+        if component.target is not None and not component.target.path:
+            found.append((f"{key}.target.data_dir",
+                          "a physical restore needs the target's data directory"))
+    return found
 
 
 def _place(side: tuple[str, Mapping[str, Any]] | None) -> Place | None:
@@ -128,3 +161,13 @@ def role_checks(results: Mapping[str, Mapping[str, Any]]) -> list[Check]:
         checks.append(Check("postgres.roles", where, ", ".join(facts.get("needed") or [])
                             or "none", actual, PASSED, detail))
     return checks
+
+
+def recovery_of(manifest: Manifest) -> dict[str, dict[str, Any]]:
+    """What each physically backed-up cluster's restore asks pgBackRest for: the backup its
+    manifest names (`backup_set`) and the recovery target its backup set."""
+    return {part.component: {"backup_set": part.backup.get("label") or "",
+                             "target_type": part.recovery_target.get("type") or "default",
+                             "target": str(part.recovery_target.get("target") or ""),
+                             "exclusive": bool(part.recovery_target.get("exclusive"))}
+            for part in manifest.physical}

@@ -24,6 +24,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from drtool.components import methods
+
 # Each kind: its inventory list, and the keys beyond its role's defaults. `sides`: whether a
 # component has a source and a target (a service has only its host).
 KINDS: dict[str, dict[str, Any]] = {
@@ -34,8 +36,9 @@ KINDS: dict[str, dict[str, Any]] = {
                       "items": {"type": "string", "minLength": 1, "not": {"const": "postgres"},
                                 # a folder of the backup: postgres/CLUSTER/DATABASE
                                 "pattern": r"^(?!\.\.?$)[^/\x00-\x1f\x7f]+$"}},
-                     {"const": "all"}]}},
-                 "side": {"data_dir": {"type": "string"}}},
+                     {"const": "all"}]},
+                     "method": {"enum": methods.names()}},
+                 "side": {"data_dir": {"type": "string"}, "method": {"enum": methods.names()}}},
     "redis": {"list": "drtool_redis_instances", "sides": True, "entry": {}, "side": {}},
     # A tree's sides must each say where the tree is.
     "files": {"list": "drtool_file_trees", "sides": True, "entry": {},

@@ -3,7 +3,9 @@ called? Judged on what the servers say they are, asked at preflight over the con
 each phase uses, before anything is destroyed:
 
 - PostgreSQL: `system_identifier` (pg_control_system()), set by initdb and kept by every
-  physical copy of a cluster;
+  physical copy of a cluster. A physical method's target is such a copy of its own source
+  once it was drilled: for it, the same identifier is the source only where its data
+  directory is the source's too (`data_directory`, on the same machine-id) or unknown;
 - Redis: the server's `run_id` (INFO server), and the RDB file it loads and saves
   (CONFIG GET dir and dbfilename) on a machine (the sha256 of its /etc/machine-id).
 
@@ -12,11 +14,12 @@ Pure: given the facts the preflight roles published, returns one Check per resto
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from drtool import components as kinds
-from drtool.components import Component
+from drtool.components import Component, methods
 from drtool.core.model import FAILED, PASSED, Check
 
 CHECK = "guard.identity"
@@ -31,7 +34,7 @@ def side_facts(postgres: Mapping[str, Mapping[str, Mapping[str, Any]]],
     and drtool_redis_preflight stats ({component: {side: facts}}): system_identifier; run_id,
     dir, dbfilename; MACHINE."""
     facts: dict[tuple[str, str], dict[str, Any]] = {}
-    for keys, stats in ((("system_identifier", MACHINE), postgres),
+    for keys, stats in ((("system_identifier", "data_directory", MACHINE), postgres),
                         (("run_id", "dir", "dbfilename", MACHINE), redis)):
         for name, sides in stats.items():
             for side, found in (sides or {}).items():
@@ -73,8 +76,10 @@ def identity_checks(facts: Mapping[tuple[str, str], Mapping[str, Any]],
                     what, must = f"production-tier host {place.host} ({other.name})", False
                 else:
                     continue
+                copy = other is component and side == kinds.SOURCE and methods.is_physical(
+                    str(component.settings.get("method") or ""))
                 problems += _compare(family, host, mine, what, facts.get((other.name, side), {}),
-                                     must)
+                                     must, copy)
         if family == "postgres":
             detail = f"system_identifier {mine.get('system_identifier')}"
         else:
@@ -87,10 +92,14 @@ def identity_checks(facts: Mapping[tuple[str, str], Mapping[str, Any]],
 
 
 def _compare(service: str, host: str, mine: Mapping[str, Any], other: str,
-             theirs: Mapping[str, Any], must: bool) -> list[str]:
+             theirs: Mapping[str, Any], must: bool, copy: bool = False) -> list[str]:
     """Why `host`'s `service` is `other`'s (or cannot be told from it); [] when it is not.
-    `must`: `other` holds that service as a source, so its identity has to be known."""
+    `must`: `other` holds that service as a source, so its identity has to be known. `copy`:
+    `host` may be a physical copy of `other` (the same system_identifier), and is `other`
+    only when its data directory on its machine is `other`'s, or either is unknown."""
     problems = []
+    if copy and _elsewhere(mine, theirs):
+        return []
     key = "system_identifier" if service == "postgres" else "run_id"
     label = "PostgreSQL system_identifier" if service == "postgres" else "Redis run_id"
     if mine.get(key) in (None, ""):
@@ -106,6 +115,15 @@ def _compare(service: str, host: str, mine: Mapping[str, Any], other: str,
         problems.append(f"{host} uses {other}'s RDB file: {_rdb(mine)} on the same machine "
                         f"(machine-id sha256 {str(mine[MACHINE])[:16]}...)")
     return problems
+
+
+def _elsewhere(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
+    """Whether two PostgreSQL servers are known to run from different data directories
+    (another path, or another machine)."""
+    known = all(facts.get(k) not in (None, "") for facts in (mine, theirs)
+                for k in ("data_directory", MACHINE))
+    return known and (posixpath.normpath(str(mine["data_directory"])), mine[MACHINE]) != (
+        posixpath.normpath(str(theirs["data_directory"])), theirs[MACHINE])
 
 
 def _known_rdb(facts: Mapping[str, Any]) -> bool:

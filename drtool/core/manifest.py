@@ -95,6 +95,32 @@ class FilesPart:
 
 
 @dataclass(frozen=True)
+class PhysicalPart:
+    """A PostgreSQL cluster backed up by a physical method (pgbackrest): the repository's
+    backup it restores from (label, type, times, LSNs, WAL range), the recovery target the
+    backup set on the source and how its databases' counts were made to match it
+    (`counts_method`: slot, share, or none when they are not comparable)."""
+
+    component: str
+    host: str
+    method: str
+    stanza: str
+    pgbackrest_version: str
+    backup: dict[str, Any]
+    recovery_target: dict[str, Any]
+    counts_method: str
+    system_identifier: str
+    server_version: str
+    taken: bool = False  # whether drtool asked pgBackRest for this backup (else the schedule's)
+    wal_file: str | None = None
+    archived_s: float | None = None
+
+    @property
+    def key(self) -> str:
+        return self.component
+
+
+@dataclass(frozen=True)
 class Manifest:
     backup_id: str
     env: str
@@ -108,6 +134,10 @@ class Manifest:
     manifest_version: int = MANIFEST_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
     trees: tuple[FilesPart, ...] = ()
+    physical: tuple[PhysicalPart, ...] = ()
+
+    def physical_part(self, component: str) -> PhysicalPart | None:
+        return next((part for part in self.physical if part.component == component), None)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -144,6 +174,7 @@ def build_manifest(
     sources: dict[str, str],
     drill_id: str | None = None,
     files_results: dict[str, dict[str, Any]] | None = None,
+    physical_results: dict[str, dict[str, Any]] | None = None,
 ) -> Manifest:
     """Assemble a manifest from what the backup roles published.
 
@@ -174,6 +205,17 @@ def build_manifest(
                   totals={k: int(v) for k, v in tree["totals"].items()},
                   consistent_at=tree["consistent_at"], size=int(tree["size"]))
         for name, tree in sorted((files_results or {}).items()))
+    physical = tuple(
+        PhysicalPart(component=name, host=sources.get(name, ""), method=str(part["method"]),
+                     stanza=str(part["stanza"]), pgbackrest_version=str(part["pgbackrest_version"]),
+                     backup=dict(part["backup"]), recovery_target=dict(part["recovery_target"]),
+                     counts_method=str(part["counts_method"]),
+                     system_identifier=str(part["system_identifier"]),
+                     server_version=str(part["server_version"]), taken=bool(part.get("taken")),
+                     wal_file=part.get("wal_file"),
+                     archived_s=float(part["archived_s"]) if part.get("archived_s") is not None
+                     else None)
+        for name, part in sorted((physical_results or {}).items()))
     if not postgres and not redis and not trees:
         raise ValueError("no component reported a backup")
     results = [pg for databases in postgres_results.values() for pg in databases.values()]
@@ -187,6 +229,7 @@ def build_manifest(
                                 *[t.consistent_at for t in trees]),
         postgres=postgres, redis=redis, files=files,
         size=sum(entry.size for entry in files), drill_id=drill_id, trees=trees,
+        physical=physical,
     )
 
 
@@ -328,6 +371,8 @@ def manifest_from_json(text: str, backup_id: str | None = None) -> Manifest:
             extra=data.get("extra", {}),
             # Not in a manifest written before the files kind: no tree.
             trees=tuple(FilesPart(**part) for part in _parts(data.get("trees") or [])),
+            # Only a backup of a physical method has them.
+            physical=tuple(PhysicalPart(**part) for part in _parts(data.get("physical") or [])),
         )
     except KeyError as exc:
         raise ManifestError(f"the field {exc} is missing") from None

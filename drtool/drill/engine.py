@@ -625,6 +625,8 @@ class Drill:
             values["drtool_backup_id"] = self.backup_id
             values["drtool_store_backup_path"] = str(self.store.backup_path(self.backup_id))
         values.update(rollback.found_databases(self.env.components))
+        if self.manifest is not None and self.manifest.physical:
+            values["drtool_postgres_recovery_of"] = postgres_kind.recovery_of(self.manifest)
         return values
 
     # -- failures and rollback ------------------------------------------------------------
@@ -824,7 +826,8 @@ class Drill:
                 run.stats.get("drtool_redis_backup", {}),
                 {c.name: c.source.host for c in self.env.components if c.source},
                 drill_id=self.journal.drill_id,
-                files_results=run.stats.get("drtool_files_backup", {}))
+                files_results=run.stats.get("drtool_files_backup", {}),
+                physical_results=run.stats.get("drtool_postgres_physical", {}))
         except (KeyError, ValueError, TypeError) as exc:
             return f"the backup roles did not report a complete manifest: {exc}"
         self.store.write_manifest(manifest)

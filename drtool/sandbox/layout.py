@@ -16,7 +16,7 @@ from pathlib import Path
 
 DEFAULT_PORT_BASE = 25400
 OFFSETS = {"pg_primary": 1, "pg_target": 2, "redis_primary": 3, "redis_target": 4, "app": 5,
-           "s3": 6, "queue_primary": 7, "queue_target": 8, "worker": 9}
+           "s3": 6, "queue_primary": 7, "queue_target": 8, "worker": 9, "pg_physical": 10}
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 STATE = "state.json"
 

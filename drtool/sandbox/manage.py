@@ -13,7 +13,7 @@ from drtool.adapters.execute import run
 from drtool.errors import OrchestrationError
 from drtool.sandbox import app as demo_app
 from drtool.sandbox import layout as lay
-from drtool.sandbox import seed, uploads
+from drtool.sandbox import physical, seed, uploads
 from drtool.sandbox import worker as demo_worker
 from drtool.sandbox.services import (
     PostgresCluster,
@@ -36,7 +36,8 @@ DRILL_STOPS = frozenset({"app", "redis_target", "worker", "queue_target"})
 REDIS_FOLDERS = {"redis_primary": "redis-primary", "redis_target": "redis-target",
                  "queue_primary": "redis-queue-primary", "queue_target": "redis-queue-target"}
 # Debian packages the sandbox needs, by the binary that shows each is installed.
-PACKAGES = {"redis-server": "redis-server", str(lay.PG_BIN / "initdb"): "postgresql-15"}
+PACKAGES = {"redis-server": "redis-server", str(lay.PG_BIN / "initdb"): "postgresql-15",
+            "pgbackrest": "pgbackrest"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Sandbox:
         return {
             name: PostgresCluster(name, self.layout.postgres_root / name, self.layout.port(name),
                                   lay.PG_BIN)
-            for name in ("pg_primary", "pg_target")
+            for name in ("pg_primary", "pg_target", "pg_physical")
         }
 
     @property
@@ -148,8 +149,13 @@ def up() -> Sandbox:
     sandbox = Sandbox(layout, cleared)
     pg_password = layout.secret("postgres_password")
     redis_password = layout.secret("redis_password")
+    primary = sandbox.clusters["pg_primary"]
     for cluster in sandbox.clusters.values():
         cluster.initialise(pg_password)
+    physical.write_config(layout, primary)
+    if physical.ensure_archiving(layout, primary):
+        primary.stop()  # a sandbox set up before it archived: the settings need a restart
+    for cluster in sandbox.clusters.values():
         cluster.start()
     for server in sandbox.redises.values():
         server.configure(redis_password)
@@ -160,6 +166,7 @@ def up() -> Sandbox:
         seed.seed_queue("127.0.0.1", layout.port("queue_primary"), redis_password)
     except (postgres.Error, redis_client.Error) as exc:
         raise OrchestrationError(f"seeding the sandbox failed: {exc}") from exc
+    physical.ensure_stanza(layout)  # inventories/sandbox-physical's repository
     uploads.ensure(layout.root)  # the directory trees of inventories/sandbox-files
     sandbox.s3.start()
     create_buckets(layout)

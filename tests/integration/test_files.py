@@ -8,7 +8,6 @@ followed; a name with a control character is refused with the name."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import module_utils
 from tests.conftest import Drtool
 
 pytestmark = pytest.mark.integration
@@ -28,8 +28,6 @@ ENV = "sandbox-files"
 TARGET_HOST = "sandbox-files-target"
 WHERE = f"{TARGET_HOST}/uploads"
 EXCLUDE = ["*.tmp", "cache/"]
-TREE_UTILS = (Path(__file__).resolve().parents[2] / "collections" / "ansible_collections"
-              / "drtool" / "drill" / "plugins" / "module_utils" / "tree.py")
 
 # GNU tar that, after its first extraction (the drill's restore; later ones are the
 # rollback's), alters the restored tree the way a faulty restore or a hand would: a file's
@@ -55,15 +53,7 @@ exit $rc
 """
 
 
-def load_tree() -> Any:
-    spec = importlib.util.spec_from_file_location("drtool_module_utils_tree", TREE_UTILS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tree = load_tree()
+tree = module_utils.load("tree")
 
 
 def trees(drtool: Drtool) -> tuple[Path, Path, Path]:

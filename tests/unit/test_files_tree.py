@@ -6,7 +6,6 @@ and a tree."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -17,19 +16,9 @@ from typing import Any
 
 import pytest
 
-SOURCE = (Path(__file__).resolve().parents[2] / "collections" / "ansible_collections" / "drtool"
-          / "drill" / "plugins" / "module_utils" / "tree.py")
+from tests import module_utils
 
-
-def load() -> Any:
-    spec = importlib.util.spec_from_file_location("drtool_module_utils_tree", SOURCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tree = load()
+tree = module_utils.load("tree")
 
 
 def make_tree(root: Path, outside: Path) -> Path:

@@ -142,7 +142,7 @@ def test_side_facts_keep_each_sides_identity_and_machine():
                        {"cache": {"target": dict(REDIS["r1"], machine_id_sha256=None)}})
     assert facts == {
         ("main", "source"): {"system_identifier": "7391552387212345678",
-                             "machine_id_sha256": MACHINE_A},
+                             "data_directory": None, "machine_id_sha256": MACHINE_A},
         ("cache", "target"): {"run_id": "8c1d5e0f0a3b4c1e2d9f7a6b5c4d3e2f1a0b9c8d",
                               "dir": "/srv/sandbox/redis-primary", "dbfilename": "dump.rdb",
                               "machine_id_sha256": None}}
@@ -154,3 +154,42 @@ def test_a_guard_refusal_exits_2(kind, code):
     journal = Journal("d", "e", "drill", "2026-01-01T00:00:00Z", status=FAILED,
                       failure=Failure("preflight", "refused", kind))
     assert exit_code(journal) == code
+
+
+PHYSICAL = [Component("main", "postgres", Place("pg1"), Place("pg2"),
+                      settings={"method": "pgbackrest"})]
+
+
+def physical_facts(target_dir, target_machine=MACHINE_A, source_dir="/srv/pg/primary"):
+    """The primary and a target that a physical drill already made a copy of it."""
+    facts = copy.deepcopy(POSTGRES)
+    facts["pg2"]["system_identifier"] = facts["pg1"]["system_identifier"]
+    facts["pg1"]["data_directory"] = source_dir
+    facts["pg2"].update(data_directory=target_dir, machine_id_sha256=target_machine)
+    return facts
+
+
+def test_a_physical_copy_of_its_own_source_elsewhere_is_not_the_source():
+    # A physical restore keeps the source's system_identifier: the copy it made last time
+    # runs from another data directory (or on another machine), so it is not the source.
+    for target_dir, machine in (("/srv/pg/physical", MACHINE_A), ("/srv/pg/primary", MACHINE_B)):
+        check = judged(physical_facts(target_dir, machine), components=PHYSICAL)["pg2"]
+        assert check.status == PASSED, check.detail
+
+
+def test_a_physical_target_running_from_the_sources_data_directory_is_the_source():
+    check = judged(physical_facts("/srv/pg/primary/"), components=PHYSICAL)["pg2"]
+    assert check.status == FAILED
+    assert "pg2 is backup source pg1 (main): same PostgreSQL system_identifier" in check.detail
+
+
+def test_a_physical_copy_whose_data_directory_is_unknown_cannot_be_told_from_its_source():
+    check = judged(physical_facts(None), components=PHYSICAL)["pg2"]
+    assert check.status == FAILED and "same PostgreSQL system_identifier" in check.detail
+
+
+def test_a_logical_target_with_its_sources_identifier_is_refused_wherever_it_runs():
+    # Only a physical method makes copies: a dump's target sharing the source's identifier
+    # is refused whatever its data directory.
+    check = judged(physical_facts("/srv/pg/physical"))["pg2"]
+    assert check.status == FAILED

@@ -3,28 +3,13 @@ statements that create a role (pg_dumpall --globals-only), as pg_dump 15 writes 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from drtool.components import postgres
 from drtool.core.model import PASSED
+from tests import module_utils
 
-SOURCE = (Path(__file__).resolve().parents[2] / "collections" / "ansible_collections" / "drtool"
-          / "drill" / "plugins" / "module_utils" / "postgres.py")
-
-
-def load() -> Any:
-    spec = importlib.util.spec_from_file_location("drtool_module_utils_postgres", SOURCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-utils = load()
+utils = module_utils.load("postgres")
 
 # Cut from `pg_restore --schema-only -f -` of a real pg_dump 15 archive.
 SCRIPT = r'''--

@@ -40,6 +40,18 @@ SENTINEL_DDL = (
 )
 
 
+
+def write_sentinel(conn, backup_id, value):
+    """drtool's sentinel row for `backup_id` (its table created where missing)."""
+    for statement in SENTINEL_DDL:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO drtool.sentinel (backup_id, value) VALUES (%s, %s)"
+        " ON CONFLICT (backup_id) DO UPDATE SET value = EXCLUDED.value",
+        (backup_id, value),
+    )
+
+
 # How much of a tool's stderr a failure message keeps: the end, where the error is.
 STDERR_TAIL = 2000
 

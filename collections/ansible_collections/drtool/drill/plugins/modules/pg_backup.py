@@ -63,7 +63,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.drtool.drill.plugins.module_utils.files import describe_tree
 from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
     CONNECTION_ARGS,
-    SENTINEL_DDL,
     client_env,
     connect,
     exact_counts,
@@ -71,6 +70,7 @@ from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
     newest_heartbeat,
     sequence_values,
     tool_failure,
+    write_sentinel,
 )
 
 # Beside the dump's own files; pg_restore reads only the files its toc.dat names.
@@ -100,16 +100,6 @@ def dump_globals(module, params, env):
     if done.returncode != 0:
         module.fail_json(msg=tool_failure("pg_dumpall", done.returncode, done.stderr,
                                           [params["password"]]))
-
-
-def write_sentinel(conn, backup_id, value):
-    for statement in SENTINEL_DDL:
-        conn.execute(statement)
-    conn.execute(
-        "INSERT INTO drtool.sentinel (backup_id, value) VALUES (%s, %s)"
-        " ON CONFLICT (backup_id) DO UPDATE SET value = EXCLUDED.value",
-        (backup_id, value),
-    )
 
 
 # Beside the dump: the database's own properties pg_dump --format=directory leaves out.

@@ -36,6 +36,10 @@ RETURN = r"""
 exists: {description: Whether the database exists., type: bool, returned: always}
 counts: {description: Exact row count of every table., type: dict, returned: when the database exists}
 databases: {description: The cluster's databases (with I(list_databases))., type: list, returned: when asked}
+data_directory:
+  description: The cluster's data directory, as the server says; null when this role may not read it.
+  type: str
+  returned: success
 system_identifier:
   description: The cluster's system identifier (pg_control_system()), as a string; null when it cannot be read.
   type: str
@@ -75,6 +79,16 @@ def folder_name(name):
             and not any(ord(c) < 32 or ord(c) == 127 for c in name))
 
 
+def setting(psycopg, conn, name):
+    """A server setting only a superuser (or pg_read_all_settings) may read; None when this
+    role may not."""
+    try:
+        with conn.transaction():
+            return conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0]
+    except psycopg.Error:
+        return None
+
+
 def system_identifier(psycopg, conn):
     """The cluster's identity, set by initdb and shared by its physical copies: what tells
     two servers apart whatever address or port they answer on. None when it cannot be read
@@ -105,12 +119,13 @@ def main():
                 "SELECT count(*) > 0 FROM pg_database WHERE datname = %s", (params["database"],)
             ).fetchone()[0]
             identifier = system_identifier(psycopg, admin)
+            data_directory = setting(psycopg, admin, "data_directory")
             found = admin.execute(
                 "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn"
                 " AND datname <> 'postgres' ORDER BY datname"
             ).fetchall() if params["list_databases"] else None
         result = dict(changed=False, exists=exists, server_version=version,
-                      system_identifier=identifier)
+                      system_identifier=identifier, data_directory=data_directory)
         if found is not None:
             names = [row[0] for row in found]
             # Each name becomes a folder of the backup and the snapshot (postgres/CLUSTER/NAME):

@@ -1,0 +1,227 @@
+"""Reading and driving pgBackRest for the physical method (pure: unit-tested alone).
+
+drtool drives the user's pgBackRest: its configuration, repository and schedule stay theirs.
+What it reads is `pgbackrest info --output=json` (documented as stable), pgBackRest's version
+line, and what PostgreSQL writes to its log while it recovers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+# The recovery targets drtool asks for (pgbackrest restore --type); "default" replays to the
+# end of the archive.
+TARGET_TYPES = ("default", "immediate", "time", "lsn", "xid", "name")
+# Those that take a --target value.
+VALUED = ("time", "lsn", "xid", "name")
+
+LSN = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
+
+
+class PgBackRestError(Exception):
+    """What pgBackRest or its output says is wrong, as one line for a person."""
+
+
+def version_of(text):
+    """'2.45' from `pgbackrest version`'s 'pgBackRest 2.45'; raises when it is not that."""
+    match = re.search(r"pgBackRest\s+(\d+(?:\.\d+)+\S*)", text or "")
+    if not match:
+        raise PgBackRestError("pgbackrest version printed %r, not 'pgBackRest N.N'"
+                              % (text or "").strip()[:200])
+    return match.group(1)
+
+
+def stanza_of(info_text, stanza):
+    """The stanza's entry of `pgbackrest info --output=json`; raises with pgBackRest's own
+    status message when the stanza is missing or not ok."""
+    try:
+        stanzas = json.loads(info_text)
+    except ValueError as exc:
+        raise PgBackRestError("pgbackrest info did not print JSON: %s" % exc) from None
+    if not isinstance(stanzas, list):
+        raise PgBackRestError("pgbackrest info printed %s, not a list of stanzas"
+                              % type(stanzas).__name__)
+    for entry in stanzas:
+        if isinstance(entry, dict) and entry.get("name") == stanza:
+            status = entry.get("status") or {}
+            # 2 (no backup) is the caller's to judge: a repository may be new.
+            if status.get("code") not in (0, 2):
+                raise PgBackRestError("stanza %s: %s (pgbackrest status code %s)" % (
+                    stanza, status.get("message") or "unknown status", status.get("code")))
+            return entry
+    raise PgBackRestError("stanza %s is not in the repository (pgbackrest info lists %s)" % (
+        stanza, ", ".join(sorted(str(e.get("name")) for e in stanzas if isinstance(e, dict)))
+        or "no stanza"))
+
+
+def backup_record(entry):
+    """What the manifest keeps of one backup of `info`'s `backup` list."""
+    timestamp = entry.get("timestamp") or {}
+    lsn = entry.get("lsn") or {}
+    archive = entry.get("archive") or {}
+    info = entry.get("info") or {}
+    repository = info.get("repository") or {}
+    return {
+        "label": entry.get("label"),
+        "type": entry.get("type"),
+        "prior": entry.get("prior"),
+        "started_at_epoch": timestamp.get("start"),
+        "stopped_at_epoch": timestamp.get("stop"),
+        "lsn_start": lsn.get("start"),
+        "lsn_stop": lsn.get("stop"),
+        "wal_start": archive.get("start"),
+        "wal_stop": archive.get("stop"),
+        "size": info.get("size"),
+        "repository_size": repository.get("size"),
+        "error": bool(entry.get("error")),
+    }
+
+
+def newest_backup(info_text, stanza, label=None):
+    """The stanza's newest backup (or the one labelled `label`) as backup_record gives it,
+    with the archive's range; raises when there is none to restore."""
+    entry = stanza_of(info_text, stanza)
+    backups = [b for b in entry.get("backup") or [] if isinstance(b, dict)]
+    if label:
+        chosen = [b for b in backups if b.get("label") == label]
+        if not chosen:
+            raise PgBackRestError("stanza %s has no backup %s" % (stanza, label))
+    else:
+        chosen = sorted(backups, key=lambda b: (b.get("timestamp") or {}).get("stop") or 0)
+        if not chosen:
+            raise PgBackRestError("stanza %s has no backup yet: run pgbackrest backup "
+                                  "(or let drtool run one: pgbackrest_backup_type)" % stanza)
+    record = backup_record(chosen[-1])
+    if record["error"]:
+        raise PgBackRestError("backup %s of stanza %s is marked in error by pgbackrest "
+                              "(a page checksum failed when it was taken)" % (record["label"], stanza))
+    archives = [a for a in entry.get("archive") or [] if isinstance(a, dict)]
+    record["archive_min"] = min((a.get("min") for a in archives if a.get("min")), default=None)
+    record["archive_max"] = max((a.get("max") for a in archives if a.get("max")), default=None)
+    return record
+
+
+def restore_argv(pgbackrest, stanza, pg_path, target_type="default", target=None,
+                 exclusive=False, config=None, delta=True, backup_set=None):
+    """The `pgbackrest restore` command of a drill's restore into `pg_path`: the recovered
+    server promotes at its target and never archives into the source's repository
+    (--archive-mode=off: without it a promoted copy pushes its WAL into the stanza)."""
+    if target_type not in TARGET_TYPES:
+        raise PgBackRestError("recovery target type %r is not one of %s"
+                              % (target_type, ", ".join(TARGET_TYPES)))
+    if target_type in VALUED and not target:
+        raise PgBackRestError("recovery target type %s needs a target" % target_type)
+    if target_type == "lsn" and not LSN.match(str(target)):
+        raise PgBackRestError("recovery target %r is not an LSN such as 0/3000060" % target)
+    argv = [pgbackrest]
+    if config:
+        argv.append("--config=%s" % config)
+    argv += ["--stanza=%s" % stanza, "--pg1-path=%s" % pg_path, "--archive-mode=off"]
+    if delta:
+        argv.append("--delta")
+    if backup_set:
+        argv.append("--set=%s" % backup_set)
+    if target_type != "default":
+        argv.append("--type=%s" % target_type)
+        if target_type in VALUED:
+            argv.append("--target=%s" % target)
+            if exclusive:
+                argv.append("--target-exclusive")
+        # promote at the target; pause (PostgreSQL's default) would wait for a person
+        argv.append("--target-action=promote")
+    argv.append("restore")
+    return argv
+
+
+_STOPPING = re.compile(r"recovery stopping (before|after) (.*)$")
+_REDO_DONE = re.compile(r"redo done at ([0-9A-F]+/[0-9A-F]+)")
+_LAST_TX = re.compile(r"last completed transaction was at log time (.+?)\s*$")
+_TIMELINE = re.compile(r"selected new timeline ID: (\d+)")
+_CONSISTENT = re.compile(r"consistent recovery state reached at ([0-9A-F]+/[0-9A-F]+)")
+_RESTORED = re.compile(r'restored log file "([0-9A-F]{24})" from archive')
+# pgBackRest's own errors, which its archive-get (the restore_command) writes to the log.
+_PGBACKREST_ERROR = re.compile(r"(ERROR: \[\d+\]: .*)$")
+
+
+def recovery_outcome(log_text):
+    """What PostgreSQL's log says of the last recovery in it: whether it stopped at a target
+    (`stopping`: "before commit of transaction 755, time ..."), where redo ended, the last
+    transaction replayed, the new timeline, whether archive recovery completed and the
+    server was promoted. Only the lines after the newest "starting point-in-time recovery"
+    or "starting archive recovery" count: the log may hold earlier runs."""
+    lines = (log_text or "").splitlines()
+    start = None
+    for index, line in enumerate(lines):
+        if "starting point-in-time recovery" in line or "starting archive recovery" in line:
+            start = index
+    outcome = {"started": start is not None, "stopping": None, "redo_done_lsn": None,
+               "last_transaction_at": None, "consistent_lsn": None, "timeline": None,
+               "archive_recovery_complete": False, "ready": False,
+               "last_restored_wal": None, "archive_errors": []}
+    for line in lines[start or 0:]:
+        found = _STOPPING.search(line)
+        if found:
+            outcome["stopping"] = "%s %s" % (found.group(1), found.group(2).strip())
+        for key, pattern in (("redo_done_lsn", _REDO_DONE), ("last_transaction_at", _LAST_TX),
+                             ("consistent_lsn", _CONSISTENT)):
+            found = pattern.search(line)
+            if found:
+                outcome[key] = found.group(1)
+        found = _RESTORED.search(line)
+        if found:
+            outcome["last_restored_wal"] = found.group(1)
+        found = _PGBACKREST_ERROR.search(line)
+        if found:
+            outcome["archive_errors"].append(found.group(1).strip())
+        found = _TIMELINE.search(line)
+        if found:
+            outcome["timeline"] = int(found.group(1))
+        if "archive recovery complete" in line:
+            outcome["archive_recovery_complete"] = True
+        if "database system is ready to accept connections" in line:
+            outcome["ready"] = True
+    return outcome
+
+
+def lsn_value(lsn):
+    """An LSN as a number, to compare two: '1/0000A0' -> 0x1000000A0."""
+    if not LSN.match(str(lsn or "")):
+        raise PgBackRestError("%r is not an LSN" % (lsn,))
+    high, low = str(lsn).split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def port_setting(port):
+    """The line that gives a restored cluster the target's own port, appended to its
+    postgresql.auto.conf (the last setting in that file wins)."""
+    return "port = %d" % int(port)
+
+
+def as_os_user(os_user):
+    """subprocess keyword arguments that run a child as `os_user` (the cluster's: pgBackRest
+    and pg_ctl run as it) when the caller runs as root; none otherwise. Raises KeyError for
+    a user the host does not have."""
+    if os.geteuid() != 0 or not os_user or os_user == "root":
+        return {}
+    import pwd  # noqa: PLC0415 - POSIX only
+
+    entry = pwd.getpwnam(os_user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [],
+            "env": dict(os.environ, HOME=entry.pw_dir, USER=os_user, LOGNAME=os_user),
+            "cwd": "/"}
+
+
+def short_of_target(outcome):
+    """Why a recovery that ended before its target did: where replay stopped and the WAL it
+    had, and pgBackRest's own error when archive-get gave one."""
+    parts = []
+    if outcome.get("redo_done_lsn"):
+        parts.append("replay stopped at %s" % outcome["redo_done_lsn"])
+    if outcome.get("last_restored_wal"):
+        parts.append("after WAL segment %s: the next one is missing from the archive or "
+                     "unreadable" % outcome["last_restored_wal"])
+    if outcome.get("archive_errors"):
+        parts.append("pgbackrest: %s" % outcome["archive_errors"][-1])
+    return "; ".join(parts)

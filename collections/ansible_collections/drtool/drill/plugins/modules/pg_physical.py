@@ -1,0 +1,452 @@
+#!/usr/bin/python
+"""Ansible module: a physical restore target's cluster, as a whole: its safety snapshot (a
+copy of the stopped data directory), the disaster (stopped, its files removed), the
+pgBackRest restore (recovered to a target, promoted, timed) and the rollback."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_physical
+short_description: Snapshot, destroy, restore with pgBackRest, or roll back a target cluster
+description:
+  - C(snapshot) counts every table of I(databases) on the running target, stops it, copies its
+    data directory (C(cp -a --reflink=auto): a reflink where the file system has them) to
+    I(snapshot_dir), records what it held (C(state.json)) and starts it again.
+  - C(disaster) stops the target and removes what its data directory holds; it refuses a
+    directory that is not a PostgreSQL data directory (no C(PG_VERSION)).
+  - C(restore) runs C(pgbackrest restore) into the data directory with the recovery target
+    asked (C(--archive-mode=off): the copy never archives into the source's repository),
+    puts back the target's own configuration files from the snapshot, sets the target's
+    port, starts the server and waits until recovery has ended and it was promoted. It
+    times the copy, the WAL replay and the promotion, and reads the server's log for where
+    recovery stopped; a target it did not reach fails the restore with the server's reason.
+  - C(rollback) puts the snapshot's copy back, starts the server and returns what it holds.
+  - Every program runs as I(os_user) when the module runs as root; the password reaches
+    the server through the connection only.
+options:
+  host: {description: Server address., type: str, default: 127.0.0.1}
+  port: {description: Server port (the target's own)., type: int, default: 5432}
+  user: {description: Role to connect as., type: str, default: postgres}
+  password: {description: Password of I(user)., type: str}
+  database: {description: Maintenance database to connect to., type: str, default: postgres}
+  connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
+  state: {description: What to do., type: str, required: true, choices: [snapshot, disaster, restore, rollback]}
+  data_dir: {description: The target cluster's data directory., type: path, required: true}
+  databases: {description: The databases to count., type: list, elements: str, default: []}
+  snapshot_dir: {description: The safety snapshot's folder., type: path, required: true}
+  os_user: {description: The user the cluster runs as., type: str, default: postgres}
+  bin_dir: {description: Where pg_ctl lives., type: path, default: /usr/lib/postgresql/15/bin}
+  start_command: {description: How the server is started (empty for pg_ctl)., type: list, elements: str, default: []}
+  stop_command: {description: How the server is stopped (empty for pg_ctl)., type: list, elements: str, default: []}
+  server_log: {description: The file the server logs to (empty for none)., type: str, default: ""}
+  ready_timeout_s: {description: Seconds the server may take to start or stop., type: int, default: 120}
+  recovery_timeout_s: {description: Seconds replay and promotion may take., type: int, default: 1800}
+  pgbackrest: {description: The pgbackrest program., type: str, default: pgbackrest}
+  pgbackrest_config: {description: pgBackRest's configuration file (empty for its default)., type: str, default: ""}
+  stanza: {description: The stanza (restore)., type: str}
+  backup_set: {description: The backup label to restore (empty for pgBackRest's choice)., type: str, default: ""}
+  target_type: {description: The recovery target type., type: str, default: default}
+  target: {description: The recovery target., type: str, default: ""}
+  target_exclusive: {description: Stop just before the target., type: bool, default: false}
+  drill_id: {description: The drill whose rollback marks the snapshot rolled back., type: str, default: ""}
+author: drtool maintainers
+"""
+
+RETURN = r"""
+timings: {description: "copy_s, replay_s, promotion_s (restore)", type: dict, returned: restore}
+recovery: {description: What the server's log says of the recovery., type: dict, returned: restore}
+system_identifier: {description: The cluster's system identifier., type: str, returned: success}
+counts: {description: "Per database, exact counts (snapshot, rollback)", type: dict, returned: snapshot and rollback}
+"""
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.drtool.drill.plugins.module_utils.pgbackrest import (
+    PgBackRestError,
+    as_os_user,
+    port_setting,
+    recovery_outcome,
+    restore_argv,
+    short_of_target,
+)
+from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
+    CONNECTION_ARGS,
+    connect,
+    exact_counts,
+    import_psycopg,
+)
+
+# The target's own configuration, kept through a restore that brings the source's files.
+OWN_FILES = ("postgresql.conf", "pg_hba.conf", "pg_ident.conf")
+COPY = "data"  # the snapshot's copy of the data directory, in snapshot_dir
+STATE = "state.json"
+MARK = "rolled-back"  # a rollback that was proved: another attempt leaves the target alone
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)")
+
+
+class Failed(Exception):
+    pass
+
+
+def run(params, argv, timeout, what):
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                              timeout=timeout, check=False, stdin=subprocess.DEVNULL,
+                              **as_os_user(params["os_user"]))
+    except FileNotFoundError:
+        raise Failed("%s: %s was not found on this host" % (what, argv[0])) from None
+    except KeyError:
+        raise Failed("%s: the operating system user %s does not exist on this host"
+                     % (what, params["os_user"])) from None
+    except subprocess.TimeoutExpired:
+        raise Failed("%s did not end within %d s" % (what, timeout)) from None
+    if done.returncode != 0:
+        text = (done.stderr or done.stdout or "").strip()
+        errors = [line.strip() for line in text.splitlines() if "ERROR:" in line]
+        raise Failed("%s failed (exit %d): %s" % (
+            what, done.returncode, "; ".join(errors[-3:]) if errors else text[-1500:]
+            or "no message"))
+    return done
+
+
+def running_pid(data_dir):
+    """The postmaster's PID from postmaster.pid, when that process is alive."""
+    try:
+        with open(os.path.join(data_dir, "postmaster.pid"), encoding="utf-8") as pidfile:
+            pid = int(pidfile.readline().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    try:  # a zombie (exited, not yet reaped) is stopped
+        with open("/proc/%d/stat" % pid, encoding="utf-8") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return None
+    except OSError:
+        pass
+    return pid
+
+
+def stop(params):
+    if running_pid(params["data_dir"]) is None:
+        return False
+    argv = params["stop_command"] or [os.path.join(params["bin_dir"], "pg_ctl"), "-D",
+                                      params["data_dir"], "-m", "fast", "-w", "-t",
+                                      str(params["ready_timeout_s"]), "stop"]
+    run(params, argv, params["ready_timeout_s"] + 10, "stopping the target cluster")
+    deadline = time.monotonic() + params["ready_timeout_s"]
+    while running_pid(params["data_dir"]) is not None:
+        if time.monotonic() > deadline:
+            raise Failed("the target cluster in %s did not stop within %d s"
+                         % (params["data_dir"], params["ready_timeout_s"]))
+        time.sleep(0.1)
+    return True
+
+
+def start(params):
+    if running_pid(params["data_dir"]) is not None:
+        return
+    argv = params["start_command"] or (
+        [os.path.join(params["bin_dir"], "pg_ctl"), "-D", params["data_dir"], "-w", "-t",
+         str(params["ready_timeout_s"])]
+        + (["-l", params["server_log"]] if params["server_log"] else []) + ["start"])
+    run(params, argv, params["ready_timeout_s"] + 10, "starting the target cluster")
+
+
+def log_size(params):
+    try:
+        return os.path.getsize(params["server_log"]) if params["server_log"] else 0
+    except OSError:
+        return 0
+
+
+def log_since(params, offset):
+    if not params["server_log"]:
+        return ""
+    try:
+        with open(params["server_log"], encoding="utf-8", errors="replace") as log:
+            log.seek(offset)
+            return log.read()
+    except OSError:
+        return ""
+
+
+def wait_connect(psycopg, params, deadline):
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            return connect(psycopg, params, params["database"])
+        except psycopg.OperationalError as exc:
+            last = exc
+            time.sleep(0.2)
+    raise Failed("the target cluster on port %d took no connection within the time allowed: %s"
+                 % (params["port"], str(last).strip()))
+
+
+def measure(psycopg, params):
+    """The cluster's system identifier and each database's exact counts (None: absent)."""
+    with connect(psycopg, params, params["database"]) as conn:
+        system_id = conn.execute(
+            "SELECT system_identifier::text FROM pg_control_system()").fetchone()[0]
+        present = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+    counts = {}
+    for database in params["databases"]:
+        if database not in present:
+            counts[database] = None
+            continue
+        with connect(psycopg, params, database) as conn:
+            counts[database] = exact_counts(conn)
+    return system_id, counts
+
+
+def clear(data_dir):
+    for name in os.listdir(data_dir):
+        path = os.path.join(data_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+
+
+def copy_tree(source, dest):
+    """cp -a (a reflink where the file system has them): owners, modes and links kept."""
+    done = subprocess.run(["cp", "-a", "--reflink=auto", source.rstrip("/") + "/.", dest],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise Failed("copying %s to %s failed: %s" % (source, dest, done.stderr.strip()))
+
+
+def snapshot(psycopg, params):
+    data_dir, folder = params["data_dir"], params["snapshot_dir"]
+    if not os.path.isfile(os.path.join(data_dir, "PG_VERSION")):
+        raise Failed("%s is not a PostgreSQL data directory (no PG_VERSION)" % data_dir)
+    system_id, counts = measure(psycopg, params)
+    copy = os.path.join(folder, COPY)
+    os.makedirs(copy, mode=0o700, exist_ok=True)
+    stop(params)
+    try:
+        copy_tree(data_dir, copy)
+    finally:
+        start(params)
+    state = {"data_dir": data_dir, "system_identifier": system_id, "counts": counts}
+    # Written last: a rollback that finds no record has no snapshot to trust.
+    with open(os.path.join(folder, STATE), "w", encoding="utf-8") as out:
+        json.dump(state, out)
+    return {"changed": True, "system_identifier": system_id, "counts": counts,
+            "path": folder}
+
+
+def disaster(params):
+    data_dir = params["data_dir"]
+    if not os.path.isfile(os.path.join(data_dir, "PG_VERSION")):
+        raise Failed("refusing to destroy %s: it is not a PostgreSQL data directory "
+                     "(no PG_VERSION)" % data_dir)
+    stopped = stop(params)
+    clear(data_dir)
+    return {"changed": True, "stopped": stopped}
+
+
+def stamp(line):
+    found = _STAMP.match(line)
+    if not found:
+        return None
+    try:
+        return dt.datetime.fromisoformat(found.group(1))
+    except ValueError:
+        return None
+
+
+def promotion_seconds(log_text):
+    """From where recovery stopped (or redo ended) to the server taking connections as a
+    primary, by the log's own timestamps; None when the log cannot say."""
+    ended = ready = None
+    for line in log_text.splitlines():
+        if ended is None and ("recovery stopping" in line or "redo done at" in line):
+            ended = stamp(line)
+        elif ended is not None and "database system is ready to accept connections" in line:
+            ready = stamp(line)
+    if ended is None or ready is None:
+        return None
+    return round(max(0.0, (ready - ended).total_seconds()), 3)
+
+
+def restore(psycopg, params):
+    data_dir, folder = params["data_dir"], params["snapshot_dir"]
+    stop(params)
+    if params["target_type"] != "default" and params["target_type"] not in (
+            "immediate",) and not params["target"]:
+        raise Failed("recovery target type %s needs a target" % params["target_type"])
+    try:
+        argv = restore_argv(params["pgbackrest"], params["stanza"], data_dir,
+                            params["target_type"], params["target"] or None,
+                            params["target_exclusive"], params["pgbackrest_config"] or None,
+                            backup_set=params["backup_set"] or None)
+    except PgBackRestError as exc:
+        raise Failed(str(exc)) from None
+    began = time.monotonic()
+    run(params, argv, params["recovery_timeout_s"], "pgbackrest restore")
+    copy_s = time.monotonic() - began
+    # The target's own configuration files, as its snapshot found them; its own port.
+    own = os.path.join(folder, COPY)
+    for name in OWN_FILES:
+        if os.path.isfile(os.path.join(own, name)):
+            shutil.copy2(os.path.join(own, name), os.path.join(data_dir, name))
+            if os.geteuid() == 0:
+                st = os.stat(data_dir)
+                os.chown(os.path.join(data_dir, name), st.st_uid, st.st_gid)
+    with open(os.path.join(data_dir, "postgresql.auto.conf"), "a", encoding="utf-8") as auto:
+        auto.write("\n# drtool: the restore target's own port\n%s\n" % port_setting(params["port"]))
+    offset = log_size(params)
+    began = time.monotonic()
+    deadline = began + params["recovery_timeout_s"]
+    try:
+        start(params)
+    except Failed as exc:
+        text = log_since(params, offset)
+        why, detail = fatal_line(text), short_of_target(recovery_outcome(text))
+        raise Failed("%s%s%s" % (exc, "; the server says: %s" % why if why else "",
+                                 " (%s)" % detail if detail else "")) from None
+    conn = wait_connect(psycopg, params, deadline)
+    try:
+        while conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise Failed("the target cluster was still recovering after %d s"
+                             % params["recovery_timeout_s"])
+            if running_pid(data_dir) is None:
+                break
+            time.sleep(0.1)
+        system_id = conn.execute(
+            "SELECT system_identifier::text FROM pg_control_system()").fetchone()[0]
+    except psycopg.Error as exc:
+        text = log_since(params, offset)
+        why, detail = fatal_line(text), short_of_target(recovery_outcome(text))
+        raise Failed("the target cluster stopped during recovery: %s%s"
+                     % (why or str(exc).strip(), " (%s)" % detail if detail else "")) from None
+    finally:
+        conn.close()
+    recovered_s = time.monotonic() - began
+    log_text = log_since(params, offset)
+    said = recovery_outcome(log_text)
+    promotion_s = promotion_seconds(log_text)
+    if params["server_log"] and params["target_type"] not in ("default",) and (
+            not said["stopping"] and params["target_type"] != "immediate"):
+        raise Failed("the server's log says recovery did not stop at the %s target %s: %s" % (
+            params["target_type"], params["target"],
+            fatal_line(log_text) or "no 'recovery stopping' line"))
+    return {"changed": True, "system_identifier": system_id, "recovery": said,
+            "timings": {"copy_s": round(copy_s, 3),
+                        "replay_s": round(recovered_s - (promotion_s or 0.0), 3),
+                        "promotion_s": promotion_s},
+            "argv": argv[1:]}
+
+
+def fatal_line(log_text):
+    for line in reversed(log_text.splitlines()):
+        if "FATAL:" in line or "PANIC:" in line:
+            return line.split(":", 3)[-1].strip() if line.count(":") >= 3 else line.strip()
+    return None
+
+
+def rollback(psycopg, params):
+    """Put the snapshot's copy back, start the server and compare what it holds with what
+    the snapshot recorded; per database, what the rollback check judges. Without a complete
+    snapshot (no state.json) the target is left as it is; one rolled back and proved before
+    (a `rolled-back` mark) is not touched again."""
+    data_dir, folder = params["data_dir"], params["snapshot_dir"]
+    marked = os.path.isfile(os.path.join(folder, MARK))
+    try:
+        with open(os.path.join(folder, STATE), encoding="utf-8") as state_file:
+            state = json.load(state_file)
+    except FileNotFoundError:
+        state = None
+    if state is None or marked:
+        return {"changed": False, "matches": None, "databases": {
+            database: {"snapshot": state is not None, "already": marked, "expected_exists": None,
+                       "expected": None, "actual_exists": None, "actual": {}}
+            for database in params["databases"]}}
+    copy = os.path.join(folder, COPY)
+    if state.get("data_dir") != data_dir or not os.path.isfile(os.path.join(copy, "PG_VERSION")):
+        raise Failed("the snapshot in %s is not a copy of %s" % (folder, data_dir))
+    stop(params)
+    clear(data_dir)
+    copy_tree(copy, data_dir)
+    start(params)
+    wait_connect(psycopg, params, time.monotonic() + params["ready_timeout_s"]).close()
+    system_id, counts = measure(psycopg, params)
+    expected = state.get("counts") or {}
+    databases = {database: {
+        "snapshot": True, "already": False,
+        "expected_exists": expected.get(database) is not None,
+        "expected": expected.get(database) or {},
+        "actual_exists": counts.get(database) is not None,
+        "actual": counts.get(database) or {}} for database in params["databases"]}
+    matches = system_id == state.get("system_identifier") and counts == expected
+    if matches:
+        with open(os.path.join(folder, MARK), "w", encoding="utf-8") as mark:
+            mark.write("%s\n" % params["drill_id"])
+    return {"changed": True, "matches": matches, "system_identifier": system_id,
+            "expected_system_identifier": state.get("system_identifier"),
+            "databases": databases}
+
+
+def main():
+    args = dict(CONNECTION_ARGS)
+    args.update(
+        database=dict(type="str", default="postgres"),
+        state=dict(type="str", required=True,
+                   choices=["snapshot", "disaster", "restore", "rollback"]),
+        data_dir=dict(type="path", required=True),
+        databases=dict(type="list", elements="str", default=[]),
+        snapshot_dir=dict(type="path", required=True),
+        os_user=dict(type="str", default="postgres"),
+        bin_dir=dict(type="path", default="/usr/lib/postgresql/15/bin"),
+        start_command=dict(type="list", elements="str", default=[]),
+        stop_command=dict(type="list", elements="str", default=[]),
+        server_log=dict(type="str", default=""),
+        ready_timeout_s=dict(type="int", default=120),
+        recovery_timeout_s=dict(type="int", default=1800),
+        pgbackrest=dict(type="str", default="pgbackrest"),
+        pgbackrest_config=dict(type="str", default=""),
+        stanza=dict(type="str", default=None),
+        backup_set=dict(type="str", default=""),
+        target_type=dict(type="str", default="default"),
+        target=dict(type="str", default=""),
+        target_exclusive=dict(type="bool", default=False),
+        drill_id=dict(type="str", default=""),
+    )
+    module = AnsibleModule(argument_spec=args, supports_check_mode=False,
+                           required_if=[("state", "restore", ["stanza"])])
+    params = module.params
+    psycopg = import_psycopg(module)
+    try:
+        if params["state"] == "snapshot":
+            result = snapshot(psycopg, params)
+        elif params["state"] == "disaster":
+            result = disaster(params)
+        elif params["state"] == "restore":
+            result = restore(psycopg, params)
+        else:
+            result = rollback(psycopg, params)
+    except Failed as exc:
+        module.fail_json(msg=str(exc))
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="%s: %s" % (params["state"], exc))
+    except psycopg.Error as exc:
+        module.fail_json(msg="PostgreSQL %s:%s: %s" % (params["host"], params["port"],
+                                                       str(exc).strip()))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+#!/usr/bin/python
+"""Ansible module: ask the user's pgBackRest about a stanza (version, info, check, verify), or
+have it take a backup; always as the cluster's operating system user."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pgbackrest
+short_description: Read or drive a pgBackRest stanza for drtool's physical method
+description:
+  - Runs C(pgbackrest) (an argument list, no shell) as I(os_user) when the module runs as root,
+    with the configuration file given (else pgBackRest's default). drtool never reads or
+    writes that configuration: repository keys stay in it.
+  - C(info) returns the stanza's newest backup (or the one labelled I(label)); C(backup)
+    takes one of I(backup_type) first and returns it; C(check) and C(verify) fail with
+    pgBackRest's own error.
+options:
+  command: {description: What to run., type: str, required: true, choices: [version, info, check, backup, verify]}
+  stanza: {description: The stanza., type: str}
+  config: {description: pgBackRest's configuration file; empty for its default., type: str, default: ""}
+  bin: {description: The pgbackrest program., type: str, default: pgbackrest}
+  os_user: {description: The user pgBackRest runs as (the cluster's)., type: str, default: postgres}
+  backup_type: {description: The type of backup to take (backup)., type: str, default: full, choices: [full, diff, incr]}
+  label: {description: The backup to describe (info); empty for the newest., type: str, default: ""}
+  timeout_s: {description: Seconds the command may run., type: int, default: 3600}
+author: drtool maintainers
+"""
+
+RETURN = r"""
+version: {description: pgBackRest's version., type: str, returned: always}
+backup: {description: "The backup (label, type, times, LSNs, WAL range, sizes)", type: dict, returned: info and backup}
+duration_s: {description: How long the command ran., type: float, returned: always}
+output: {description: What verify printed., type: str, returned: verify}
+"""
+
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.drtool.drill.plugins.module_utils.pgbackrest import (
+    PgBackRestError,
+    as_os_user,
+    newest_backup,
+    version_of,
+)
+
+
+def said(done):
+    """pgBackRest's own reason: its ERROR lines, else the end of what it printed."""
+    text = ((done.stderr or "") + "\n" + (done.stdout or "")).strip()
+    errors = [line.strip() for line in text.splitlines() if "ERROR:" in line]
+    if errors:
+        return "; ".join(errors[-3:])[-2000:]
+    return text[-2000:] or "no message"
+
+
+def run(module, argv, timeout):
+    params = module.params
+    try:
+        user = as_os_user(params["os_user"])
+    except KeyError:
+        module.fail_json(msg="the operating system user %s does not exist on this host"
+                         % params["os_user"])
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              check=False, **user)
+    except FileNotFoundError:
+        module.fail_json(msg="%s was not found on this host: install pgBackRest (the same "
+                         "version as on the repository)" % argv[0])
+    except subprocess.TimeoutExpired:
+        module.fail_json(msg="%s did not end within %d s" % (" ".join(argv[-2:]), timeout))
+    return None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            command=dict(type="str", required=True,
+                         choices=["version", "info", "check", "backup", "verify"]),
+            stanza=dict(type="str", default=None),
+            config=dict(type="str", default=""),
+            bin=dict(type="str", default="pgbackrest"),
+            os_user=dict(type="str", default="postgres"),
+            backup_type=dict(type="str", default="full", choices=["full", "diff", "incr"]),
+            label=dict(type="str", default=""),
+            timeout_s=dict(type="int", default=3600),
+        ),
+        required_if=[("command", c, ["stanza"]) for c in ("info", "check", "backup", "verify")],
+        supports_check_mode=False,
+    )
+    params = module.params
+    started = time.monotonic()
+    base = [params["bin"]] + (["--config=%s" % params["config"]] if params["config"] else [])
+    version = run(module, [params["bin"], "version"], 60)
+    try:
+        result = {"version": version_of(version.stdout)}
+    except PgBackRestError as exc:
+        module.fail_json(msg=str(exc))
+    command = params["command"]
+    stanza = ["--stanza=%s" % params["stanza"]] if params["stanza"] else []
+    if command == "backup":
+        done = run(module, base + stanza + ["--type=%s" % params["backup_type"], "backup"],
+                   params["timeout_s"])
+        if done.returncode != 0:
+            module.fail_json(msg="pgbackrest backup of stanza %s failed (exit %d): %s"
+                             % (params["stanza"], done.returncode, said(done)), **result)
+    if command in ("info", "backup"):
+        done = run(module, base + stanza + ["--output=json", "info"], params["timeout_s"])
+        if done.returncode != 0:
+            module.fail_json(msg="pgbackrest info of stanza %s failed (exit %d): %s"
+                             % (params["stanza"], done.returncode, said(done)), **result)
+        try:
+            result["backup"] = newest_backup(done.stdout, params["stanza"], params["label"])
+        except PgBackRestError as exc:
+            module.fail_json(msg=str(exc), **result)
+    elif command in ("check", "verify"):
+        done = run(module, base + stanza + [command], params["timeout_s"])
+        if done.returncode != 0:
+            module.fail_json(msg="pgbackrest %s of stanza %s failed (exit %d): %s"
+                             % (command, params["stanza"], done.returncode, said(done)),
+                             **result)
+        if command == "verify":
+            result["output"] = (done.stdout or "")[-4000:]
+    result["duration_s"] = round(time.monotonic() - started, 3)
+    module.exit_json(changed=command == "backup", **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Reading pgBackRest (info --output=json, its version line) and PostgreSQL's recovery log,
+and the restore command drtool builds. The fixtures are real: `pgbackrest info` of the
+sandbox's stanza (pgBackRest 2.45) and the log of a recovery to an LSN (PostgreSQL 15)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import module_utils
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "pgbackrest"
+
+
+pgb = module_utils.load("pgbackrest")
+INFO = json.loads((FIXTURES / "info.json").read_text())
+LOG = (FIXTURES / "recovery.log").read_text()
+
+
+def info_with(change: Any) -> str:
+    data = copy.deepcopy(INFO)
+    change(data[0])
+    return json.dumps(data)
+
+
+def test_the_newest_backup_is_read_with_what_the_manifest_keeps():
+    backup = pgb.newest_backup(json.dumps(INFO), "sandbox")
+    assert backup["label"] == "20261206-032853F" and backup["type"] == "full"
+    assert (backup["lsn_start"], backup["lsn_stop"]) == ("0/7000028", "0/8000050")
+    assert (backup["wal_start"], backup["wal_stop"]) == (
+        "000000010000000000000007", "000000010000000000000008")
+    assert backup["stopped_at_epoch"] - backup["started_at_epoch"] == 3
+    assert backup["size"] == 75987768 and backup["repository_size"] == 27177370
+    assert (backup["archive_min"], backup["archive_max"]) == (
+        "000000010000000000000001", "000000010000000000000008")
+
+
+def test_of_several_backups_the_newest_by_stop_time_or_the_one_labelled():
+    def two(stanza: dict) -> None:
+        older = copy.deepcopy(stanza["backup"][0])
+        newer = copy.deepcopy(older)
+        newer.update(label="20261206-040000F_20261206-050000I", type="incr")
+        newer["timestamp"] = {"start": 1796530000, "stop": 1796530010}
+        stanza["backup"] = [newer, older]  # not in time order
+
+    text = info_with(two)
+    assert pgb.newest_backup(text, "sandbox")["label"] == "20261206-040000F_20261206-050000I"
+    assert pgb.newest_backup(text, "sandbox", "20261206-032853F")["type"] == "full"
+    with pytest.raises(pgb.PgBackRestError, match="stanza sandbox has no backup 2026-x"):
+        pgb.newest_backup(text, "sandbox", "2026-x")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda s: s.update(backup=[]), "stanza sandbox has no backup yet"),
+    (lambda s: s["backup"][0].update(error=True),
+     "backup 20261206-032853F of stanza sandbox is marked in error"),
+    (lambda s: s.update(status={"code": 3, "message": "missing stanza data"}),
+     r"stanza sandbox: missing stanza data \(pgbackrest status code 3\)"),
+    (lambda s: s.update(name="other"), "stanza sandbox is not in the repository "
+                                       r"\(pgbackrest info lists other\)"),
+])
+def test_a_stanza_that_cannot_be_restored_from_says_why(change, message):
+    with pytest.raises(pgb.PgBackRestError, match=message):
+        pgb.newest_backup(info_with(change), "sandbox")
+
+
+def test_output_that_is_not_info_is_refused():
+    with pytest.raises(pgb.PgBackRestError, match="did not print JSON"):
+        pgb.newest_backup("ERROR: [055]: unable to load info file", "sandbox")
+    with pytest.raises(pgb.PgBackRestError, match="not a list of stanzas"):
+        pgb.newest_backup("{}", "sandbox")
+
+
+def test_the_version_line():
+    assert pgb.version_of("pgBackRest 2.45\n") == "2.45"
+    assert pgb.version_of("pgBackRest 2.54.2") == "2.54.2"
+    with pytest.raises(pgb.PgBackRestError, match="not 'pgBackRest N.N'"):
+        pgb.version_of("command not found")
+
+
+def test_a_restore_never_archives_and_promotes_at_its_target():
+    argv = pgb.restore_argv("pgbackrest", "main", "/srv/pg/data", "lsn", "0/80000408",
+                            exclusive=True, config="/etc/pgbackrest/pgbackrest.conf",
+                            backup_set="20261206-032853F")
+    assert argv == ["pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=main",
+                    "--pg1-path=/srv/pg/data", "--archive-mode=off", "--delta",
+                    "--set=20261206-032853F", "--type=lsn", "--target=0/80000408",
+                    "--target-exclusive", "--target-action=promote", "restore"]
+    # The end of the archive: no type, no target; still never archiving.
+    assert pgb.restore_argv("pgbackrest", "main", "/d") == [
+        "pgbackrest", "--stanza=main", "--pg1-path=/d", "--archive-mode=off", "--delta",
+        "restore"]
+    timed = pgb.restore_argv("pgbackrest", "main", "/d", "time", "2026-12-06 03:38:00+00")
+    assert timed[-4:] == ["--type=time", "--target=2026-12-06 03:38:00+00",
+                          "--target-action=promote", "restore"]
+    immediate = pgb.restore_argv("pgbackrest", "m", "/d", "immediate")
+    assert "--type=immediate" in immediate
+    assert not [arg for arg in immediate if arg.startswith("--target=")]
+
+
+@pytest.mark.parametrize(("kind", "target", "message"), [
+    ("lsn", "80000408", "is not an LSN"),
+    ("time", None, "needs a target"),
+    ("latest", "x", "is not one of"),
+])
+def test_a_target_drtool_cannot_pass_is_refused(kind, target, message):
+    with pytest.raises(pgb.PgBackRestError, match=message):
+        pgb.restore_argv("pgbackrest", "main", "/d", kind, target)
+
+
+def test_the_log_says_where_the_newest_recovery_stopped():
+    outcome = pgb.recovery_outcome(LOG)
+    assert outcome["started"] is True
+    assert outcome["stopping"] == 'after WAL location (LSN) "0/80000408"'
+    assert outcome["redo_done_lsn"] == "0/80000408"
+    assert outcome["consistent_lsn"] == "0/8000050"
+    assert outcome["timeline"] == 2
+    assert outcome["archive_recovery_complete"] and outcome["ready"]
+
+
+def test_a_log_of_a_recovery_that_ended_short_of_its_target_says_so():
+    cut = LOG[:LOG.rindex("recovery stopping")]
+    cut += ("2026-12-06 03:38:52.493 UTC [29590] FATAL:  recovery ended before configured "
+            "recovery target was reached\n")
+    outcome = pgb.recovery_outcome(cut)
+    assert outcome["started"] and outcome["stopping"] is None
+    assert not outcome["archive_recovery_complete"]
+
+
+def test_a_log_without_a_recovery_says_none_started():
+    assert pgb.recovery_outcome("LOG:  database system is ready to accept connections\n")[
+        "started"] is False
+
+
+def test_lsns_compare_as_numbers():
+    assert pgb.lsn_value("0/80000408") < pgb.lsn_value("1/0")
+    assert pgb.lsn_value("0/8000050") < pgb.lsn_value("0/80000408")
+    with pytest.raises(pgb.PgBackRestError):
+        pgb.lsn_value("nope")
+
+
+def test_a_recovery_short_of_its_target_says_which_wal_it_lacked():
+    log = "\n".join([
+        '2026-12-06 03:41:51.232 UTC [3777] LOG:  restored log file "000000010000000000000012" '
+        "from archive",
+        "2026-12-06 03:41:51.240 UTC [3777] LOG:  P00  ERROR: [045]: WAL file "
+        "'000000010000000000000013' ... checksum mismatch",
+        "2026-12-06 03:41:51.253 UTC [3777] LOG:  redo done at 0/120003C0 system usage: ...",
+        "2026-12-06 03:41:51.253 UTC [3777] FATAL:  recovery ended before configured recovery "
+        "target was reached"])
+    outcome = pgb.recovery_outcome("LOG:  starting point-in-time recovery to ...\n" + log)
+    assert pgb.short_of_target(outcome) == (
+        "replay stopped at 0/120003C0; after WAL segment 000000010000000000000012: the next "
+        "one is missing from the archive or unreadable; pgbackrest: ERROR: [045]: WAL file "
+        "'000000010000000000000013' ... checksum mismatch")
