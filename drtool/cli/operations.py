@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from drtool import components as kinds
 from drtool import paths
 from drtool.cli.common import (
     FilePath,
@@ -19,12 +21,14 @@ from drtool.cli.common import (
     not_text,
     print_json,
 )
+from drtool.components import methods
+from drtool.components import postgres as postgres_kind
 from drtool.core.clock import utc_now
 from drtool.core.model import PASSED, Journal
 from drtool.core.phases import TOUCHES_TARGETS
 from drtool.drill.engine import Drill
 from drtool.drill.plan import build_plan
-from drtool.errors import LockedError
+from drtool.errors import ConfigError, LockedError
 from drtool.ops.exposure import env_exposure
 from drtool.ops.logfile import redirect_output
 from drtool.report.console import ConsoleProgress, render_plan, render_summary
@@ -53,8 +57,14 @@ LOCK_WAIT = click.option(
 
 def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = None,
          note: str | None = None, outputs: Outputs | None = None,
-         seed: int | None = None, lock_wait: int = 0) -> int:
+         seed: int | None = None, lock_wait: int = 0,
+         target_time: dt.datetime | None = None) -> int:
     env, adapter = load(env_name, touches_targets=operation in TOUCHES_TARGETS)
+    if target_time is not None and not any(
+            methods.is_physical(postgres_kind.method_of(c))
+            for c in kinds.of_family(env.components, "postgres")):
+        raise ConfigError(f"--target-time recovers a cluster of a physical method to a point "
+                          f"in time, and {env.name} has none (method: pgbackrest)")
     # With --lock-wait, an operation that finds the environment's lock held (by a drill or a
     # backup that started first) waits for it to be free, polling /proc/locks, and only then
     # picks its backup: a drill of the latest backup behind a scheduled backup restores the
@@ -73,7 +83,7 @@ def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = N
         if operation == "drill" and backup_id is not None:
             spec, chosen = choose.choose(open_store(env).catalog(), backup_id, seed, env.name)
         drill = Drill(env, operation, adapter, ConsoleProgress(), backup_id=spec, note=note,
-                      chosen=chosen)
+                      chosen=chosen, target_time=target_time)
         if chosen not in (None, choose.NAMED) and spec != shown:
             click.echo(f"drtool: drilling backup {spec} ({chosen})", err=True)
             shown = spec
@@ -135,6 +145,24 @@ def _write_outputs(journal: Journal, folder: Path, outputs: Outputs) -> None:
         click.echo(f"drtool: could not write {exc.filename}: {exc.strerror}", err=True)
 
 
+def check_target_time(value: str | None) -> dt.datetime | None:
+    """--target-time: an ISO-8601 time with its zone, in the past; click.BadParameter
+    (exit 2) otherwise."""
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"must be an ISO-8601 time such as 2026-12-06T03:38:00Z, "
+                                 f"got {value!r}") from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(f"needs its time zone (2026-12-06T03:38:00Z, or +01:00), "
+                                 f"got {value!r}")
+    if moment >= utc_now():
+        raise click.BadParameter(f"{value} is not in the past")
+    return moment.astimezone(dt.UTC)
+
+
 def check_note(value: str | None) -> str | None:
     """A note is one line of at most 500 characters of UTF-8 text without control
     characters (it is shown in reports and the JUnit XML as given); click.BadParameter
@@ -161,6 +189,10 @@ def check_note(value: str | None) -> str | None:
                    "the complete (or the verified) ones, or the one named.")
 @click.option("--seed", type=int, metavar="N",
               help="Make the pick of --backup random reproducible.")
+@click.option("--target-time", metavar="TIME", callback=lambda _c, _p, v: check_target_time(v),
+              help="Recover the physically backed-up clusters to this point in time (ISO-8601 "
+                   "with its zone) instead of one the drill sets now; their counts are then "
+                   "not comparable, and the verify proves no data newer than TIME came back.")
 @click.option("--metrics-dir", type=FilePath(file_okay=False, path_type=Path),
               envvar="DRTOOL_METRICS_DIR",
               help="Write Prometheus textfile metrics (drtool_ENV.prom) into this folder "
@@ -172,13 +204,17 @@ def check_note(value: str | None) -> str | None:
 @LOCK_WAIT
 @json_option
 def drill(env_name: str, plan_only: bool, note: str | None, backup_spec: str | None,
-          seed: int | None, metrics_dir: Path | None, junit_file: Path | None,
-          log_file: Path | None, lock_wait: int, as_json: bool) -> int:
+          seed: int | None, target_time: dt.datetime | None, metrics_dir: Path | None,
+          junit_file: Path | None, log_file: Path | None, lock_wait: int,
+          as_json: bool) -> int:
     """Run a full drill: preflight, snapshot, backup, disaster, restore, restart, verify,
     cleanup. Prints progress, then a summary (or the journal with --json)."""
     if seed is not None and backup_spec not in (choose.RANDOM, choose.RANDOM_VERIFIED):
         raise click.BadParameter("only picks with --backup random or random-verified",
                                  param_hint="--seed")
+    if target_time is not None and backup_spec is not None:
+        raise click.BadParameter("a stored backup recovers to the point it recorded; a point "
+                                 "in time is for a fresh drill", param_hint="--target-time")
     if plan_only:
         env, _adapter = load(env_name, runs_phases=False)
         plan = build_plan(env, "drill")
@@ -190,7 +226,8 @@ def drill(env_name: str, plan_only: bool, note: str | None, backup_spec: str | N
     if log_file is not None:
         redirect_output(log_file, f"drtool drill --env {env_name} (pid {os.getpid()})")
     return _run(env_name, "drill", as_json, backup_spec, note=note,
-                outputs=Outputs(metrics_dir, junit_file), seed=seed, lock_wait=lock_wait)
+                outputs=Outputs(metrics_dir, junit_file), seed=seed, lock_wait=lock_wait,
+                target_time=target_time)
 
 
 @click.command()

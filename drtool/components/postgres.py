@@ -9,7 +9,7 @@ from typing import Any
 from drtool.components import methods
 from drtool.components.model import SOURCE, TARGET, Component, Place
 from drtool.core.manifest import Manifest
-from drtool.core.model import PASSED, Check
+from drtool.core.model import PASSED, Check, TaskRecord
 
 KIND = "postgres"
 FAMILY = "postgres"  # its endpoints are PostgreSQL servers (the guard and the locks compare them)
@@ -171,3 +171,19 @@ def recovery_of(manifest: Manifest) -> dict[str, dict[str, Any]]:
                              "target": str(part.recovery_target.get("target") or ""),
                              "exclusive": bool(part.recovery_target.get("exclusive"))}
             for part in manifest.physical}
+
+
+# How a physical restore's steps are named in the journal.
+RESTORE_STEPS = {"copy": "copy the backup's files (pgbackrest restore)",
+                 "replay": "replay WAL to the recovery target",
+                 "promotion": "end recovery and promote"}
+
+
+def restore_steps(component: str, host: str, done: Mapping[str, Any]) -> list[TaskRecord]:
+    """A physical restore's copy, WAL replay and promotion as task records of the restore
+    phase, as its module timed them (`done`: its published facts)."""
+    steps = [step for step in done.get("steps") or [] if isinstance(step, Mapping)]
+    return [TaskRecord(host, f"{component}: {RESTORE_STEPS.get(str(step.get('step')), '?')}",
+                       "drtool.postgres.physical", "ok", step.get("started_at"),
+                       step.get("ended_at"), step.get("duration_s"))
+            for step in steps]

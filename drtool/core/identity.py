@@ -80,6 +80,9 @@ def identity_checks(facts: Mapping[tuple[str, str], Mapping[str, Any]],
                     str(component.settings.get("method") or ""))
                 problems += _compare(family, host, mine, what, facts.get((other.name, side), {}),
                                      must, copy)
+        if family == "postgres" and methods.is_physical(str(component.settings.get("method"))):
+            problems += _data_directory_problems(component, mine,
+                                                 facts.get((component.name, kinds.SOURCE), {}))
         if family == "postgres":
             detail = f"system_identifier {mine.get('system_identifier')}"
         else:
@@ -114,6 +117,32 @@ def _compare(service: str, host: str, mine: Mapping[str, Any], other: str,
             _rdb(mine), mine[MACHINE]) == (_rdb(theirs), theirs[MACHINE]):
         problems.append(f"{host} uses {other}'s RDB file: {_rdb(mine)} on the same machine "
                         f"(machine-id sha256 {str(mine[MACHINE])[:16]}...)")
+    return problems
+
+
+def _data_directory_problems(component: Component, mine: Mapping[str, Any],
+                             source: Mapping[str, Any]) -> list[str]:
+    """A physical restore writes the target's declared data directory: it must be the one
+    the target's server runs from, and not the source's on the same machine."""
+    declared = component.target.path if component.target else None
+    if not declared:
+        return [f"{component.name}: a physical restore needs the target's data_dir"]
+    host = component.target.host if component.target else "-"
+    declared = posixpath.normpath(declared)
+    problems = []
+    theirs = source.get("data_directory")
+    if theirs and posixpath.normpath(str(theirs)) == declared and (
+            source.get(MACHINE) in (None, "") or source.get(MACHINE) == mine.get(MACHINE)):
+        problems.append(f"{host}'s data_dir {declared} is the data directory of backup source "
+                        f"{component.source.host if component.source else '-'} "
+                        f"({component.name})")
+    running = mine.get("data_directory")
+    if running in (None, ""):
+        problems.append(f"{host}'s server does not say its data directory: it cannot be told "
+                        f"that the restore into {declared} restores that server")
+    elif posixpath.normpath(str(running)) != declared:
+        problems.append(f"{host}'s server runs from {running}, not from its data_dir "
+                        f"{declared}: a physical restore there would not restore it")
     return problems
 
 

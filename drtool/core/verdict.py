@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from drtool.core.clock import parse_iso
 from drtool.core.manifest import Manifest, PostgresPart, RedisPart
 from drtool.core.model import FAILED, PASSED, Check, Objectives
 
@@ -47,12 +48,51 @@ def postgres_checks(
     sentinel = expected.sentinel.get("value")
     checks.append(_check("postgres.sentinel", f"{where}:drtool.sentinel", sentinel,
                          facts.get("sentinel_value"), facts.get("sentinel_value") == sentinel))
-    if "write_check" in facts:
-        written = facts["write_check"].get("written")
-        read_back = facts["write_check"].get("read_back")
-        checks.append(_check("postgres.write", where, written, read_back,
-                             written is not None and written == read_back))
+    return checks + _write_check(where, facts)
+
+
+def pitr_checks(where: str, facts: dict[str, Any], target_time: str) -> list[Check]:
+    """Judge a database recovered to a point in time drtool did not set (`drill
+    --target-time`): it exists and takes a write; its counts are not comparable (nothing was
+    recorded at that point), which the journal says rather than guess them."""
+    exists = bool(facts.get("exists"))
+    checks = [_check("postgres.database", where, "exists", "exists" if exists else "missing",
+                     exists)]
+    if not exists:
+        return checks
+    tables = len(facts.get("counts") or {})
+    checks.append(_check("postgres.row_count", where, "not comparable", f"{tables} tables",
+                         True, f"recovered to {target_time}: no count was recorded at that "
+                               "point, so none is compared"))
+    return checks + _write_check(where, facts)
+
+
+def recovery_time_checks(target_time: str, restored: Mapping[str, Mapping[str, Any]],
+                         keys: Iterable[str]) -> list[Check]:
+    """Proof that a recovery to `target_time` stopped there: the newest heartbeat each
+    restored database (`keys`) holds is at or before it. A database without heartbeats
+    proves nothing either way and is not judged."""
+    limit = parse_iso(target_time)
+    checks = []
+    for key in sorted(keys):
+        beat = (restored.get(key) or {}).get("heartbeat_at")
+        if beat is None:
+            continue
+        moment = parse_iso(beat)
+        checks.append(_check("postgres.recovery_target", key, f"<= {target_time}", beat,
+                             moment is not None and limit is not None and moment <= limit,
+                             "no data newer than the point in time came back"))
     return checks
+
+
+def _write_check(where: str, facts: dict[str, Any]) -> list[Check]:
+    """The restored database took a write and gave it back, when the verify tried one."""
+    if "write_check" not in facts:
+        return []
+    written = facts["write_check"].get("written")
+    read_back = facts["write_check"].get("read_back")
+    return [_check("postgres.write", where, written, read_back,
+                   written is not None and written == read_back)]
 
 
 def redis_checks(expected: RedisPart | None, where: str, facts: dict[str, Any]) -> list[Check]:

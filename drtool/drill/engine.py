@@ -5,6 +5,7 @@ only sequences, records and rolls back."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import errno
 import os
 import secrets
@@ -127,6 +128,7 @@ class Drill:
         self, env: Environment, operation: str, ansible: AnsibleAdapter, progress: Progress,
         clock: Clock = utc_now, backup_id: str | None = None, note: str | None = None,
         monotonic: Monotonic = time.monotonic, chosen: str | None = None,
+        target_time: dt.datetime | None = None,
     ) -> None:
         self.env, self.operation, self.ansible, self.progress, self.clock = (
             env, operation, ansible, progress, clock)
@@ -145,6 +147,9 @@ class Drill:
         self.rolling_back = False  # a signal then changes nothing: the rollback runs to its end
         self.finished = False  # the verdict is in: a signal then changes nothing either
         self.targets_changed = False
+        # A point in time the physical clusters recover to (`drill --target-time`): the
+        # data lost is measured from it, not from the disaster drtool declares.
+        self.target_time = target_time
         # The running phase's start and time limit: every run of its playbook shares them.
         self.phase_clock: tuple[Moment, float] | None = None
         self.answers: dict[str, preflight.Answer] = {}
@@ -625,6 +630,8 @@ class Drill:
             values["drtool_backup_id"] = self.backup_id
             values["drtool_store_backup_path"] = str(self.store.backup_path(self.backup_id))
         values.update(rollback.found_databases(self.env.components))
+        if self.target_time is not None:
+            values["drtool_recovery_target_time"] = self.target_time.isoformat()
         if self.manifest is not None and self.manifest.physical:
             values["drtool_postgres_recovery_of"] = postgres_kind.recovery_of(self.manifest)
         return values
@@ -844,8 +851,11 @@ class Drill:
         self.journal.backup = self._backup_ref(manifest)
         self._bind_found_databases()
         for part in manifest.postgres[:1]:
-            self.journal.tool_versions.update(
-                {"postgresql_server": part.server_version, "pg_dump": part.pg_dump_version})
+            self.journal.tool_versions["postgresql_server"] = part.server_version
+        for part in [p for p in manifest.postgres if p.pg_dump_version][:1]:
+            self.journal.tool_versions["pg_dump"] = part.pg_dump_version
+        for physical in manifest.physical[:1]:
+            self.journal.tool_versions["pgbackrest"] = physical.pgbackrest_version
         for rd in manifest.redis[:1]:
             self.journal.tool_versions["redis_server"] = rd.redis_version
         return None
@@ -951,7 +961,13 @@ class Drill:
             "ok", transfer.started_at, transfer.ended_at, round(transfer.seconds, 3)))
         self.writer.save()
 
-    def _after_restore(self, run: PlaybookRun, _record: PhaseRecord) -> str | None:
+    def _after_restore(self, run: PlaybookRun, record: PhaseRecord) -> str | None:
+        # A physical restore's steps, each timed by the module that ran them.
+        for component, done in sorted(run.stats.get("drtool_postgres_physical_restore",
+                                                    {}).items()):
+            host = next((c.target.host for c in self.env.components
+                         if c.name == component and c.target is not None), "")
+            record.tasks += postgres_kind.restore_steps(component, host, done)
         self.restored = {
             "postgres": facts.by_database(run.stats.get("drtool_postgres_restore", {})),
             "redis": dict(run.stats.get("drtool_redis_restore", {})),
@@ -999,12 +1015,13 @@ class Drill:
                 journal.rpo_backup_age_s = timing.rpo_backup_age(
                     declared, parse_iso(self.manifest.consistent_at), self.marks.get(ph.BACKUP))
             journal.rpo_measured_s = timing.rpo_measured(
-                parse_iso(journal.disaster_declared_at),
+                self.target_time or parse_iso(journal.disaster_declared_at),
                 {k: parse_iso(v) for k, v in journal.rpo_measured_from.items()})
             restored = journal.phase(ph.RESTORE).status == PASSED
             if self.manifest is not None and journal.disaster_declared_at and restored:
                 journal.rpo_by_store = timing.rpo_by_store(
-                    parse_iso(journal.disaster_declared_at), journal.rpo_measured_from,
+                    self.target_time or parse_iso(journal.disaster_declared_at),
+                    journal.rpo_measured_from,
                     manifest_parts(self.manifest), self.manifest.backup_id)
             if journal.objectives is not None and journal.failure is None and not self.cancelled:
                 objective = verdict.objective_checks(

@@ -57,6 +57,9 @@ def verify_checks(components: Iterable[Component], manifest: Manifest,
     measured = {"postgres": by_database(stats.get("drtool_postgres_verify", {})),
                 "redis": dict(stats.get("drtool_redis_verify", {})),
                 "files": dict(stats.get("drtool_files_verify", {}))}
+    # Clusters recovered to a point in time drtool did not set: {component: the time}.
+    at_time = {part.component: str(part.recovery_target.get("target"))
+               for part in manifest.physical if part.recovery_target.get("type") == "time"}
     for kind in ("postgres", "redis", "files"):
         wanted = expected_keys(components, kind)
         for key in sorted(set(wanted) | set(measured[kind])):
@@ -65,6 +68,8 @@ def verify_checks(components: Iterable[Component], manifest: Manifest,
             if found is None:
                 checks.append(Check(f"{kind}.measured", where, "facts from the verify phase",
                                     None, FAILED, "the verify phase published nothing for it"))
+            elif kind == "postgres" and key.split("/")[0] in at_time:
+                checks += verdict.pitr_checks(where, found, at_time[key.split("/")[0]])
             elif kind == "postgres":
                 checks += verdict.postgres_checks(manifest.postgres_part(key), where, found,
                                                   growing_tables)
@@ -72,6 +77,13 @@ def verify_checks(components: Iterable[Component], manifest: Manifest,
                 checks += files_kind.verify_checks(manifest.tree_part(key), where, found)
             else:
                 checks += verdict.redis_checks(manifest.redis_part(key), where, found)
-    checks += verdict.heartbeat_checks(manifest, restored)
+    timed = {key for key in restored.get("postgres", {}) if key.split("/")[0] in at_time}
+    checks += verdict.heartbeat_checks(manifest, {
+        "postgres": {k: v for k, v in restored.get("postgres", {}).items() if k not in timed},
+        "redis": restored.get("redis", {})})
+    for component, moment in sorted(at_time.items()):
+        checks += verdict.recovery_time_checks(
+            moment, restored.get("postgres", {}),
+            [key for key in timed if key.split("/")[0] == component])
     checks += verdict.service_checks(stats.get("drtool_service_health", {}))
     return checks

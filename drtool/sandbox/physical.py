@@ -71,7 +71,7 @@ def write_config(layout: lay.Layout, primary: PostgresCluster) -> Path:
 
 
 def archive_settings(layout: lay.Layout) -> str:
-    """What the primary's postgresql.conf gets: WAL archiving into the stanza, and
+    """What the primary's postgresql.auto.conf gets: WAL archiving into the stanza, and
     wal_level logical (a temporary logical slot's exported snapshot gives a fresh drill
     counts that match its recovery target exactly)."""
     command = f"{binary()} --config={config(layout)} --stanza={STANZA} archive-push %p"
@@ -84,9 +84,12 @@ def archive_settings(layout: lay.Layout) -> str:
 
 def ensure_archiving(layout: lay.Layout, primary: PostgresCluster) -> bool:
     """Give the primary its archive settings (once); True when they were added, and the
-    cluster must then be restarted for them to take effect."""
-    conf = primary.data / "postgresql.conf"
-    text = conf.read_text(encoding="utf-8")
+    cluster must then be restarted for them to take effect. They go where ALTER SYSTEM puts
+    settings, postgresql.auto.conf: a physical copy of the cluster carries them, as a copy
+    of many real clusters does, and only drtool's --archive-mode=off keeps that copy from
+    archiving into the repository."""
+    conf = primary.data / "postgresql.auto.conf"
+    text = conf.read_text(encoding="utf-8") if conf.exists() else ""
     if MARK in text:
         return False
     # pgBackRest connects on the cluster's socket, without a password: only the cluster's

@@ -156,8 +156,10 @@ def test_a_guard_refusal_exits_2(kind, code):
     assert exit_code(journal) == code
 
 
-PHYSICAL = [Component("main", "postgres", Place("pg1"), Place("pg2"),
-                      settings={"method": "pgbackrest"})]
+def physical(target_dir="/srv/pg/physical"):
+    """The cluster through pgBackRest: its restore writes the target's declared data_dir."""
+    return [Component("main", "postgres", Place("pg1", path="/srv/pg/primary"),
+                      Place("pg2", path=target_dir), settings={"method": "pgbackrest"})]
 
 
 def physical_facts(target_dir, target_machine=MACHINE_A, source_dir="/srv/pg/primary"):
@@ -173,19 +175,37 @@ def test_a_physical_copy_of_its_own_source_elsewhere_is_not_the_source():
     # A physical restore keeps the source's system_identifier: the copy it made last time
     # runs from another data directory (or on another machine), so it is not the source.
     for target_dir, machine in (("/srv/pg/physical", MACHINE_A), ("/srv/pg/primary", MACHINE_B)):
-        check = judged(physical_facts(target_dir, machine), components=PHYSICAL)["pg2"]
+        check = judged(physical_facts(target_dir, machine), components=physical(target_dir))["pg2"]
         assert check.status == PASSED, check.detail
 
 
 def test_a_physical_target_running_from_the_sources_data_directory_is_the_source():
-    check = judged(physical_facts("/srv/pg/primary/"), components=PHYSICAL)["pg2"]
+    check = judged(physical_facts("/srv/pg/primary/"),
+                   components=physical("/srv/pg/primary"))["pg2"]
     assert check.status == FAILED
     assert "pg2 is backup source pg1 (main): same PostgreSQL system_identifier" in check.detail
+    assert "pg2's data_dir /srv/pg/primary is the data directory of backup source pg1" in (
+        check.detail)
+
+
+def test_a_physical_restore_into_a_directory_its_server_does_not_run_from_is_refused():
+    # The inventory names the source's data directory for a target whose server (its own
+    # cluster, another identifier) runs elsewhere: restoring there would destroy the source.
+    facts = copy.deepcopy(POSTGRES)
+    facts["pg1"]["data_directory"] = "/srv/pg/primary"
+    facts["pg2"]["data_directory"] = "/srv/pg/physical"
+    check = judged(facts, components=physical("/srv/pg/primary"))["pg2"]
+    assert check.status == FAILED
+    assert check.detail == (
+        "pg2's data_dir /srv/pg/primary is the data directory of backup source pg1 (main); "
+        "pg2's server runs from /srv/pg/physical, not from its data_dir /srv/pg/primary: a "
+        "physical restore there would not restore it")
 
 
 def test_a_physical_copy_whose_data_directory_is_unknown_cannot_be_told_from_its_source():
-    check = judged(physical_facts(None), components=PHYSICAL)["pg2"]
+    check = judged(physical_facts(None), components=physical())["pg2"]
     assert check.status == FAILED and "same PostgreSQL system_identifier" in check.detail
+    assert "pg2's server does not say its data directory" in check.detail
 
 
 def test_a_logical_target_with_its_sources_identifier_is_refused_wherever_it_runs():

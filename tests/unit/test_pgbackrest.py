@@ -158,3 +158,11 @@ def test_a_recovery_short_of_its_target_says_which_wal_it_lacked():
         "replay stopped at 0/120003C0; after WAL segment 000000010000000000000012: the next "
         "one is missing from the archive or unreadable; pgbackrest: ERROR: [045]: WAL file "
         "'000000010000000000000013' ... checksum mismatch")
+
+
+def test_a_time_target_takes_the_newest_backup_that_ended_before_it():
+    stop = INFO[0]["backup"][0]["timestamp"]["stop"]
+    assert pgb.newest_backup(json.dumps(INFO), "sandbox", before=stop + 1)["label"] == (
+        "20261206-032853F")
+    with pytest.raises(pgb.PgBackRestError, match="no backup that ended before"):
+        pgb.newest_backup(json.dumps(INFO), "sandbox", before=stop)

@@ -79,11 +79,18 @@ def backup_record(entry):
     }
 
 
-def newest_backup(info_text, stanza, label=None):
-    """The stanza's newest backup (or the one labelled `label`) as backup_record gives it,
-    with the archive's range; raises when there is none to restore."""
+def newest_backup(info_text, stanza, label=None, before=None):
+    """The stanza's newest backup (or the one labelled `label`; or the newest that ended
+    before epoch `before`: PostgreSQL ignores a time target earlier than the end of the
+    backup it recovers from) as backup_record gives it, with the archive's range; raises
+    when there is none to restore."""
     entry = stanza_of(info_text, stanza)
     backups = [b for b in entry.get("backup") or [] if isinstance(b, dict)]
+    if before is not None:
+        backups = [b for b in backups if ((b.get("timestamp") or {}).get("stop") or 0) < before]
+        if not backups:
+            raise PgBackRestError("stanza %s has no backup that ended before the recovery "
+                                  "target time" % stanza)
     if label:
         chosen = [b for b in backups if b.get("label") == label]
         if not chosen:

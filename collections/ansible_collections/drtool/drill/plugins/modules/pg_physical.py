@@ -53,7 +53,7 @@ author: drtool maintainers
 """
 
 RETURN = r"""
-timings: {description: "copy_s, replay_s, promotion_s (restore)", type: dict, returned: restore}
+steps: {description: "The restore's copy, WAL replay and promotion: step, started_at, ended_at, duration_s", type: list, returned: restore}
 recovery: {description: What the server's log says of the recovery., type: dict, returned: restore}
 system_identifier: {description: The cluster's system identifier., type: str, returned: success}
 counts: {description: "Per database, exact counts (snapshot, rollback)", type: dict, returned: snapshot and rollback}
@@ -294,9 +294,9 @@ def restore(psycopg, params):
                             backup_set=params["backup_set"] or None)
     except PgBackRestError as exc:
         raise Failed(str(exc)) from None
-    began = time.monotonic()
+    copy_began, began = now(), time.monotonic()
     run(params, argv, params["recovery_timeout_s"], "pgbackrest restore")
-    copy_s = time.monotonic() - began
+    copy_s, copy_ended = time.monotonic() - began, now()
     # The target's own configuration files, as its snapshot found them; its own port.
     own = os.path.join(folder, COPY)
     for name in OWN_FILES:
@@ -308,7 +308,7 @@ def restore(psycopg, params):
     with open(os.path.join(data_dir, "postgresql.auto.conf"), "a", encoding="utf-8") as auto:
         auto.write("\n# drtool: the restore target's own port\n%s\n" % port_setting(params["port"]))
     offset = log_size(params)
-    began = time.monotonic()
+    replay_began, began = now(), time.monotonic()
     deadline = began + params["recovery_timeout_s"]
     try:
         start(params)
@@ -335,7 +335,7 @@ def restore(psycopg, params):
                      % (why or str(exc).strip(), " (%s)" % detail if detail else "")) from None
     finally:
         conn.close()
-    recovered_s = time.monotonic() - began
+    recovered_s, promoted = time.monotonic() - began, now()
     log_text = log_since(params, offset)
     said = recovery_outcome(log_text)
     promotion_s = promotion_seconds(log_text)
@@ -344,11 +344,21 @@ def restore(psycopg, params):
         raise Failed("the server's log says recovery did not stop at the %s target %s: %s" % (
             params["target_type"], params["target"],
             fatal_line(log_text) or "no 'recovery stopping' line"))
+    replay_s = recovered_s - (promotion_s or 0.0)
+    replayed = replay_began + dt.timedelta(seconds=replay_s)
+    steps = [{"step": "copy", "started_at": copy_began.isoformat(),
+              "ended_at": copy_ended.isoformat(), "duration_s": round(copy_s, 3)},
+             {"step": "replay", "started_at": replay_began.isoformat(),
+              "ended_at": replayed.isoformat(), "duration_s": round(replay_s, 3)}]
+    if promotion_s is not None:  # the server's log tells where replay ended
+        steps.append({"step": "promotion", "started_at": replayed.isoformat(),
+                      "ended_at": promoted.isoformat(), "duration_s": promotion_s})
     return {"changed": True, "system_identifier": system_id, "recovery": said,
-            "timings": {"copy_s": round(copy_s, 3),
-                        "replay_s": round(recovered_s - (promotion_s or 0.0), 3),
-                        "promotion_s": promotion_s},
-            "argv": argv[1:]}
+            "steps": steps, "argv": argv[1:]}
+
+
+def now():
+    return dt.datetime.now(dt.timezone.utc)  # noqa: UP017 - managed hosts' Pythons before 3.11
 
 
 def fatal_line(log_text):

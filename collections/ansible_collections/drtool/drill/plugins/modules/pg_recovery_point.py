@@ -27,12 +27,18 @@ options:
   connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
   databases: {description: The databases to mark and count., type: list, elements: str, required: true}
   backup_id: {description: The sentinel's key., type: str, required: true}
-  sentinel_value: {description: The sentinel's value., type: str, required: true}
+  sentinel_value: {description: The sentinel's value (required without I(target_time))., type: str}
   heartbeat_query: {description: Query for the newest heartbeat., type: str}
   heartbeat_database: {description: The database the heartbeat query runs in (default the first)., type: str}
   counts: {description: How to count., type: str, default: auto, choices: [auto, slot, share, none]}
   lock_wait_timeout: {description: Seconds to wait for each table's lock (share)., type: int, default: 120}
   archive_wait_s: {description: Seconds to wait until the target's WAL is archived., type: int, default: 60}
+  target_time:
+    description:
+      - A point in time (ISO-8601, with its zone) to recover to instead of a point set now.
+        No sentinel is written (it would lie after the target) and counts are C(none): nothing
+        recorded now matches that past point.
+    type: str
 author: drtool maintainers
 """
 
@@ -146,6 +152,34 @@ def without_counts(psycopg, params):
     return facts, {"type": "lsn", "target": lsn, "exclusive": False}
 
 
+def counted(module, psycopg, params, wal_level, where):
+    """(facts, target, counts_method) of a recovery point set now, counted the first way
+    the cluster allows (or the one asked for)."""
+    how = params["counts"]
+    if how == "auto":
+        how = "slot" if wal_level == "logical" and len(params["databases"]) == 1 else "share"
+    if how == "slot":
+        if wal_level != "logical":
+            module.fail_json(msg="%s has wal_level %s: counts by a logical slot need "
+                             "wal_level logical" % (where, wal_level))
+        if len(params["databases"]) != 1:
+            module.fail_json(msg="counts by a logical slot cover one database; this "
+                             "cluster has %d (use counts share)" % len(params["databases"]))
+        return by_slot(psycopg, params, params["databases"][0]) + (how,)
+    if how == "share":
+        return by_share_locks(psycopg, params) + (how,)
+    return without_counts(psycopg, params) + (how,)
+
+
+def at_time(psycopg, params):
+    """A point in the past as the target: nothing counted now corresponds to it."""
+    facts, _target = without_counts(psycopg, params)
+    for part in facts.values():
+        part.update(consistent_at=params["target_time"],
+                    sentinel={"backup_id": params["backup_id"], "value": None})
+    return facts, {"type": "time", "target": params["target_time"], "exclusive": False}
+
+
 def wait_archived(module, conn, wait_s):
     """Switch the WAL segment and wait until the archiver archived it; its name."""
     wal = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
@@ -170,12 +204,13 @@ def main():
         database=dict(type="str", default="postgres"),
         databases=dict(type="list", elements="str", required=True),
         backup_id=dict(type="str", required=True),
-        sentinel_value=dict(type="str", required=True),
+        sentinel_value=dict(type="str", default=None),
         heartbeat_query=dict(type="str", default=None),
         heartbeat_database=dict(type="str", default=None),
         counts=dict(type="str", default="auto", choices=["auto", "slot", "share", "none"]),
         lock_wait_timeout=dict(type="int", default=120),
         archive_wait_s=dict(type="int", default=60),
+        target_time=dict(type="str", default=None),
     )
     module = AnsibleModule(argument_spec=args, supports_check_mode=False)
     params = module.params
@@ -192,24 +227,16 @@ def main():
         if archive_mode == "off":
             module.fail_json(msg="%s does not archive its WAL (archive_mode off): a physical "
                              "restore could not reach a recovery target" % where)
-        for database in params["databases"]:
-            with connect(psycopg, params, database) as conn:
-                write_sentinel(conn, params["backup_id"], params["sentinel_value"])
-        how = params["counts"]
-        if how == "auto":
-            how = "slot" if wal_level == "logical" and len(params["databases"]) == 1 else "share"
-        if how == "slot":
-            if wal_level != "logical":
-                module.fail_json(msg="%s has wal_level %s: counts by a logical slot need "
-                                 "wal_level logical" % (where, wal_level))
-            if len(params["databases"]) != 1:
-                module.fail_json(msg="counts by a logical slot cover one database; this "
-                                 "cluster has %d (use counts share)" % len(params["databases"]))
-            facts, target = by_slot(psycopg, params, params["databases"][0])
-        elif how == "share":
-            facts, target = by_share_locks(psycopg, params)
+        if params["target_time"]:
+            facts, target = at_time(psycopg, params)
+            how = "none"
         else:
-            facts, target = without_counts(psycopg, params)
+            if not params["sentinel_value"]:
+                module.fail_json(msg="a recovery point set now needs a sentinel_value")
+            for database in params["databases"]:
+                with connect(psycopg, params, database) as conn:
+                    write_sentinel(conn, params["backup_id"], params["sentinel_value"])
+            facts, target, how = counted(module, psycopg, params, wal_level, where)
         started = time.monotonic()
         with connect(psycopg, params, params["databases"][0]) as conn:
             wal = wait_archived(module, conn, params["archive_wait_s"])

@@ -22,6 +22,7 @@ options:
   os_user: {description: The user pgBackRest runs as (the cluster's)., type: str, default: postgres}
   backup_type: {description: The type of backup to take (backup)., type: str, default: full, choices: [full, diff, incr]}
   label: {description: The backup to describe (info); empty for the newest., type: str, default: ""}
+  before: {description: "info: the newest backup that ended before this time (ISO-8601, with its zone).", type: str, default: ""}
   timeout_s: {description: Seconds the command may run., type: int, default: 3600}
 author: drtool maintainers
 """
@@ -33,6 +34,7 @@ duration_s: {description: How long the command ran., type: float, returned: alwa
 output: {description: What verify printed., type: str, returned: verify}
 """
 
+import datetime as dt
 import subprocess
 import time
 
@@ -72,6 +74,19 @@ def run(module, argv, timeout):
     return None
 
 
+def before_epoch(module, text):
+    """An ISO-8601 time with its zone as epoch seconds; None for none."""
+    if not text:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        module.fail_json(msg="before: %r is not an ISO-8601 time" % text)
+    if moment.tzinfo is None:
+        module.fail_json(msg="before: %r has no time zone" % text)
+    return moment.timestamp()
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -83,6 +98,7 @@ def main():
             os_user=dict(type="str", default="postgres"),
             backup_type=dict(type="str", default="full", choices=["full", "diff", "incr"]),
             label=dict(type="str", default=""),
+            before=dict(type="str", default=""),
             timeout_s=dict(type="int", default=3600),
         ),
         required_if=[("command", c, ["stanza"]) for c in ("info", "check", "backup", "verify")],
@@ -110,7 +126,8 @@ def main():
             module.fail_json(msg="pgbackrest info of stanza %s failed (exit %d): %s"
                              % (params["stanza"], done.returncode, said(done)), **result)
         try:
-            result["backup"] = newest_backup(done.stdout, params["stanza"], params["label"])
+            result["backup"] = newest_backup(done.stdout, params["stanza"], params["label"],
+                                             before_epoch(module, params["before"]))
         except PgBackRestError as exc:
             module.fail_json(msg=str(exc), **result)
     elif command in ("check", "verify"):
