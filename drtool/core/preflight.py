@@ -130,6 +130,22 @@ def pg_restore_check(target: str, pg_restore_version: str, source: str,
                  have, PASSED if ok else FAILED)
 
 
+def physical_checks(target: str, source_host: str, source: Mapping[str, Any],
+                    mine: Mapping[str, Any]) -> list[Check]:
+    """What a physical restore needs of its two sides: the same PostgreSQL major version
+    (a data directory is read by its own major only) and the same pgBackRest version on the
+    source (which wrote the repository) and the target (which restores from it)."""
+    need, have = major_version(str(source.get("server_version") or "")), major_version(
+        str(mine.get("server_version") or ""))
+    checks = [Check("preflight.postgres_major", target, f"{need} (server on {source_host})",
+                    have, PASSED if need is not None and have == need else FAILED)]
+    wrote, reads = source.get("pgbackrest_version"), mine.get("pgbackrest_version")
+    checks.append(Check("preflight.pgbackrest_version", target,
+                        f"{wrote} (as on {source_host})", reads,
+                        PASSED if wrote and reads == wrote else FAILED))
+    return checks
+
+
 def redis_file_checks(found: Mapping[str, Mapping[str, Any]],
                       targets: Collection[str]) -> list[Check]:
     """One `preflight.redis_files` Check per Redis restore target, from what the running

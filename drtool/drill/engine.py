@@ -22,6 +22,7 @@ from drtool import components as kinds
 from drtool import paths
 from drtool.adapters import ssh
 from drtool.adapters.ansible import AnsibleAdapter, PlaybookRun, TaskFailure
+from drtool.components import methods
 from drtool.components import postgres as postgres_kind
 from drtool.components import service as service_kind
 from drtool.config import Environment
@@ -805,9 +806,14 @@ class Drill:
         for component in kinds.of_family(self.env.components, "postgres"):
             if component.source is None or component.target is None:
                 continue
+            source = (postgres.get(component.name) or {}).get(kinds.SOURCE) or {}
+            if methods.is_physical(postgres_kind.method_of(component)):
+                versions += preflight.physical_checks(
+                    identity.where(component), component.source.host, source,
+                    (postgres.get(component.name) or {}).get(kinds.TARGET) or {})
+                continue
             answer = self.answers.get(component.target.host)
             version = answer.outputs.get("version.pg_restore", (1, ""))[1] if answer else ""
-            source = (postgres.get(component.name) or {}).get(kinds.SOURCE) or {}
             versions.append(preflight.pg_restore_check(
                 identity.where(component), version, component.source.host,
                 str(source.get("server_version", ""))))

@@ -5,6 +5,7 @@ from drtool.core.preflight import (
     judge,
     major_version,
     pg_restore_check,
+    physical_checks,
     redis_file_checks,
     refusal,
 )
@@ -112,3 +113,20 @@ def test_every_failed_preflight_check_is_in_the_refusal():
     assert reason.startswith("preflight.pg_restore_version p: expected >= 15")
     assert "; t: Redis has appendonly yes" in reason
     assert "; Redis loads /x/dump.rdb at start" in reason
+
+
+def test_a_physical_restore_needs_the_same_major_and_the_same_pgbackrest_on_both_sides():
+    source = {"server_version": "15.18 (Debian 15.18-0+deb12u1)", "pgbackrest_version": "2.45"}
+    same = physical_checks("pg2/main", "pg1", source,
+                                     {"server_version": "15.8", "pgbackrest_version": "2.45"})
+    assert [(c.name, c.status) for c in same] == [
+        ("preflight.postgres_major", "passed"), ("preflight.pgbackrest_version", "passed")]
+    other = physical_checks("pg2/main", "pg1", source,
+                                      {"server_version": "16.4", "pgbackrest_version": "2.54.2"})
+    assert [c.status for c in other] == ["failed", "failed"]
+    assert refusal(other) == (
+        "preflight.postgres_major pg2/main: expected 15 (server on pg1), actual 16; "
+        "preflight.pgbackrest_version pg2/main: expected 2.45 (as on pg1), actual 2.54.2")
+    # A side that said nothing cannot be judged the same.
+    assert [c.status for c in physical_checks("pg2/main", "pg1", source, {})] == [
+        "failed", "failed"]
