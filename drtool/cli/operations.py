@@ -246,11 +246,15 @@ def backup(env_name: str, log_file: Path | None, lock_wait: int, as_json: bool) 
 @click.command()
 @env_option
 @click.option("--backup", "backup_id", required=True, metavar="ID", help="Backup to restore.")
+@click.option("--target-time", metavar="TIME", callback=lambda _c, _p, v: check_target_time(v),
+              help="Recover the physically backed-up clusters to this point in time (ISO-8601 "
+                   "with its zone) rather than to the point the backup recorded.")
 @json_option
-def restore(env_name: str, backup_id: str, as_json: bool) -> int:
+def restore(env_name: str, backup_id: str, target_time: dt.datetime | None,
+            as_json: bool) -> int:
     """Restore a backup into the restore targets, after checking every file's sha256.
     The targets are snapshotted first and rolled back if the restore fails."""
-    return _run(env_name, "restore", as_json, backup_id)
+    return _run(env_name, "restore", as_json, backup_id, target_time=target_time)
 
 
 @click.command()

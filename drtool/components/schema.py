@@ -67,16 +67,28 @@ def _defaults(roles: Path, kind: str) -> tuple[tuple[str, Any], ...]:
 
 
 @functools.lru_cache(maxsize=8)
-def _spec_types(roles: Path, kind: str) -> tuple[tuple[str, str], ...]:
-    """The type each `drtool_<kind>_<key>` has in the role's argument specs (by key)."""
+def _spec_options(roles: Path, kind: str) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """Each `drtool_<kind>_<key>`'s option in the role's argument specs (by key)."""
     path = roles / f"drtool_{kind}" / "meta" / "argument_specs.yml"
     specs = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("argument_specs") or {}
-    prefix, found = f"drtool_{kind}_", dict[str, str]()
+    prefix, found = f"drtool_{kind}_", dict[str, dict[str, Any]]()
     for entry in specs.values():
         for name, option in ((entry or {}).get("options") or {}).items():
             if name.startswith(prefix) and isinstance(option, dict):
-                found.setdefault(name[len(prefix):], str(option.get("type", "str")))
+                found.setdefault(name[len(prefix):], option)
     return tuple(found.items())
+
+
+def _spec_types(roles: Path, kind: str) -> tuple[tuple[str, str], ...]:
+    """The type each `drtool_<kind>_<key>` has in the role's argument specs (by key)."""
+    return tuple((key, str(option.get("type", "str")))
+                 for key, option in _spec_options(roles, kind))
+
+
+def _spec_choices(roles: Path, kind: str) -> dict[str, list[Any]]:
+    """The values a `drtool_<kind>_<key>` is limited to by the argument specs' choices."""
+    return {key: list(option["choices"]) for key, option in _spec_options(roles, kind)
+            if isinstance(option.get("choices"), list)}
 
 
 # The argument specs' types as JSON Schema; `raw` takes any value.
@@ -107,6 +119,8 @@ def entry_schema(roles: Path, kind: str) -> dict[str, Any]:
     settings = {key: (NUMBER if typed.get(key) == "int" else SPEC_TYPES[typed[key]])
                 if typed.get(key) in SPEC_TYPES else _type_of(value)
                 for key, value in role_defaults(roles, kind).items()}
+    settings.update({key: {"enum": values} for key, values in _spec_choices(roles, kind).items()
+                     if key in settings})
     side = {"type": "object", "required": ["host", *spec.get("side_required", [])],
             "additionalProperties": False,
             "properties": {"host": {"type": "string", "minLength": 1},

@@ -634,7 +634,8 @@ class Drill:
         if self.target_time is not None:
             values["drtool_recovery_target_time"] = self.target_time.isoformat()
         if self.manifest is not None and self.manifest.physical:
-            values["drtool_postgres_recovery_of"] = postgres_kind.recovery_of(self.manifest)
+            values["drtool_postgres_recovery_of"] = postgres_kind.recovery_of(
+                self.manifest, self.target_time.isoformat() if self.target_time else None)
         return values
 
     # -- failures and rollback ------------------------------------------------------------
@@ -870,8 +871,10 @@ class Drill:
         """A drill's last step of its backup, once the manifest is written: can the PostgreSQL
         targets take the roles and tablespaces the dump needs (the backup playbook's `roles`
         step, on those targets only)? True when it failed, recorded as the phase's failure."""
+        # A physical method's restore carries the cluster's roles with it: only dumps ask.
         hosts = sorted({c.target.host for c in kinds.of_family(self.env.components, "postgres")
-                        if c.target is not None})
+                        if c.target is not None
+                        and not methods.is_physical(postgres_kind.method_of(c))})
         if self.operation not in ph.TOUCHES_TARGETS or not hosts or self.phase_clock is None:
             return False
         started, limit = self.phase_clock

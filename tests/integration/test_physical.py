@@ -173,6 +173,20 @@ def test_a_drill_to_a_point_in_time_restores_the_first_write_and_not_the_second(
         assert 0 <= journal["rpo_measured_s"] <= 5
         assert "recovery stopping before commit" in (
             sandbox.layout.postgres_root / "pg_physical" / "postgres.log").read_text()
+
+        # On the day: the same backup restored to the same time, over a target that moved
+        # on since (a row of its own), gives the same answer.
+        with pg(sandbox, "pg_physical") as conn:
+            conn.execute("INSERT INTO pitr_probe (name) VALUES ('written on the target')")
+        code, restored = sandbox.json("restore", "--env", env, "--backup",
+                                      journal["backup"]["id"], "--target-time",
+                                      moment.isoformat())
+        assert code == 0, restored.get("failure")
+        with pg(sandbox, "pg_physical") as conn:
+            assert [r[0] for r in conn.execute("SELECT name FROM pitr_probe")] == ["first"]
+        kept = sandbox.home / "snapshots" / env / restored["drill_id"]
+        assert kept.is_dir()  # a restore keeps what it replaced, for its operator
+        shutil.rmtree(kept)
     finally:
         with pg(sandbox, "pg_primary") as conn:
             conn.execute("DROP TABLE IF EXISTS pitr_probe")

@@ -153,3 +153,26 @@ def test_history_knows_an_environment_by_its_inventory_or_its_records(
     assert main(["history", "--env", "retired"]) == 0
     assert "20260101T000000Z-0a1b2c  drill   passed" in capsys.readouterr().out
     assert main(["evidence", "verify", "--env", "retired"]) == 0
+
+
+@pytest.mark.parametrize(("args", "why"), [
+    (["--target-time", "yesterday"], "must be an ISO-8601 time such as 2026-12-06T03:38:00Z"),
+    (["--target-time", "2026-12-06T03:38:00"], "needs its time zone"),
+    (["--target-time", "2999-01-01T00:00:00Z"], "is not in the past"),
+    (["--target-time", "2026-12-06T03:38:00Z", "--backup", "latest"],
+     "a point in time is for a fresh drill"),
+])
+def test_a_point_in_time_is_refused_on_one_line_before_the_environment_is_read(
+        capsys, args, why):
+    assert main(["drill", "--env", "atlantis", *args]) == 2
+    err = capsys.readouterr().err
+    assert why in err and err.count("\n") == 1, err
+
+
+def test_a_point_in_time_needs_a_physical_cluster(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path))
+    assert main(["drill", "--env", "staging", "--target-time", "2026-01-01T00:00:00Z"]) == 2
+    err = capsys.readouterr().err
+    assert ("--target-time recovers a cluster of a physical method to a point in time, and "
+            "staging has none (method: pgbackrest)") in err
+    assert err.count("\n") == 1, err

@@ -209,3 +209,16 @@ def test_the_rollback_of_a_killed_drill_takes_the_databases_from_its_journal():
         "main": ["appdb", "reports"]}
     journal.scope = {"components": [{"name": "main", "kind": "postgres"}]}  # killed before
     assert extravars_of(journal, None)["drtool_postgres_databases_of"] == {}  # its backup
+
+
+def test_a_method_and_a_setting_with_choices_take_only_their_values():
+    lists = good()
+    cluster = lists["drtool_postgres_clusters"][0]
+    cluster.update(method="wal-g", recovery_counts="some")
+    found = dict(problems(lists))
+    assert found["drtool_postgres_clusters[0].method"] == (
+        "'wal-g' is not one of ['dump', 'pgbackrest']")
+    assert found["drtool_postgres_clusters[0].recovery_counts"] == (
+        "'some' is not one of ['auto', 'slot', 'share', 'none']")
+    cluster.update(method="pgbackrest", recovery_counts="slot")
+    assert problems(lists) == []

@@ -95,8 +95,9 @@ def test_a_restore_never_archives_and_promotes_at_its_target():
     assert pgb.restore_argv("pgbackrest", "main", "/d") == [
         "pgbackrest", "--stanza=main", "--pg1-path=/d", "--archive-mode=off", "--delta",
         "restore"]
-    timed = pgb.restore_argv("pgbackrest", "main", "/d", "time", "2026-12-06 03:38:00+00")
-    assert timed[-4:] == ["--type=time", "--target=2026-12-06 03:38:00+00",
+    # A time as pgBackRest reads it to choose the backup: a space, not a T; in UTC.
+    timed = pgb.restore_argv("pgbackrest", "main", "/d", "time", "2026-12-06T04:38:00.5+01:00")
+    assert timed[-4:] == ["--type=time", "--target=2026-12-06 03:38:00.500000+00",
                           "--target-action=promote", "restore"]
     immediate = pgb.restore_argv("pgbackrest", "m", "/d", "immediate")
     assert "--type=immediate" in immediate
@@ -105,6 +106,8 @@ def test_a_restore_never_archives_and_promotes_at_its_target():
 
 @pytest.mark.parametrize(("kind", "target", "message"), [
     ("lsn", "80000408", "is not an LSN"),
+    ("time", "2026-12-06 03:38", "has no time zone"),
+    ("time", "yesterday", "is not an ISO-8601 time"),
     ("time", None, "needs a target"),
     ("latest", "x", "is not one of"),
 ])

@@ -7,6 +7,7 @@ line, and what PostgreSQL writes to its log while it recovers.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -122,6 +123,8 @@ def restore_argv(pgbackrest, stanza, pg_path, target_type="default", target=None
         raise PgBackRestError("recovery target type %s needs a target" % target_type)
     if target_type == "lsn" and not LSN.match(str(target)):
         raise PgBackRestError("recovery target %r is not an LSN such as 0/3000060" % target)
+    if target_type == "time":
+        target = time_target(target)
     argv = [pgbackrest]
     if config:
         argv.append("--config=%s" % config)
@@ -140,6 +143,18 @@ def restore_argv(pgbackrest, stanza, pg_path, target_type="default", target=None
         argv.append("--target-action=promote")
     argv.append("restore")
     return argv
+
+
+def time_target(text):
+    """An ISO-8601 time with its zone as pgBackRest reads a time target (and chooses the
+    backup for it): 'YYYY-MM-DD HH:MM:SS.ffffff+00', in UTC."""
+    try:
+        moment = dt.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise PgBackRestError("recovery target %r is not an ISO-8601 time" % (text,)) from None
+    if moment.tzinfo is None:
+        raise PgBackRestError("recovery target %r has no time zone" % (text,))
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00")  # noqa: UP017
 
 
 _STOPPING = re.compile(r"recovery stopping (before|after) (.*)$")
