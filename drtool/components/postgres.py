@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -22,6 +23,22 @@ def plan(component: Component) -> dict[str, list[tuple[str, str]]]:
     """What a drill does with this component in each phase, on which side."""
     unbound = component.all_databases and not component.databases
     names = "the databases the preflight finds" if unbound else databases_shown(component)
+    if methods.is_physical(method_of(component)):
+        where = component.target.path if component.target else None
+        return {
+            "backup": [(SOURCE, "the newest pgBackRest backup of the stanza (or one taken "
+                                "now); a recovery target set on the running cluster with "
+                                f"exact counts of {names} at it; writes a sentinel row; waits "
+                                "until its WAL is archived")],
+            "snapshot": [(TARGET, f"counts {names}, stops the cluster, copies its data "
+                                  f"directory {where}, starts it again")],
+            "disaster": [(TARGET, f"DESTROYS: stops the cluster and empties {where}")],
+            "restore": [(TARGET, f"pgbackrest restore of the whole cluster into {where}, "
+                                 "recovered to the target and promoted; never archives")],
+            "verify": [(TARGET, f"in {names}: exact counts, sequences, sentinel; writes and "
+                                "deletes a row")],
+            "cleanup": [(TARGET, "removes the safety snapshot")],
+        }
     return {
         "backup": [(SOURCE, f"pg_dump of {names}"
                     + (" (all but postgres and the templates)" if unbound else "")
@@ -117,7 +134,22 @@ def method_problems(component: Component) -> list[tuple[str, str]]:
         if component.target is not None and not component.target.path:
             found.append((f"{key}.target.data_dir",
                           "a physical restore needs the target's data directory"))
+        if component.target is not None and not _local(component.target.address):
+            found.append((f"{key}.target.host", f"{component.target.address!r}: a physical "
+                          "restore writes the data directory on the target's host, so drtool "
+                          "must reach the server it starts there: a loopback address or a "
+                          "socket folder"))
     return found
+
+
+def _local(address: str | None) -> bool:
+    """Whether a server address, as seen from its host, is that host itself."""
+    if not address or address.startswith("/") or address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _place(side: tuple[str, Mapping[str, Any]] | None) -> Place | None:

@@ -34,7 +34,8 @@ def side_facts(postgres: Mapping[str, Mapping[str, Mapping[str, Any]]],
     and drtool_redis_preflight stats ({component: {side: facts}}): system_identifier; run_id,
     dir, dbfilename; MACHINE."""
     facts: dict[tuple[str, str], dict[str, Any]] = {}
-    for keys, stats in ((("system_identifier", "data_directory", MACHINE), postgres),
+    for keys, stats in ((("system_identifier", "data_directory", "data_dir_port", MACHINE),
+                         postgres),
                         (("run_id", "dir", "dbfilename", MACHINE), redis)):
         for name, sides in stats.items():
             for side, found in (sides or {}).items():
@@ -136,6 +137,14 @@ def _data_directory_problems(component: Component, mine: Mapping[str, Any],
         problems.append(f"{host}'s data_dir {declared} is the data directory of backup source "
                         f"{component.source.host if component.source else '-'} "
                         f"({component.name})")
+    port = component.target.port if component.target else None
+    listening = mine.get("data_dir_port")
+    if listening in (None, ""):
+        problems.append(f"{host}: no server runs from its data_dir {declared} (no "
+                        "postmaster.pid there): drtool cannot tell it is the one it talks to")
+    elif port is not None and str(listening) != str(port):
+        problems.append(f"{host}: the server running from {declared} listens on port "
+                        f"{listening}, not on its port {port}")
     running = mine.get("data_directory")
     if running in (None, ""):
         problems.append(f"{host}'s server does not say its data directory: it cannot be told "

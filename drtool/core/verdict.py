@@ -51,10 +51,10 @@ def postgres_checks(
     return checks + _write_check(where, facts)
 
 
-def pitr_checks(where: str, facts: dict[str, Any], target_time: str) -> list[Check]:
-    """Judge a database recovered to a point in time drtool did not set (`drill
-    --target-time`): it exists and takes a write; its counts are not comparable (nothing was
-    recorded at that point), which the journal says rather than guess them."""
+def uncounted_checks(where: str, facts: dict[str, Any], why: str) -> list[Check]:
+    """Judge a restored database whose backup recorded no counts to compare (`why`: it was
+    recovered to a point in time drtool did not set, or backed up with counts none): it
+    exists and takes a write; its counts are reported as not comparable, not guessed."""
     exists = bool(facts.get("exists"))
     checks = [_check("postgres.database", where, "exists", "exists" if exists else "missing",
                      exists)]
@@ -62,8 +62,7 @@ def pitr_checks(where: str, facts: dict[str, Any], target_time: str) -> list[Che
         return checks
     tables = len(facts.get("counts") or {})
     checks.append(_check("postgres.row_count", where, "not comparable", f"{tables} tables",
-                         True, f"recovered to {target_time}: no count was recorded at that "
-                               "point, so none is compared"))
+                         True, f"{why}, so none is compared"))
     return checks + _write_check(where, facts)
 
 

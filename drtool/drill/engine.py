@@ -623,6 +623,8 @@ class Drill:
             "drtool_sentinel_value": self.sentinel_value,
             "drtool_touches_targets": self.operation in ph.TOUCHES_TARGETS,
             "drtool_controller": paths.controller_id(),
+            # The backup playbook's first run dumps; the roles check is a run of its own.
+            "drtool_backup_step": "dump",
         }
         if self.backup_id:
             # Where the backup lives in the store, on this machine. Where each host stages it
@@ -634,8 +636,11 @@ class Drill:
         if self.target_time is not None:
             values["drtool_recovery_target_time"] = self.target_time.isoformat()
         if self.manifest is not None and self.manifest.physical:
+            # A restore may be asked for another point in time than its backup recorded; a
+            # drill to a time recorded that time (and the backup before it) in its manifest.
+            asked = self.target_time if self.operation == "restore" else None
             values["drtool_postgres_recovery_of"] = postgres_kind.recovery_of(
-                self.manifest, self.target_time.isoformat() if self.target_time else None)
+                self.manifest, asked.isoformat() if asked else None)
         return values
 
     # -- failures and rollback ------------------------------------------------------------
@@ -847,10 +852,13 @@ class Drill:
         self.store.write_manifest(manifest)
         # On the staged files, before they go off-site; a refusal leaves a complete backup.
         refused = self._check_target_roles(record)
+        if record.status == ABORTED:  # the roles check's run was interrupted: stop here
+            return None
         try:  # to S3, when that is the store: the backup phase ends when it is off-site
             manifest, transfer = self.store.publish(manifest)
         except (StoreError, ConfigError) as exc:
-            if refused:
+            if refused:  # the phase failed for the roles; this is news all the same
+                self.journal.warnings.append(f"the backup could not be stored: {exc.message}")
                 return None
             return f"the backup could not be stored: {exc.message}", "orchestration"
         self._record_transfer(record, transfer)

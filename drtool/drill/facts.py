@@ -57,9 +57,15 @@ def verify_checks(components: Iterable[Component], manifest: Manifest,
     measured = {"postgres": by_database(stats.get("drtool_postgres_verify", {})),
                 "redis": dict(stats.get("drtool_redis_verify", {})),
                 "files": dict(stats.get("drtool_files_verify", {}))}
-    # Clusters recovered to a point in time drtool did not set: {component: the time}.
+    # Clusters whose counts cannot be compared: {component: why}. Recovered to a point in
+    # time drtool did not set, or backed up with recovery_counts none.
     at_time = {part.component: str(part.recovery_target.get("target"))
                for part in manifest.physical if part.recovery_target.get("type") == "time"}
+    uncounted = {part.component: (f"recovered to {at_time[part.component]}: no count was "
+                                  "recorded at that point" if part.component in at_time
+                                  else "backed up with recovery_counts none")
+                 for part in manifest.physical
+                 if part.component in at_time or part.counts_method == "none"}
     for kind in ("postgres", "redis", "files"):
         wanted = expected_keys(components, kind)
         for key in sorted(set(wanted) | set(measured[kind])):
@@ -68,8 +74,8 @@ def verify_checks(components: Iterable[Component], manifest: Manifest,
             if found is None:
                 checks.append(Check(f"{kind}.measured", where, "facts from the verify phase",
                                     None, FAILED, "the verify phase published nothing for it"))
-            elif kind == "postgres" and key.split("/")[0] in at_time:
-                checks += verdict.pitr_checks(where, found, at_time[key.split("/")[0]])
+            elif kind == "postgres" and key.split("/")[0] in uncounted:
+                checks += verdict.uncounted_checks(where, found, uncounted[key.split("/")[0]])
             elif kind == "postgres":
                 checks += verdict.postgres_checks(manifest.postgres_part(key), where, found,
                                                   growing_tables)
@@ -77,7 +83,8 @@ def verify_checks(components: Iterable[Component], manifest: Manifest,
                 checks += files_kind.verify_checks(manifest.tree_part(key), where, found)
             else:
                 checks += verdict.redis_checks(manifest.redis_part(key), where, found)
-    timed = {key for key in restored.get("postgres", {}) if key.split("/")[0] in at_time}
+    # Their heartbeats had nothing recorded to equal either; a time target bounds them.
+    timed = {key for key in restored.get("postgres", {}) if key.split("/")[0] in uncounted}
     checks += verdict.heartbeat_checks(manifest, {
         "postgres": {k: v for k, v in restored.get("postgres", {}).items() if k not in timed},
         "redis": restored.get("redis", {})})

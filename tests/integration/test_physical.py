@@ -78,8 +78,11 @@ def written_drill(sandbox: Drtool) -> Iterator[tuple[int, dict[str, Any]]]:
     where = ["-h", "127.0.0.1", "-p", str(sandbox.port("pg_primary")), "-U", "postgres"]
     subprocess.run([PGBENCH, "-i", "-q", "-s", "1", *where, BENCH], env=env, check=True,
                    capture_output=True)
-    writers = subprocess.Popen([PGBENCH, "-n", "-c", "4", "-T", "600", *where, BENCH], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Four clients, at 200 transactions a second in all: concurrent enough to move every
+    # count during the drill, without taking the machine from the tests beside it.
+    writers = subprocess.Popen([PGBENCH, "-n", "-c", "4", "-R", "200", "-T", "600", *where,
+                                BENCH], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1)  # the writers are at it before the drill begins
         assert writers.poll() is None, writers.stderr.read() if writers.stderr else ""

@@ -9,6 +9,7 @@ import pytest
 
 from drtool import paths
 from drtool.components import Component, Place, from_described, schema, service
+from drtool.components import postgres as pg_kind
 
 ROLES = paths.content_root() / "roles"
 HOSTS = {"pg1", "pg2", "r1", "r2", "app1"}
@@ -222,3 +223,28 @@ def test_a_method_and_a_setting_with_choices_take_only_their_values():
         "'some' is not one of ['auto', 'slot', 'share', 'none']")
     cluster.update(method="pgbackrest", recovery_counts="slot")
     assert problems(lists) == []
+
+
+def test_the_plan_of_a_physical_cluster_says_it_replaces_the_whole_data_directory():
+    cluster = Component("main", "postgres", Place("pg1"), Place("pg2", path="/srv/pg/dr"),
+                        databases=("shop",), settings={"method": "pgbackrest"})
+    plan = pg_kind.plan(cluster)
+    assert plan["disaster"] == [("target", "DESTROYS: stops the cluster and empties /srv/pg/dr")]
+    assert "pgbackrest restore of the whole cluster into /srv/pg/dr" in plan["restore"][0][1]
+    assert "pg_dump" not in str(plan)
+    dumped = pg_kind.plan(Component("main", "postgres", Place("pg1"), Place("pg2"),
+                                    databases=("shop",)))
+    assert dumped["disaster"] == [("target", "DESTROYS: drops shop")]
+
+
+def test_a_physical_target_is_reached_on_its_own_host_only():
+    def target_at(address):
+        return Component("main", "postgres", Place("pg1"),
+                         Place("pg2", address=address, port=5432, path="/srv/pg/dr"),
+                         settings={"method": "pgbackrest", "stanza": "main"})
+
+    for local in ("127.0.0.1", "::1", "localhost", "/var/run/postgresql"):
+        assert pg_kind.method_problems(target_at(local)) == []
+    [(key, why)] = pg_kind.method_problems(target_at("10.20.0.11"))
+    assert key == "drtool_postgres_clusters[main].target.host"
+    assert why.startswith("'10.20.0.11': a physical restore writes the data directory on the")

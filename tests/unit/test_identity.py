@@ -142,7 +142,8 @@ def test_side_facts_keep_each_sides_identity_and_machine():
                        {"cache": {"target": dict(REDIS["r1"], machine_id_sha256=None)}})
     assert facts == {
         ("main", "source"): {"system_identifier": "7391552387212345678",
-                             "data_directory": None, "machine_id_sha256": MACHINE_A},
+                             "data_directory": None, "data_dir_port": None,
+                             "machine_id_sha256": MACHINE_A},
         ("cache", "target"): {"run_id": "8c1d5e0f0a3b4c1e2d9f7a6b5c4d3e2f1a0b9c8d",
                               "dir": "/srv/sandbox/redis-primary", "dbfilename": "dump.rdb",
                               "machine_id_sha256": None}}
@@ -158,8 +159,9 @@ def test_a_guard_refusal_exits_2(kind, code):
 
 def physical(target_dir="/srv/pg/physical"):
     """The cluster through pgBackRest: its restore writes the target's declared data_dir."""
-    return [Component("main", "postgres", Place("pg1", path="/srv/pg/primary"),
-                      Place("pg2", path=target_dir), settings={"method": "pgbackrest"})]
+    return [Component("main", "postgres", Place("pg1", port=5432, path="/srv/pg/primary"),
+                      Place("pg2", port=5433, path=target_dir),
+                      settings={"method": "pgbackrest"})]
 
 
 def physical_facts(target_dir, target_machine=MACHINE_A, source_dir="/srv/pg/primary"):
@@ -167,7 +169,8 @@ def physical_facts(target_dir, target_machine=MACHINE_A, source_dir="/srv/pg/pri
     facts = copy.deepcopy(POSTGRES)
     facts["pg2"]["system_identifier"] = facts["pg1"]["system_identifier"]
     facts["pg1"]["data_directory"] = source_dir
-    facts["pg2"].update(data_directory=target_dir, machine_id_sha256=target_machine)
+    facts["pg2"].update(data_directory=target_dir, machine_id_sha256=target_machine,
+                        data_dir_port=5433)
     return facts
 
 
@@ -193,13 +196,26 @@ def test_a_physical_restore_into_a_directory_its_server_does_not_run_from_is_ref
     # cluster, another identifier) runs elsewhere: restoring there would destroy the source.
     facts = copy.deepcopy(POSTGRES)
     facts["pg1"]["data_directory"] = "/srv/pg/primary"
-    facts["pg2"]["data_directory"] = "/srv/pg/physical"
+    facts["pg2"].update(data_directory="/srv/pg/physical", data_dir_port=5432)
     check = judged(facts, components=physical("/srv/pg/primary"))["pg2"]
     assert check.status == FAILED
     assert check.detail == (
         "pg2's data_dir /srv/pg/primary is the data directory of backup source pg1 (main); "
-        "pg2's server runs from /srv/pg/physical, not from its data_dir /srv/pg/primary: a "
-        "physical restore there would not restore it")
+        "pg2: the server running from /srv/pg/primary listens on port 5432, not on its port "
+        "5433; pg2's server runs from /srv/pg/physical, not from its data_dir "
+        "/srv/pg/primary: a physical restore there would not restore it")
+
+
+def test_a_physical_target_reached_at_another_server_than_its_data_directorys_is_refused():
+    # Connection settings that lead elsewhere (another host, a forwarded port): the server
+    # that answers says the right data directory, but the one in data_dir listens on
+    # another port, or none runs from it at all.
+    for port, why in ((6543, "listens on port 6543, not on its port 5433"),
+                      (None, "no server runs from its data_dir /srv/pg/physical")):
+        facts = physical_facts("/srv/pg/physical")
+        facts["pg2"]["data_dir_port"] = port
+        check = judged(facts, components=physical())["pg2"]
+        assert check.status == FAILED and why in check.detail, check.detail
 
 
 def test_a_physical_copy_whose_data_directory_is_unknown_cannot_be_told_from_its_source():

@@ -36,6 +36,7 @@ def test_the_newest_backup_is_read_with_what_the_manifest_keeps():
         "000000010000000000000007", "000000010000000000000008")
     assert backup["stopped_at_epoch"] - backup["started_at_epoch"] == 3
     assert backup["size"] == 75987768 and backup["repository_size"] == 27177370
+    assert backup["repository"] == {"key": 1, "cipher": "none"}
     assert (backup["archive_min"], backup["archive_max"]) == (
         "000000010000000000000001", "000000010000000000000008")
 
@@ -88,13 +89,13 @@ def test_a_restore_never_archives_and_promotes_at_its_target():
                             exclusive=True, config="/etc/pgbackrest/pgbackrest.conf",
                             backup_set="20261206-032853F")
     assert argv == ["pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=main",
-                    "--pg1-path=/srv/pg/data", "--archive-mode=off", "--delta",
+                    "--pg1-path=/srv/pg/data", "--archive-mode=off", "--no-link-all", "--delta",
                     "--set=20261206-032853F", "--type=lsn", "--target=0/80000408",
                     "--target-exclusive", "--target-action=promote", "restore"]
     # The end of the archive: no type, no target; still never archiving.
     assert pgb.restore_argv("pgbackrest", "main", "/d") == [
-        "pgbackrest", "--stanza=main", "--pg1-path=/d", "--archive-mode=off", "--delta",
-        "restore"]
+        "pgbackrest", "--stanza=main", "--pg1-path=/d", "--archive-mode=off", "--no-link-all",
+        "--delta", "restore"]
     # A time as pgBackRest reads it to choose the backup: a space, not a T; in UTC.
     timed = pgb.restore_argv("pgbackrest", "main", "/d", "time", "2026-12-06T04:38:00.5+01:00")
     assert timed[-4:] == ["--type=time", "--target=2026-12-06 03:38:00.500000+00",

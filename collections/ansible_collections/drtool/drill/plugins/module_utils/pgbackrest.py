@@ -102,6 +102,12 @@ def newest_backup(info_text, stanza, label=None, before=None):
             raise PgBackRestError("stanza %s has no backup yet: run pgbackrest backup "
                                   "(or let drtool run one: pgbackrest_backup_type)" % stanza)
     record = backup_record(chosen[-1])
+    # Which repository holds it (a stanza may have several), and whether it is encrypted.
+    repo_key = (chosen[-1].get("database") or {}).get("repo-key")
+    record["repository"] = next(
+        ({"key": repo.get("key"), "cipher": repo.get("cipher")}
+         for repo in entry.get("repo") or [] if isinstance(repo, dict)
+         and repo.get("key") == repo_key), {"key": repo_key, "cipher": None})
     if record["error"]:
         raise PgBackRestError("backup %s of stanza %s is marked in error by pgbackrest "
                               "(a page checksum failed when it was taken)" % (record["label"], stanza))
@@ -128,7 +134,10 @@ def restore_argv(pgbackrest, stanza, pg_path, target_type="default", target=None
     argv = [pgbackrest]
     if config:
         argv.append("--config=%s" % config)
-    argv += ["--stanza=%s" % stanza, "--pg1-path=%s" % pg_path, "--archive-mode=off"]
+    # --no-link-all: a symlinked pg_wal comes back as a folder in pg_path, never as a link
+    # to where it was on the source (a configuration may say link-all=y).
+    argv += ["--stanza=%s" % stanza, "--pg1-path=%s" % pg_path, "--archive-mode=off",
+             "--no-link-all"]
     if delta:
         argv.append("--delta")
     if backup_set:

@@ -21,8 +21,11 @@ description:
     times the copy, the WAL replay and the promotion, and reads the server's log for where
     recovery stopped; a target it did not reach fails the restore with the server's reason.
   - C(rollback) puts the snapshot's copy back, starts the server and returns what it holds.
-  - Every program runs as I(os_user) when the module runs as root; the password reaches
-    the server through the connection only.
+  - C(started) starts the target's server when its data directory holds a cluster and no
+    server runs from it (a drill stopped while its snapshot had the server stopped).
+  - pgBackRest and pg_ctl (or the start and stop commands) run as I(os_user) when the module
+    runs as root (the copies, as the module's own user, keep owners and modes); the password
+    reaches the server through the connection only.
 options:
   host: {description: Server address., type: str, default: 127.0.0.1}
   port: {description: Server port (the target's own)., type: int, default: 5432}
@@ -30,7 +33,7 @@ options:
   password: {description: Password of I(user)., type: str}
   database: {description: Maintenance database to connect to., type: str, default: postgres}
   connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
-  state: {description: What to do., type: str, required: true, choices: [snapshot, disaster, restore, rollback]}
+  state: {description: What to do., type: str, required: true, choices: [snapshot, disaster, restore, rollback, started]}
   data_dir: {description: The target cluster's data directory., type: path, required: true}
   databases: {description: The databases to count., type: list, elements: str, default: []}
   snapshot_dir: {description: The safety snapshot's folder., type: path, required: true}
@@ -95,11 +98,18 @@ class Failed(Exception):
     pass
 
 
-def run(params, argv, timeout, what):
+def run(params, argv, timeout, what, server=False):
+    """Run a program as the cluster's user. A `server` (the postmaster pg_ctl starts) is
+    not the drill's: it must not carry DRTOOL_RUN_ID, or the reaper would stop the target's
+    server with whatever the drill left running."""
     try:
+        child = as_os_user(params["os_user"])
+        if server:
+            env = dict(child.get("env") or os.environ)
+            env.pop("DRTOOL_RUN_ID", None)
+            child["env"] = env
         done = subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, check=False, stdin=subprocess.DEVNULL,
-                              **as_os_user(params["os_user"]))
+                              timeout=timeout, check=False, stdin=subprocess.DEVNULL, **child)
     except FileNotFoundError:
         raise Failed("%s: %s was not found on this host" % (what, argv[0])) from None
     except KeyError:
@@ -154,14 +164,17 @@ def stop(params):
     return True
 
 
-def start(params):
+def start(params, timeout_s=None):
+    """Start the target's server (its start_command, else pg_ctl -w), allowing `timeout_s`
+    (a recovery's replay before it takes connections; else ready_timeout_s)."""
     if running_pid(params["data_dir"]) is not None:
         return
+    timeout_s = timeout_s or params["ready_timeout_s"]
     argv = params["start_command"] or (
         [os.path.join(params["bin_dir"], "pg_ctl"), "-D", params["data_dir"], "-w", "-t",
-         str(params["ready_timeout_s"])]
+         str(timeout_s)]
         + (["-l", params["server_log"]] if params["server_log"] else []) + ["start"])
-    run(params, argv, params["ready_timeout_s"] + 10, "starting the target cluster")
+    run(params, argv, timeout_s + 10, "starting the target cluster", server=True)
 
 
 def log_size(params):
@@ -233,6 +246,10 @@ def snapshot(psycopg, params):
         raise Failed("%s is not a PostgreSQL data directory (no PG_VERSION)" % data_dir)
     system_id, counts = measure(psycopg, params)
     copy = os.path.join(folder, COPY)
+    for stale in (STATE, MARK):  # a folder another drill used: its record is not this one
+        if os.path.exists(os.path.join(folder, stale)):
+            os.unlink(os.path.join(folder, stale))
+    shutil.rmtree(copy, ignore_errors=True)
     os.makedirs(copy, mode=0o700, exist_ok=True)
     stop(params)
     try:
@@ -283,17 +300,14 @@ def promotion_seconds(log_text):
 
 def restore(psycopg, params):
     data_dir, folder = params["data_dir"], params["snapshot_dir"]
-    stop(params)
-    if params["target_type"] != "default" and params["target_type"] not in (
-            "immediate",) and not params["target"]:
-        raise Failed("recovery target type %s needs a target" % params["target_type"])
-    try:
+    try:  # a target pgBackRest cannot take fails here, before anything is stopped
         argv = restore_argv(params["pgbackrest"], params["stanza"], data_dir,
                             params["target_type"], params["target"] or None,
                             params["target_exclusive"], params["pgbackrest_config"] or None,
                             backup_set=params["backup_set"] or None)
     except PgBackRestError as exc:
         raise Failed(str(exc)) from None
+    stop(params)
     copy_began, began = now(), time.monotonic()
     run(params, argv, params["recovery_timeout_s"], "pgbackrest restore")
     copy_s, copy_ended = time.monotonic() - began, now()
@@ -311,7 +325,7 @@ def restore(psycopg, params):
     replay_began, began = now(), time.monotonic()
     deadline = began + params["recovery_timeout_s"]
     try:
-        start(params)
+        start(params, params["recovery_timeout_s"])
     except Failed as exc:
         text = log_since(params, offset)
         why, detail = fatal_line(text), short_of_target(recovery_outcome(text))
@@ -368,6 +382,14 @@ def fatal_line(log_text):
     return None
 
 
+def ensure_started(params):
+    data_dir = params["data_dir"]
+    if not os.path.isfile(os.path.join(data_dir, "PG_VERSION")) or running_pid(data_dir):
+        return {"changed": False}
+    start(params)
+    return {"changed": True}
+
+
 def rollback(psycopg, params):
     """Put the snapshot's copy back, start the server and compare what it holds with what
     the snapshot recorded; per database, what the rollback check judges. Without a complete
@@ -381,7 +403,10 @@ def rollback(psycopg, params):
     except FileNotFoundError:
         state = None
     if state is None or marked:
-        return {"changed": False, "matches": None, "databases": {
+        # Nothing to roll back to (the snapshot never finished: a drill stopped during it)
+        # or done before: the target is left as it is, but running, as it was found.
+        started = ensure_started(params)["changed"]
+        return {"changed": started, "matches": None, "started": started, "databases": {
             database: {"snapshot": state is not None, "already": marked, "expected_exists": None,
                        "expected": None, "actual_exists": None, "actual": {}}
             for database in params["databases"]}}
@@ -415,7 +440,7 @@ def main():
     args.update(
         database=dict(type="str", default="postgres"),
         state=dict(type="str", required=True,
-                   choices=["snapshot", "disaster", "restore", "rollback"]),
+                   choices=["snapshot", "disaster", "restore", "rollback", "started"]),
         data_dir=dict(type="path", required=True),
         databases=dict(type="list", elements="str", default=[]),
         snapshot_dir=dict(type="path", required=True),
@@ -446,6 +471,8 @@ def main():
             result = disaster(params)
         elif params["state"] == "restore":
             result = restore(psycopg, params)
+        elif params["state"] == "started":
+            result = ensure_started(params)
         else:
             result = rollback(psycopg, params)
     except Failed as exc:

@@ -21,7 +21,7 @@ description:
 options:
   host: {description: Server address., type: str, default: 127.0.0.1}
   port: {description: Server port., type: int, default: 5432}
-  user: {description: "Role to connect as (superuser, or REPLICATION and pg_read_all_data).", type: str, default: postgres}
+  user: {description: "Role to connect as: a superuser (it writes the sentinel, locks and counts every table, switches the WAL)", type: str, default: postgres}
   password: {description: Password of I(user)., type: str}
   database: {description: Unused; the databases are I(databases)., type: str, default: postgres}
   connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
@@ -172,7 +172,11 @@ def counted(module, psycopg, params, wal_level, where):
 
 
 def at_time(psycopg, params):
-    """A point in the past as the target: nothing counted now corresponds to it."""
+    """A point in the past as the target: nothing counted now corresponds to it. Recovery
+    to a time stops at the first commit after it, so one is made now: on a quiet source
+    there might be none, and PostgreSQL refuses a recovery that ends short of its target."""
+    with connect(psycopg, params, params["databases"][0]) as conn:
+        conn.execute("SELECT txid_current()")  # autocommit: an xid, and its commit
     facts, _target = without_counts(psycopg, params)
     for part in facts.values():
         part.update(consistent_at=params["target_time"],
@@ -227,6 +231,14 @@ def main():
         if archive_mode == "off":
             module.fail_json(msg="%s does not archive its WAL (archive_mode off): a physical "
                              "restore could not reach a recovery target" % where)
+        with connect(psycopg, params, params["databases"][0]) as conn:
+            spaces = [row[0] for row in conn.execute(
+                "SELECT spcname FROM pg_tablespace WHERE spcname NOT IN "
+                "('pg_default', 'pg_global') ORDER BY 1")]
+        if spaces:  # before anything is destroyed: this is the backup phase
+            module.fail_json(msg="%s has tablespaces %s: pgBackRest would restore them at "
+                             "their source paths, outside the target's data directory, and "
+                             "drtool maps none" % (where, ", ".join(spaces)))
         if params["target_time"]:
             facts, target = at_time(psycopg, params)
             how = "none"
