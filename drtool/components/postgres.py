@@ -99,15 +99,15 @@ def from_sides(name: str, source: tuple[str, Mapping[str, Any]] | None,
     values = (target or source or ("", {}))[1]
     databases = values.get("databases") or ()
     every = databases == "all"
-    method_of = {side: str(place[1].get("method") or methods.DEFAULT)
-                 for side, place in ((SOURCE, source), (TARGET, target)) if place is not None}
+    by_side = {side: str(place[1].get("method") or methods.DEFAULT)
+               for side, place in ((SOURCE, source), (TARGET, target)) if place is not None}
     return Component(name, KIND, _place(source), _place(target),
                      databases=() if every else tuple(str(d) for d in databases),
                      all_databases=every,
                      settings={"bin_dir": values.get("bin_dir"),
-                               "method": method_of.get(TARGET) or method_of.get(SOURCE)
+                               "method": by_side.get(TARGET) or by_side.get(SOURCE)
                                or methods.DEFAULT,
-                               "method_of": method_of,
+                               "method_of": by_side,
                                "stanza": values.get("pgbackrest_stanza") or ""})
 
 

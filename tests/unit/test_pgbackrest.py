@@ -141,13 +141,6 @@ def test_a_log_without_a_recovery_says_none_started():
         "started"] is False
 
 
-def test_lsns_compare_as_numbers():
-    assert pgb.lsn_value("0/80000408") < pgb.lsn_value("1/0")
-    assert pgb.lsn_value("0/8000050") < pgb.lsn_value("0/80000408")
-    with pytest.raises(pgb.PgBackRestError):
-        pgb.lsn_value("nope")
-
-
 def test_a_recovery_short_of_its_target_says_which_wal_it_lacked():
     log = "\n".join([
         '2026-12-06 03:41:51.232 UTC [3777] LOG:  restored log file "000000010000000000000012" '

@@ -216,14 +216,6 @@ def recovery_outcome(log_text):
     return outcome
 
 
-def lsn_value(lsn):
-    """An LSN as a number, to compare two: '1/0000A0' -> 0x1000000A0."""
-    if not LSN.match(str(lsn or "")):
-        raise PgBackRestError("%r is not an LSN" % (lsn,))
-    high, low = str(lsn).split("/")
-    return (int(high, 16) << 32) + int(low, 16)
-
-
 def port_setting(port):
     """The line that gives a restored cluster the target's own port, appended to its
     postgresql.auto.conf (the last setting in that file wins)."""
