@@ -44,6 +44,3 @@ def history(env_name: str, as_json: bool) -> int:
                    f"{row['started_at']}  RTO {seconds(row['rto_s'])}  "
                    f"RPO {seconds(row['rpo_measured_s'])}{why}")
     return 0
-
-
-COMMANDS = (history,)

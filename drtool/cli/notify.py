@@ -37,6 +37,3 @@ def test(env_name: str, as_json: bool) -> int:
                    f"not delivered after {record.attempts} attempts: {record.error}")
         click.echo(f"{record.kind}{how} {record.target}: {outcome}")
     return EXIT_PASSED if all(s.status == "delivered" for s in sent) else EXIT_FAILED
-
-
-COMMANDS = [notify]

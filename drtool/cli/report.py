@@ -174,6 +174,3 @@ def _quarter(history: History, env: str, quarter: str | None, notes: dict[str, s
     data = model.quarterly_report(env, period, gather.recorded(history, env),
                                   gather.chain(history, env, now), now, GENERATED_BY, notes)
     return env, data, f"{env}-{period.label}"
-
-
-COMMANDS = (report,)

@@ -100,6 +100,3 @@ def _exposure_text(row: dict[str, Any]) -> str:
                     f"backup {row['newest_verified_backup']})")
     flag = " EXCEEDED" if row["rpo_state"] == EXCEEDED else ""
     return f"{exposure}, {objective}{flag}"
-
-
-COMMANDS = (status,)

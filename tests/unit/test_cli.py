@@ -176,3 +176,25 @@ def test_a_point_in_time_needs_a_physical_cluster(capsys, tmp_path, monkeypatch)
     assert ("--target-time recovers a cluster of a physical method to a point in time, and "
             "staging has none (method: pgbackrest)") in err
     assert err.count("\n") == 1, err
+
+
+def test_every_command_is_found_by_its_name_and_none_is_left_out():
+    import importlib
+    import pkgutil
+
+    import click
+
+    from drtool import cli
+    from drtool.cli.main import COMMANDS
+    from drtool.cli.main import cli as group
+
+    defined = set()
+    for info in pkgutil.iter_modules(cli.__path__):
+        module = importlib.import_module(f"drtool.cli.{info.name}")
+        found = [v for v in vars(module).values() if isinstance(v, click.Command)]
+        inside = {c for g in found if isinstance(g, click.Group) for c in g.commands.values()}
+        defined |= {c.name for c in found if c not in inside and c is not group}
+    assert defined == set(COMMANDS)
+    for name in COMMANDS:
+        assert group.get_command(click.Context(group), name).name == name
+    assert group.get_command(click.Context(group), "nosuch") is None

@@ -89,6 +89,19 @@ def only(names, wanted=None):
     return [name for name in names if name in wanted]
 
 
+def components_of(kinds, host_vars, host, side, wanted=None):
+    """[{kind, name}] of every component on `host` at `side`, kind by kind in the order of
+    `kinds` (drtool_component_kinds entries: {kind, list}), each kind's in declared order;
+    a service is on its `host`; only those named in `wanted` unless it is None. One list for
+    one include loop: a phase dispatches each component without an include per kind."""
+    found = []
+    for entry in kinds:
+        entries = host_vars.get(entry["list"], [])
+        names = on_host(entries, "host" if entry["kind"] == "service" else side, host)
+        found += [{"kind": entry["kind"], "name": name} for name in only(names, wanted)]
+    return found
+
+
 def here(host_vars, host, side="target", kinds=None):
     """The names of every component (of `kinds`, default all) on `host` at `side`, read
     from the host's variables; a service counts as a target."""
@@ -195,6 +208,7 @@ def public(entries, secret_keys=SECRET_KEYS):
 
 class FilterModule:
     def filters(self):
-        return {"on_host": on_host, "only": only, "here": here, "field": field, "waves": waves,
+        return {"on_host": on_host, "only": only, "here": here,
+                "components_of": components_of, "field": field, "waves": waves,
                 "resolve": resolve, "public": public, "described": described,
                 "sides_on": sides_on, "checks_on": checks_on}
