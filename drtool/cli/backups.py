@@ -12,8 +12,10 @@ import click
 
 from drtool import paths
 from drtool.cli.common import FilePath, env_option, json_option, load, print_json
+from drtool.cli.operations import LOCK_WAIT, run_operation
 from drtool.core.clock import iso, utc_now
 from drtool.errors import ConfigError
+from drtool.ops.logfile import redirect_output
 from drtool.store import crypto
 from drtool.store.lock import EnvironmentLock
 from drtool.store.open import open_store
@@ -23,7 +25,7 @@ from drtool.util.files import atomic_write
 
 @click.group()
 def backups() -> None:
-    """The backup catalog: list, prune."""
+    """The backup catalog: list, verify, prune."""
 
 
 def _size(size: int | None) -> str:
@@ -51,6 +53,25 @@ def list_backups(env_name: str, as_json: bool) -> int:
         click.echo(f"{summary.id}  {summary.consistent_at or summary.created_at or '-'}  "
                    f"{_size(summary.size)}  {summary.location}  {state}")
     return 0
+
+
+@backups.command("verify")
+@env_option
+@click.option("--backup", "backup_id", metavar="ID",
+              help="Check only this backup of drtool's store (default: every one it holds).")
+@click.option("--log", "log_file", type=FilePath(dir_okay=False, path_type=Path),
+              help="Send all output to this file, rotated at 5 MB (for cron and timers).")
+@LOCK_WAIT
+@json_option
+def verify_backups(env_name: str, backup_id: str | None, log_file: Path | None,
+                   lock_wait: int, as_json: bool) -> int:
+    """Read every backup back where it is kept and check it, outside any drill: each file
+    of drtool's store against its manifest's sha256, and each repository a method keeps
+    with its own tool (`pgbackrest verify`). Nothing is restored; the result is recorded in
+    the history like a drill's. Exit 1 when a backup fails its check."""
+    if log_file is not None:
+        redirect_output(log_file, f"drtool backups verify --env {env_name} (pid {os.getpid()})")
+    return run_operation(env_name, "verify-backups", as_json, backup_id, lock_wait=lock_wait)
 
 
 @backups.command("prune")
@@ -124,6 +145,3 @@ def new_key(path: Path) -> int:
     key = crypto.load_key(path)
     click.echo(f"{path}: new key {crypto.fingerprint(key)}")
     return 0
-
-
-COMMANDS = [backups]

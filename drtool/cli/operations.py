@@ -55,7 +55,7 @@ LOCK_WAIT = click.option(
          "(a schedule's jobs wait an hour); default: refuse at once (exit 75).")
 
 
-def _run(env_name: str, operation: str, as_json: bool, backup_id: str | None = None,
+def run_operation(env_name: str, operation: str, as_json: bool, backup_id: str | None = None,
          note: str | None = None, outputs: Outputs | None = None,
          seed: int | None = None, lock_wait: int = 0,
          target_time: dt.datetime | None = None) -> int:
@@ -225,7 +225,7 @@ def drill(env_name: str, plan_only: bool, note: str | None, backup_spec: str | N
         return 0
     if log_file is not None:
         redirect_output(log_file, f"drtool drill --env {env_name} (pid {os.getpid()})")
-    return _run(env_name, "drill", as_json, backup_spec, note=note,
+    return run_operation(env_name, "drill", as_json, backup_spec, note=note,
                 outputs=Outputs(metrics_dir, junit_file), seed=seed, lock_wait=lock_wait,
                 target_time=target_time)
 
@@ -240,7 +240,7 @@ def backup(env_name: str, log_file: Path | None, lock_wait: int, as_json: bool) 
     """Back up the environment's primaries into its backup store."""
     if log_file is not None:
         redirect_output(log_file, f"drtool backup --env {env_name} (pid {os.getpid()})")
-    return _run(env_name, "backup", as_json, lock_wait=lock_wait)
+    return run_operation(env_name, "backup", as_json, lock_wait=lock_wait)
 
 
 @click.command()
@@ -254,7 +254,7 @@ def restore(env_name: str, backup_id: str, target_time: dt.datetime | None,
             as_json: bool) -> int:
     """Restore a backup into the restore targets, after checking every file's sha256.
     The targets are snapshotted first and rolled back if the restore fails."""
-    return _run(env_name, "restore", as_json, backup_id, target_time=target_time)
+    return run_operation(env_name, "restore", as_json, backup_id, target_time=target_time)
 
 
 @click.command()
@@ -264,7 +264,7 @@ def restore(env_name: str, backup_id: str, target_time: dt.datetime | None,
 @json_option
 def verify(env_name: str, backup_id: str, as_json: bool) -> int:
     """Verify what the restore targets hold against a backup's manifest."""
-    return _run(env_name, "verify", as_json, backup_id)
+    return run_operation(env_name, "verify", as_json, backup_id)
 
 
 @click.command()
@@ -274,7 +274,7 @@ def rollback(env_name: str, as_json: bool) -> int:
     """Roll back the restore targets of drills that were killed (SIGKILL, a power loss)
     after they changed them, from their safety snapshots, and record each rollback in that
     drill's journal. Every drill, restore and verify does this first on its own."""
-    return _run(env_name, "rollback", as_json)
+    return run_operation(env_name, "rollback", as_json)
 
 
 @click.command()
@@ -312,6 +312,3 @@ def validate(env_name: str, as_json: bool) -> int:
         click.echo(f"drtool: error: {env_name}: {count} problem{'s' if count != 1 else ''} in "
                    f"{inventory}, each listed on stdout", err=True)
     return 0 if ok else 2
-
-
-COMMANDS = (drill, backup, restore, verify, rollback, validate)

@@ -26,6 +26,9 @@ def schedule() -> None:
 @click.option("--cron", "cron", metavar="EXPR", help="The same as --drill-cron.")
 @click.option("--backup-cron", "backup_cron", metavar="EXPR",
               help="Cron expression for backups (`drtool backup`), such as '0 * * * *'.")
+@click.option("--verify-cron", "verify_cron", metavar="EXPR",
+              help="Cron expression for checks of every backup (`drtool backups verify`), "
+                   "such as '30 3 * * *'.")
 @click.option("--drill-backup", type=click.Choice([choose.FRESH, *choose.CHOICES]),
               help="What a scheduled drill restores: a fresh backup of its own, or one the "
                    "store holds (`drill --backup`). Default: latest when ENV's backups are "
@@ -39,20 +42,22 @@ def schedule() -> None:
                    "else ~/.config/systemd/user).")
 @json_option
 def install(env_name: str, drill_cron: str | None, cron: str | None, backup_cron: str | None,
-            drill_backup: str | None, metrics_dir: Path | None, use_systemd: bool,
-            unit_dir: Path | None, as_json: bool) -> int:
-    """Schedule drills of ENV, backups of ENV, or both. Replaces the environment's earlier
+            verify_cron: str | None, drill_backup: str | None, metrics_dir: Path | None,
+            use_systemd: bool, unit_dir: Path | None, as_json: bool) -> int:
+    """Schedule drills of ENV, backups of ENV, checks of its backups, or any of them.
+    Replaces the environment's earlier
     entry of each job installed, if any."""
     if cron is not None and drill_cron is not None:
         raise click.UsageError("--cron and --drill-cron are the same option: give one")
     drill_cron = drill_cron if drill_cron is not None else cron
-    if drill_cron is None and backup_cron is None:
-        raise click.UsageError("give --drill-cron (or --cron), --backup-cron, or both")
+    if drill_cron is None and backup_cron is None and verify_cron is None:
+        raise click.UsageError("give --drill-cron (or --cron), --backup-cron, --verify-cron, "
+                               "or several")
     if drill_backup and drill_cron is None:
         raise click.UsageError("--drill-backup goes with --drill-cron")
     if unit_dir is not None and not use_systemd:
         raise click.UsageError("--unit-dir goes with --systemd")
-    for expression in (drill_cron, backup_cron):  # both checked before either is written
+    for expression in (drill_cron, backup_cron, verify_cron):  # all checked, then written
         if expression is not None:
             sched.check_cron(expression)
             if use_systemd:
@@ -67,6 +72,7 @@ def install(env_name: str, drill_cron: str | None, cron: str | None, backup_cron
     wait = ["--lock-wait", str(sched.LOCK_WAIT_S)]
     jobs = [(job, expression, extra) for job, expression, extra in (
         ("backup", backup_cron, wait),
+        ("verify-backups", verify_cron, wait),
         ("drill", drill_cron,
          wait + metrics + ([] if picked == choose.FRESH else ["--backup", picked])))
         if expression is not None]
@@ -93,8 +99,9 @@ def install(env_name: str, drill_cron: str | None, cron: str | None, backup_cron
         print_json([vars(e) for e in entries])
     else:
         for entry in entries:
-            what = "backups" if entry.job == "backup" else (
-                "drills" if picked == choose.FRESH else f"drills of the {picked} backup")
+            what = {"backup": "backups", "verify-backups": "checks of every backup"}.get(
+                entry.job) or ("drills" if picked == choose.FRESH
+                               else f"drills of the {picked} backup")
             click.echo(f"{env_name}: {what} at '{entry.schedule}' from the crontab; log in "
                        f"{sched.log_file(env_name, entry.job)}")
         click.echo(f"variables in {sched.env_file(env_name)} (mode 0600)")
@@ -127,6 +134,3 @@ def remove(env_name: str) -> int:
         find_inventory(env_name)  # ConfigError (exit 2) for an unknown environment
     click.echo(f"{env_name}: removed {removed} crontab entr{'y' if removed == 1 else 'ies'}")
     return 0
-
-
-COMMANDS = (schedule,)

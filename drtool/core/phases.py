@@ -8,6 +8,8 @@ PREFLIGHT, BACKUP, SNAPSHOT, DISASTER, RESTORE, RESTART, VERIFY, CLEANUP = (
     "preflight", "backup", "snapshot", "disaster", "restore", "restart", "verify", "cleanup",
 )
 ROLLBACK = "rollback"
+# `drtool backups verify`'s one phase: the repositories methods keep, checked where they are.
+BACKUPS = "backups"
 
 # Each phase is one playbook (playbooks/<phase>.yml) and one ansible-runner call.
 OPERATIONS: dict[str, tuple[str, ...]] = {
@@ -19,6 +21,9 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     # Preflight first: verify's write check writes to the target, so the target's identity
     # is asked before it, as for any operation that touches the targets.
     "verify": (PREFLIGHT, VERIFY),
+    # Outside any drill, on its own schedule: every backup read back and checked where it is
+    # kept (drtool's store by drtool, a method's repository by its tool); nothing restored.
+    "verify-backups": (BACKUPS,),
     # No phase of its own: it rolls back the targets of drills that were killed (see
     # drtool.drill.rollback), which every operation that touches the targets does first.
     "rollback": (),

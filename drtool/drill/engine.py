@@ -57,7 +57,7 @@ from drtool.core.model import (
     TaskRecord,
 )
 from drtool.core.rollback import cleanup_started
-from drtool.drill import facts, rollback
+from drtool.drill import backups_check, facts, rollback
 from drtool.drill.journal_writer import JournalWriter
 from drtool.drill.plan import identity_lock_keys, target_lock_keys
 from drtool.drill.recovery import adopt_fallback_journals, record_unrecorded, scrub_killed
@@ -519,6 +519,8 @@ class Drill:
                 run = merged([run, self._side_by_side(name, record, artifacts, units, left_s)])
         elif name == ph.RESTART and len(waves) > 1:
             run = self._in_waves(name, record, artifacts, waves, started, limit_s)
+        elif name == ph.BACKUPS and hosts is None:
+            run = PlaybookRun(status="successful", rc=0)  # no repository: drtool's store only
         else:
             run = self.ansible.run(name, self._extravars(), artifacts, self._on_event(record),
                                    lambda: self.cancelled, run_id=self.journal.drill_id,
@@ -535,6 +537,10 @@ class Drill:
         process per task. None for preflight: every host."""
         if name == ph.PREFLIGHT:
             return None
+        if name == ph.BACKUPS:  # only the repositories of methods that keep their own
+            return sorted({c.source.host for c in kinds.of_family(self.env.components, "postgres")
+                           if c.source is not None
+                           and methods.keeps_repository(postgres_kind.method_of(c))}) or None
         side = kinds.SOURCE if name == ph.BACKUP else kinds.TARGET
         hosts = {place.host for c in self.env.components
                  if (only is None or c.name in only) and (place := c.place(side)) is not None}
@@ -834,6 +840,23 @@ class Drill:
         return preflight.refusal([*versions, *files])
 
     # -- what each phase's results mean -----------------------------------------------------
+
+    def _after_backups(self, run: PlaybookRun, _record: PhaseRecord) -> str | None:
+        """Judge the repositories the playbook checked, then check drtool's store."""
+        checks = backups_check.repository_checks(run.stats.get("drtool_backups_checked", {}))
+        try:
+            found, warnings = backups_check.store_checks(self.store, self.backup_id)
+        except StoreError as exc:
+            found, warnings = [], []
+            checks.append(Check(backups_check.STORE_CHECK, self.store.location,
+                                "a store that answers", "unreachable", FAILED, exc.message))
+        checks += found
+        self.journal.checks.extend(checks)
+        self.journal.warnings.extend(warnings)
+        failed = verdict.failed(checks)
+        if failed:
+            return "; ".join(f"{c.name} {c.target}: {c.detail}" for c in failed)
+        return None
 
     def _after_backup(self, run: PlaybookRun, record: PhaseRecord) -> str | tuple[str, str] | None:
         if self.backup_id is None:

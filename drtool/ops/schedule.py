@@ -1,5 +1,6 @@
 """Drills and backups on a schedule: a tagged entry in the user's crontab (python-crontab),
-or a systemd service and timer pair, per job (JOBS: `drill`, `backup`). The entry runs drtool
+or a systemd service and timer pair, per job (JOBS: `drill`, `backup`, and `verify-backups`,
+which runs `drtool backups verify`). The entry runs drtool
 non-interactively with absolute paths and the environment it needs, its output going to a
 rotated log under DRTOOL_HOME/logs. In production the two run apart: backups as often as
 the RPO asks, drills of those backups (`drill --backup latest`) as often as audits ask."""
@@ -21,12 +22,17 @@ from drtool import paths
 from drtool.errors import ConfigError, OrchestrationError
 from drtool.util.files import atomic_write
 
-JOBS = ("drill", "backup")
+JOBS = ("drill", "backup", "verify-backups")
+# The drtool command of each job (its arguments follow), where it is not the job's name.
+COMMAND_WORDS = {"verify-backups": ["backups", "verify"]}
+# What each job is called in a unit's description and in what `schedule install` prints.
+DESCRIBED = {"drill": "disaster-recovery drill", "backup": "backup",
+             "verify-backups": "check of every backup"}
 # How long a scheduled job waits for the environment's lock when the other job holds it.
 LOCK_WAIT_S = 3600
-# Every entry drtool writes carries the comment "drtool:<env>" (a drill) or
-# "drtool-backup:<env>" (a backup).
-TAGS = {"drill": "drtool:", "backup": "drtool-backup:"}
+# Every entry drtool writes carries the comment "drtool:<env>" (a drill),
+# "drtool-backup:<env>" (a backup) or "drtool-verify:<env>" (a check of the backups).
+TAGS = {"drill": "drtool:", "backup": "drtool-backup:", "verify-backups": "drtool-verify:"}
 # What a drill needs from the installing shell: drtool's own settings, where to find tools,
 # a UTF-8 locale (Ansible refuses others), and the usual secret sources.
 PASSED_ON = re.compile(r"^(DRTOOL_[A-Z0-9_]+|PATH|LANG|LC_ALL|HOME|ANSIBLE_VAULT_PASSWORD_FILE|"
@@ -44,7 +50,7 @@ class Entry:
     schedule: str
     command: str
     enabled: bool
-    job: str = "drill"  # or "backup"
+    job: str = "drill"  # or "backup", "verify-backups"
 
 
 def drtool_executable() -> str:
@@ -102,7 +108,8 @@ def log_file(env: str, job: str = "drill") -> Path:
 
 def job_argv(env: str, extra: list[str] | None = None, job: str = "drill") -> list[str]:
     """What a schedule runs, for cron and systemd alike: drtool JOB --env ENV --log FILE."""
-    return [drtool_executable(), job, "--env", env, "--log", str(log_file(env, job)),
+    return [drtool_executable(), *COMMAND_WORDS.get(job, [job]), "--env", env,
+            "--log", str(log_file(env, job)),
             *(extra or [])]
 
 
@@ -229,7 +236,7 @@ def systemd_units(env: str, expression: str, folder: Path,
     private = str(write_env_file(env)).replace("%", "%%")
     service = folder / f"drtool-{job}-{env}.service"
     timer = folder / f"drtool-{job}-{env}.timer"
-    what = "disaster-recovery drill" if job == "drill" else "backup"
+    what = DESCRIBED[job]
     atomic_write(service, f"""[Unit]
 Description=drtool {what} of {env}
 After=network-online.target

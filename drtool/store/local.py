@@ -21,7 +21,16 @@ from drtool.store.base import BackupSummary, ManifestInvalid, Transfer, backup_t
 from drtool.util.files import atomic_write
 
 BACKUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MANIFEST = "manifest.json"
 VERIFIED = "verified.json"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class LocalStore:
@@ -49,7 +58,7 @@ class LocalStore:
     def write_manifest(self, manifest: Manifest) -> tuple[Path, str]:
         """Write manifest.json into the backup; return its path and sha256."""
         text = manifest.to_json()
-        path = self.backup_path(manifest.backup_id) / "manifest.json"
+        path = self.backup_path(manifest.backup_id) / MANIFEST
         atomic_write(path, text)
         return path, hashlib.sha256(text.encode()).hexdigest()
 
@@ -57,7 +66,7 @@ class LocalStore:
         """Return the backup's manifest, validated (drtool.core.manifest.manifest_from_json).
         ConfigError (exit 2) when there is no such backup; ManifestInvalid (exit 1) when its
         manifest cannot be trusted; StoreError (exit 3) when it cannot be read."""
-        path = self.backup_path(backup_id) / "manifest.json"
+        path = self.backup_path(backup_id) / MANIFEST
         try:
             text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
@@ -82,7 +91,7 @@ class LocalStore:
             verified = self._verified(folder)
             created = backup_time(folder.name)
             try:
-                manifest = manifest_from_json((folder / "manifest.json").read_text("utf-8"),
+                manifest = manifest_from_json((folder / MANIFEST).read_text("utf-8"),
                                               folder.name)
                 summaries.append(BackupSummary(folder.name, manifest.consistent_at,
                                                manifest.size, str(folder), True, verified,
@@ -111,6 +120,35 @@ class LocalStore:
 
     def fetch(self, manifest: Manifest) -> tuple[list[dict[str, Any]], Transfer | None]:
         return [], None  # the restore playbook checks every file where it lies
+
+    def check(self, manifest: Manifest) -> list[dict[str, Any]]:
+        """Read every file of the backup and compare it with the manifest (size, sha256);
+        a file the manifest does not list is a problem too."""
+        folder = self.backup_path(manifest.backup_id)
+        problems = []
+        for entry in manifest.files:
+            path = folder / entry.path
+            actual, problem = None, None
+            try:
+                if path.stat().st_size != entry.size:
+                    actual = f"{path.stat().st_size} bytes"
+                    problem = f"{entry.path}: {actual}, the manifest says {entry.size}"
+                else:
+                    actual = sha256_of(path)
+                    if actual != entry.sha256:
+                        problem = f"{entry.path}: sha256 {actual} differs from the manifest's"
+            except OSError as exc:
+                problem = f"{entry.path}: {exc.strerror or exc}"
+            if problem:
+                problems.append({"path": entry.path, "expected": entry.sha256, "actual": actual,
+                                 "problem": problem})
+        listed = {entry.path for entry in manifest.files} | {MANIFEST, VERIFIED}
+        for path in sorted(p for p in folder.rglob("*") if not p.is_dir()):
+            name = path.relative_to(folder).as_posix()
+            if name not in listed:  # added since, or left by a tool: not what was backed up
+                problems.append({"path": name, "expected": None, "actual": "present",
+                                 "problem": f"{name}: not in the manifest"})
+        return problems
 
     def release(self, backup_id: str) -> None:
         pass  # this folder is the store itself

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
 import json
 import shutil
 import time
@@ -34,10 +33,9 @@ from drtool.core.manifest import Manifest, manifest_from_json, path_problem, sho
 from drtool.errors import ConfigError, StoreError
 from drtool.store import crypto
 from drtool.store.base import BackupSummary, ManifestInvalid, Transfer, backup_time
-from drtool.store.local import LocalStore
+from drtool.store.local import MANIFEST, LocalStore, sha256_of
 from drtool.store.settings import MIB, S3Connection, S3StoreSettings
 
-MANIFEST = "manifest.json"
 VERIFIED = "verified.json"
 NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 ENCRYPTION = "AES-256-GCM, 1 MiB chunks (drtool.store.crypto)"
@@ -238,7 +236,7 @@ class S3Store:
                     with open(source, "rb") as plain, open(sealed, "wb") as out:
                         crypto.encrypt(key, plain, out)
                     source = sealed
-                stored_sha256 = entry.sha256 if key is None else _sha256(source)
+                stored_sha256 = entry.sha256 if key is None else sha256_of(source)
                 metadata = {"drtool-sha256": entry.sha256,
                             "drtool-encrypted": "yes" if key is not None else "no"}
                 files.append(self._upload(source, manifest.backup_id, entry.path, metadata,
@@ -247,7 +245,7 @@ class S3Store:
             published = dataclasses.replace(manifest, extra={**manifest.extra,
                                                              "storage": storage})
             self.spool.write_manifest(published)
-            manifest_sha256 = _sha256(folder / MANIFEST)
+            manifest_sha256 = sha256_of(folder / MANIFEST)
             files.append(self._upload(folder / MANIFEST, manifest.backup_id, MANIFEST, {},
                                       manifest_sha256, manifest_sha256))
         finally:
@@ -411,7 +409,7 @@ class S3Store:
         """Decrypt (or just rename) a downloaded file into place; its sha256, or a problem."""
         if key is None:
             part.replace(target)
-            return _sha256(target), None
+            return sha256_of(target), None
         try:
             with open(part, "rb") as sealed, open(target, "wb") as plain:
                 crypto.decrypt(key, sealed, plain)
@@ -419,9 +417,18 @@ class S3Store:
             return None, f"cannot decrypt: {exc}"
         finally:
             part.unlink(missing_ok=True)
-        return _sha256(target), None
+        return sha256_of(target), None
 
     # -- housekeeping -------------------------------------------------------------------------
+
+    def check(self, manifest: Manifest) -> list[dict[str, Any]]:
+        """Download every object of the backup and check it (see fetch), then empty the
+        staging folder: nothing is kept from a check."""
+        try:
+            problems, _transfer = self.fetch(manifest)
+        finally:
+            self.release(manifest.backup_id)
+        return problems
 
     def release(self, backup_id: str) -> None:
         """Empty the staging folder of a backup (the bucket keeps it)."""
@@ -449,9 +456,3 @@ class S3Store:
         self.release(backup_id)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(MIB), b""):
-            digest.update(block)
-    return digest.hexdigest()

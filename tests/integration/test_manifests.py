@@ -1,5 +1,6 @@
 """A backup whose manifest.json was corrupted or forged, restored from the local store of the
-sandbox: a failed integrity check named in one line, exit 1, and targets as before.
+sandbox: a failed integrity check named in one line, exit 1, and targets as before; and
+`drtool backups verify`, which reads every backup back and names each file gone bad.
 
 Each case is a copy of the passed drill's backup under a new id, with one edit to its
 manifest; the copies are removed at the end."""
@@ -122,3 +123,47 @@ def test_a_changed_dropped_or_missing_file_entry_fails_the_restore_naming_each(
     assert problems == {changed["path"]: "sha256 mismatch", dropped["path"]: "not in the manifest",
                         missing["path"]: "missing"}
     assert target_state(sandbox) == before
+
+
+def test_backups_verify_reads_every_backup_back_and_names_each_bad_file(
+        sandbox: Drtool, copies, passed_drill: dict[str, Any]):
+    good = Path(passed_drill["backup"]["location"]).name
+    rotted = copies("rotted")
+    manifest = json.loads((rotted / "manifest.json").read_text())
+    entry = max(manifest["files"], key=lambda e: e["size"])
+    data = bytearray((rotted / entry["path"]).read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the same size, one byte changed: only a hash tells
+    (rotted / entry["path"]).write_bytes(bytes(data))
+    (rotted / "postgres" / "stray.sql").write_text("-- written into the backup later\n")
+    unreadable = copies("unreadable")
+    (unreadable / "manifest.json").write_text("{")
+
+    done = sandbox("backups", "verify", "--env", "sandbox", "--json")
+
+    assert done.returncode == 1, done.stderr
+    journal = json.loads(done.stdout)
+    assert journal["operation"] == "verify-backups" and journal["status"] == "failed"
+    assert journal["failure"]["kind"] == "check" and rotted.name in journal["failure"]["reason"]
+    checks = {c["target"]: c for c in journal["checks"] if c["name"] == "backups.sha256"}
+    assert checks[good]["status"] == "passed", checks[good]
+    files = len(manifest["files"])
+    assert checks[rotted.name]["status"] == "failed"
+    assert checks[rotted.name]["actual"] == "2 problems"
+    assert checks[rotted.name]["expected"] == f"{files} files as the manifest lists them"
+    assert f"{entry['path']}: sha256 " in checks[rotted.name]["detail"]
+    assert "postgres/stray.sql: not in the manifest" in checks[rotted.name]["detail"]
+    assert checks[unreadable.name]["status"] == "failed"
+    assert "not valid JSON" in checks[unreadable.name]["detail"]
+    code, history = sandbox.json("history", "--env", "sandbox")
+    assert code == 0
+    [recorded] = [r for r in history if r["drill_id"] == journal["drill_id"]]
+    assert recorded["operation"] == "verify-backups" and recorded["status"] == "failed"
+
+    # One backup only; and one the store does not hold is a usage error, checked before
+    # anything runs.
+    done = sandbox("backups", "verify", "--env", "sandbox", "--backup", good, "--json")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    assert [c["target"] for c in json.loads(done.stdout)["checks"]] == [good]
+    done = sandbox("backups", "verify", "--env", "sandbox", "--backup", "bk-none")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "bk-none" in done.stderr

@@ -8,6 +8,7 @@ whose data directory is the source's is refused before anything stops."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -238,3 +239,50 @@ def test_a_target_whose_data_directory_is_the_sources_is_refused_before_anything
     with pg(sandbox, "pg_primary", "postgres") as admin:
         assert admin.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == started
     assert physical_state(sandbox) == before
+
+
+def test_backups_verify_checks_the_repository_and_names_a_bad_file_and_a_hole(
+        sandbox: Drtool):
+    code, journal = sandbox.json("backups", "verify", "--env", "sandbox-physical")
+    assert code == 0, journal.get("failure")
+    assert journal["operation"] == "verify-backups"
+    [check] = checks_named(journal, "backups.repository")
+    assert check["target"] == "main" and check["status"] == "passed", check
+    assert re.fullmatch(r"[1-9]\d* backup files and [1-9]\d* WAL segments valid, no hole in "
+                        r"the archive", check["actual"]), check["actual"]
+
+    # A copy of the repository, with its own configuration: one byte of a backup file
+    # changed (the same size: only a checksum tells) and a WAL segment gone from the middle.
+    original = repository(sandbox).parent
+    copy = original.with_name("pgbackrest-copy")  # where the cluster's OS user reaches
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(original, copy, symlinks=True)
+    try:
+        config = copy / "pgbackrest.conf"
+        config.write_text(config.read_text().replace(str(original), str(copy)))
+        subprocess.run(["chown", "-R", "postgres:postgres", str(copy)], check=True)
+        backup = (copy / "repo" / "backup" / "sandbox" / "latest").resolve()
+        rotted = max(backup.glob("pg_data/base/*/*"), key=lambda p: p.stat().st_size)
+        named = f"{backup.name}/{rotted.relative_to(backup).as_posix()}"  # as pgBackRest says
+        data = bytearray(rotted.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        rotted.write_bytes(bytes(data))
+        segments = sorted((copy / "repo" / "archive" / "sandbox").glob("15-1/*/0*"))
+        gone = segments[len(segments) // 2]
+        gone.unlink()
+        env = physical_env(sandbox, "physical-bad-repository",
+                           component={"pgbackrest_config": str(config)})
+
+        code, journal = sandbox.json("backups", "verify", "--env", env)
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+    assert code == 1, journal.get("failure")
+    [check] = checks_named(journal, "backups.repository")
+    assert check["status"] == "failed"
+    assert f"invalid checksum '{named}'" in check["detail"], check["detail"]
+    assert f"WAL {gone.name[:24]} missing from the archive" in check["detail"]
+    assert journal["failure"]["phase"] == "backups" and journal["failure"]["kind"] == "check"
+    code, history = sandbox.json("history", "--env", env)
+    assert code == 0 and history[0]["drill_id"] == journal["drill_id"]
+    assert history[0]["status"] == "failed"

@@ -278,6 +278,15 @@ def test_a_corrupted_or_deleted_object_fails_the_restore_by_name_and_changes_not
     assert f"object s3://{BACKUPS}/{rdb} is missing" in journal_of(deleted)["failure"]["reason"]
     assert target_state(s3.drtool) == before
 
+    # `backups verify` downloads every object, checks it and keeps nothing: both named.
+    checked = s3.run("backups", "verify", "--env", env)
+    assert checked.returncode == 1, checked.stderr
+    found = {c["target"]: c for c in journal_of(checked)["checks"]}
+    assert f"object s3://{BACKUPS}/{toc}: sha256 " in found[older]["detail"]
+    assert f"object s3://{BACKUPS}/{rdb} is missing" in found[newer]["detail"]
+    assert not (s3.drtool.home / "backups" / env / older).exists()
+    assert not (s3.drtool.home / "backups" / env / newer).exists()
+
     # Retention: --dry-run removes nothing; then the older backup goes and is recorded.
     dry = s3.run("backups", "prune", "--env", env, "--keep-last", "1", "--dry-run")
     assert dry.returncode == 0 and f"would remove  {older}" in dry.stdout

@@ -323,6 +323,15 @@ def test_a_backup_schedule_and_a_drill_schedule_of_its_backups_are_installed_apa
     assert "OnCalendar=*-*-* *:0:00" in (tmp_path / "drtool-backup-sandbox.timer").read_text()
     assert schedule.unit_files("sandbox", (tmp_path,)) == [
         tmp_path / "drtool-drill-sandbox.service", tmp_path / "drtool-backup-sandbox.service"]
+    # The checks of every backup, on a schedule of their own.
+    assert main(["schedule", "install", "--env", "sandbox", "--verify-cron", "30 3 * * *",
+                 "--systemd", "--unit-dir", str(tmp_path)]) == 0
+    assert exec_start("verify-backups") == [
+        "backups", "verify", "--env", "sandbox", "--log",
+        f"{home}/logs/verify-backups-sandbox.log", "--lock-wait", "3600"]
+    assert "Description=drtool check of every backup of sandbox" in (
+        tmp_path / "drtool-verify-backups-sandbox.service").read_text()
+    (tmp_path / "drtool-verify-backups-sandbox.service").unlink()
     # Alone, a drill schedule makes its own backups, unless told which to restore.
     assert main(["schedule", "install", "--env", "sandbox", "--cron", "0 5 * * 1",
                  "--drill-backup", "random", "--systemd", "--unit-dir", str(tmp_path)]) == 0
@@ -339,7 +348,8 @@ def test_a_backup_schedule_and_a_drill_schedule_of_its_backups_are_installed_apa
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    ([], "give --drill-cron (or --cron), --backup-cron, or both"),
+    ([], "give --drill-cron (or --cron), --backup-cron, --verify-cron, or several"),
+    (["--verify-cron", "30 3 * *"], "not a valid cron expression"),
     (["--cron", "0 5 * * 1", "--drill-cron", "0 5 * * 1"], "the same option"),
     (["--backup-cron", "0 * * * *", "--drill-backup", "latest"], "goes with --drill-cron"),
     (["--drill-cron", "0 5 * * 1", "--backup-cron", "0 * * *"], "not a valid cron expression"),

@@ -163,3 +163,80 @@ def test_a_time_target_takes_the_newest_backup_that_ended_before_it():
         "20261206-032853F")
     with pytest.raises(pgb.PgBackRestError, match="no backup that ended before"):
         pgb.newest_backup(json.dumps(INFO), "sandbox", before=stop)
+
+
+VERIFY_ERROR = (FIXTURES / "verify-error.txt").read_text()
+VERIFY_OK = """stanza: sandbox
+status: ok
+  archiveId: 15-1, total WAL checked: 57, total valid WAL: 57
+    missing: 0, checksum invalid: 0, size invalid: 0, other: 0
+  backup: 20261206-060844F, status: valid, total files checked: 1612, total valid files: 1612
+    missing: 0, checksum invalid: 0, size invalid: 0, other: 0
+"""
+
+
+def test_verify_names_each_file_it_found_wrong_and_counts_what_it_checked_once():
+    # pgBackRest 2.45 exits 0 here: the summary is the verdict. With the console at info,
+    # the summary comes twice; it is counted once.
+    status, problems, checked = pgb.verify_findings(VERIFY_ERROR)
+    assert status == "error"
+    assert problems == ["invalid checksum '20261206-060844F/pg_data/base/5/2838.lz4'",
+                        "20261206-060844F: checksum invalid 1"]
+    assert checked == {"files": 1612, "wal": 54}
+
+
+def test_a_verify_that_found_nothing_wrong_and_one_that_printed_no_summary():
+    assert pgb.verify_findings(VERIFY_OK) == ("ok", [], {"files": 1612, "wal": 57})
+    assert pgb.verify_findings("INFO: verify command end: completed successfully") == (
+        None, [], {"files": 0, "wal": 0})
+
+
+def listing(*names: str) -> str:
+    entries: dict[str, Any] = {".": {"type": "path"}, "archive.info": {"type": "file"}}
+    for name in names:
+        folder = name.split("/")[0]
+        entries[folder] = {"type": "path"}
+        entries[f"{folder}/{name.split('/')[1][:16]}"] = {"type": "path"}
+        entries[name] = {"type": "file", "size": 1}
+    return json.dumps(entries)
+
+
+def segment(timeline: int, log: int, number: int, suffix: str = "-" + "a" * 40 + ".lz4") -> str:
+    return f"15-1/{timeline:08X}{log:08X}/{timeline:08X}{log:08X}{number:08X}{suffix}"
+
+
+def test_a_segment_missing_from_the_middle_of_the_archive_is_a_gap():
+    gaps = pgb.wal_gaps((FIXTURES / "archive-ls.json").read_text())
+    assert gaps == [{"archive_id": "15-1", "timeline": 1, "segments": 1,
+                     "first_missing": "000000010000000000000013",
+                     "last_missing": "000000010000000000000013"}]
+    assert pgb.describe_gap(gaps[0]) == (
+        "WAL 000000010000000000000013 missing from the archive (15-1, timeline 1): no "
+        "recovery replays past it")
+
+
+def test_gaps_across_log_files_count_the_segments_a_log_file_holds():
+    # 16 MB segments: a log file holds 256 (00 to FF), as the archive's full one shows.
+    names = [segment(1, 0, n) for n in range(0xFC, 0x100)] + [segment(1, 1, 2)]
+    [gap] = pgb.wal_gaps(listing(*names))
+    assert (gap["first_missing"], gap["last_missing"], gap["segments"]) == (
+        "000000010000000100000000", "000000010000000100000001", 2)
+    # 64 MB segments, told: 64 a log file, and 3F then 00 follow each other.
+    names = [segment(1, 0, 0x3E), segment(1, 0, 0x3F), segment(1, 1, 0)]
+    assert pgb.wal_gaps(listing(*names), segment_size=64 * 1024 * 1024) == []
+    # Untold, and no full log file to count from: across log files nothing is judged.
+    names = [segment(1, 0, 0x3D), segment(1, 1, 0)]
+    assert pgb.wal_gaps(listing(*names)) == []
+
+
+def test_a_new_timeline_a_partial_segment_and_history_files_are_no_gap():
+    names = [segment(1, 0, n) for n in (3, 4)] + [
+        segment(1, 0, 5, ".partial-" + "b" * 40 + ".lz4"),
+        segment(2, 0, 5), segment(2, 0, 6), "15-1/0000000200000000/00000002.history",
+        segment(1, 0, 4, ".00000028.backup")]
+    assert pgb.wal_gaps(listing(*names)) == []
+
+
+def test_a_listing_that_is_not_json_is_refused():
+    with pytest.raises(pgb.PgBackRestError, match="did not print JSON"):
+        pgb.wal_gaps("ERROR: [055]: unable to list")

@@ -35,3 +35,10 @@ def is_physical(method: str) -> bool:
     """Whether the method restores a whole cluster from its files (and WAL), rather than
     databases from dumps kept in drtool's store."""
     return bool(getattr(METHODS.get(method), "PHYSICAL", False))
+
+
+def keeps_repository(method: str) -> bool:
+    """Whether the method's backups live in its tool's own repository (which `drtool backups
+    verify` has that tool check, in the method's `backups` entry point) rather than as files
+    in drtool's store."""
+    return bool(getattr(METHODS.get(method), "REPOSITORY", False))

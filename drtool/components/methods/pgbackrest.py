@@ -6,3 +6,5 @@ drtool's store keeps only the manifest: the files are pgBackRest's."""
 
 NAME = "pgbackrest"
 PHYSICAL = True
+# The backups are pgBackRest's, in its repository: `pgbackrest verify` checks them there.
+REPOSITORY = True

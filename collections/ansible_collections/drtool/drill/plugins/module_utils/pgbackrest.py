@@ -248,3 +248,124 @@ def short_of_target(outcome):
     if outcome.get("archive_errors"):
         parts.append("pgbackrest: %s" % outcome["archive_errors"][-1])
     return "; ".join(parts)
+
+
+# `pgbackrest verify --output=text --verbose --log-level-console=info`: the summary's status
+# line and counts (without --verbose, a summary only when something is wrong), and the INFO
+# lines that name each file it found wrong ("invalid checksum '<path>'", ...).
+# pgBackRest 2.45 ends verify with exit 0 whatever it found: the summary is the verdict.
+_VERIFY_STATUS = re.compile(r"^\s*status: (\S+)", re.MULTILINE)
+_VERIFY_FILE = re.compile(r"INFO: ((?:invalid|missing|unable|no |error)[^\n]*?)\s*$",
+                          re.MULTILINE | re.IGNORECASE)
+_VERIFY_COUNTS = re.compile(r"^\s*(?:backup|archiveId): ([^,]+),.*$", re.MULTILINE)
+_VERIFY_BAD = re.compile(r"(missing|checksum invalid|size invalid|other): ([1-9]\d*)")
+_VERIFY_TOTAL = re.compile(r"total (files|WAL) checked: (\d+)")
+
+
+def verify_findings(text):
+    """What `pgbackrest verify` found: (status, problems, checked), the status its summary
+    gives ('ok' or 'error'; None when it printed no summary), one line per file or count it
+    found wrong, and how many backup files and WAL segments it checked ({files, wal})."""
+    statuses = _VERIFY_STATUS.findall(text or "")
+    status = statuses[-1] if statuses else None
+    problems = []
+    for line in _VERIFY_FILE.findall(text or ""):
+        if line not in problems:
+            problems.append(line)
+    # The summary's counts, for what has no line of its own ("backup X: checksum invalid 1").
+    lines = (text or "").splitlines()
+    for index, line in enumerate(lines):
+        match = _VERIFY_COUNTS.match(line)
+        if match and index + 1 < len(lines):
+            for kind, count in _VERIFY_BAD.findall(lines[index + 1]):
+                summary = "%s: %s %s" % (match.group(1), kind, count)
+                if summary not in problems:
+                    problems.append(summary)
+        if len(problems) > 50:
+            break
+    checked = {"files": 0, "wal": 0}
+    seen = set()
+    for line in lines:  # each summary once: --log-level-console=info prints it twice
+        if line.strip() in seen:
+            continue
+        seen.add(line.strip())
+        for kind, count in _VERIFY_TOTAL.findall(line):
+            checked["files" if kind == "files" else "wal"] += int(count)
+    return status, problems, checked
+
+
+# A WAL segment's name: timeline, then the segment number as two 8-digit hex halves.
+_SEGMENT = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(?:\.partial)?(?:-[0-9a-f]{40})?"
+                      r"(?:\.\w+)?$")
+
+
+def wal_gaps(listing_text, segment_size=None):
+    """The holes in the archive, from `pgbackrest repo-ls --output=json --recurse
+    archive/STANZA`: for each archive id and timeline, the ranges of segments missing
+    between its first and its last (a recovery cannot replay across one). The segments in a
+    log file (the name's middle part) follow from `segment_size` in bytes, else from the
+    archive: the highest last part a log file that is not the newest holds, plus one (256
+    for 16 MB segments). Returns [{archive_id, timeline, first_missing, last_missing,
+    segments}], in order."""
+    try:
+        listing = json.loads(listing_text)
+    except ValueError:
+        raise PgBackRestError("pgbackrest repo-ls did not print JSON") from None
+    found = {}
+    for path, entry in listing.items():
+        parts = path.split("/")
+        if len(parts) != 3 or not isinstance(entry, dict) or entry.get("type") != "file":
+            continue
+        match = _SEGMENT.match(parts[2])
+        if not match or ".backup" in parts[2]:
+            continue
+        timeline, high, low = (int(g, 16) for g in match.groups())
+        found.setdefault((parts[0], timeline), set()).add((high, low))
+    gaps = []
+    for (archive_id, timeline), segments in sorted(found.items()):
+        per_log = (0x100000000 // segment_size if segment_size
+                   else _segments_per_log(segments))
+        ordered = sorted(segments)
+        for before, after in zip(ordered, ordered[1:], strict=False):
+            if before[0] == after[0]:
+                missing = after[1] - before[1] - 1
+            elif per_log is None:  # across log files, with no way to count: not judged
+                continue
+            else:
+                missing = (after[0] - before[0]) * per_log + after[1] - before[1] - 1
+            if missing > 0:
+                first = _next(before, per_log)
+                gaps.append({"archive_id": archive_id, "timeline": timeline,
+                             "first_missing": "%08X%08X%08X" % ((timeline,) + first),
+                             "last_missing": "%08X%08X%08X" % ((timeline,) + _previous(
+                                 after, per_log)),
+                             "segments": missing})
+    return gaps
+
+
+def _segments_per_log(segments):
+    """How many segments a log file holds, from those of every log file but the newest;
+    None when the archive has no full log file to tell."""
+    newest = max(high for high, _low in segments)
+    seen = [low for high, low in segments if high != newest]
+    if not seen:
+        return None
+    count = max(seen) + 1
+    return count if count & (count - 1) == 0 else None  # a power of two, or unknown
+
+
+def _next(segment, per_log):
+    high, low = segment
+    return (high + 1, 0) if per_log is not None and low + 1 >= per_log else (high, low + 1)
+
+
+def _previous(segment, per_log):
+    high, low = segment
+    return (high - 1, per_log - 1) if low == 0 and per_log is not None else (high, low - 1)
+
+
+def describe_gap(gap):
+    first, last = gap["first_missing"], gap["last_missing"]
+    span = first if first == last else "%s to %s" % (first, last)
+    return "WAL %s missing from the archive (%s, timeline %d): no recovery replays past it" % (
+        span, gap["archive_id"], gap["timeline"])

@@ -12,8 +12,9 @@ description:
     with the configuration file given (else pgBackRest's default). drtool never reads or
     writes that configuration: repository keys stay in it.
   - C(info) returns the stanza's newest backup (or the one labelled I(label)); C(backup)
-    takes one of I(backup_type) first and returns it; C(check) and C(verify) fail with
-    pgBackRest's own error.
+    takes one of I(backup_type) first and returns it; C(check) fails with pgBackRest's own
+    error; C(verify) fails naming each file pgBackRest's verify found wrong (it exits 0 even
+    then) and each hole in the stanza's WAL archive (which verify does not report).
 options:
   command: {description: What to run., type: str, required: true, choices: [version, info, check, backup, verify]}
   stanza: {description: The stanza., type: str}
@@ -31,7 +32,9 @@ RETURN = r"""
 version: {description: pgBackRest's version., type: str, returned: always}
 backup: {description: "The backup (label, type, times, LSNs, WAL range, sizes)", type: dict, returned: info and backup}
 duration_s: {description: How long the command ran., type: float, returned: always}
-output: {description: What verify printed., type: str, returned: verify}
+output: {description: What verify printed (its summary and the files it found wrong)., type: str, returned: verify}
+verified: {description: Every backup and WAL file checked out and the archive has no hole., type: bool, returned: verify}
+verify: {description: "verify's status, the problems it named, and the holes in the archive (wal_gaps)", type: dict, returned: verify}
 """
 
 import datetime as dt
@@ -42,8 +45,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.drtool.drill.plugins.module_utils.pgbackrest import (
     PgBackRestError,
     as_os_user,
+    describe_gap,
     newest_backup,
+    verify_findings,
     version_of,
+    wal_gaps,
 )
 
 
@@ -85,6 +91,40 @@ def before_epoch(module, text):
     if moment.tzinfo is None:
         module.fail_json(msg="before: %r has no time zone" % text)
     return moment.timestamp()
+
+
+def verify(module, base, name, result, timeout):
+    """pgBackRest's verify of every backup and WAL file, and drtool's look for holes in the
+    archive (verify does not report a segment that is simply not there); fails naming
+    each problem."""
+    done = run(module, base + ["--output=text", "--verbose", "--log-level-console=info", "verify"], timeout)
+    if done.returncode != 0:
+        module.fail_json(msg="pgbackrest verify of stanza %s failed (exit %d): %s"
+                         % (name, done.returncode, said(done)), **result)
+    text = "\n".join(line for line in ((done.stdout or "") + "\n" + (done.stderr or "")).splitlines()
+                     if "command begin" not in line)  # its options: paths, not for the journal
+    status, problems, checked = verify_findings(text)
+    listed = run(module, base + ["--output=json", "--recurse", "repo-ls", "archive/%s" % name],
+                 timeout)
+    if listed.returncode != 0:
+        module.fail_json(msg="pgbackrest repo-ls of stanza %s's archive failed (exit %d): %s"
+                         % (name, listed.returncode, said(listed)), **result)
+    try:
+        gaps = wal_gaps(listed.stdout)
+    except PgBackRestError as exc:
+        module.fail_json(msg=str(exc), **result)
+    result["verify"] = {"status": status, "problems": problems, "wal_gaps": gaps,
+                        "checked": checked}
+    result["output"] = text[-4000:]
+    reasons = problems[:5] + [describe_gap(gap) for gap in gaps[:5]]
+    if status is None:
+        reasons.append("pgbackrest verify printed no summary")
+    elif status != "ok" and not reasons:
+        reasons.append("its status is %s" % status)
+    if reasons:
+        module.fail_json(msg="pgbackrest verify of stanza %s: %s" % (name, "; ".join(reasons)),
+                         **result)
+    result["verified"] = True
 
 
 def main():
@@ -130,14 +170,13 @@ def main():
                                              before_epoch(module, params["before"]))
         except PgBackRestError as exc:
             module.fail_json(msg=str(exc), **result)
-    elif command in ("check", "verify"):
+    elif command == "check":
         done = run(module, base + stanza + [command], params["timeout_s"])
         if done.returncode != 0:
-            module.fail_json(msg="pgbackrest %s of stanza %s failed (exit %d): %s"
-                             % (command, params["stanza"], done.returncode, said(done)),
-                             **result)
-        if command == "verify":
-            result["output"] = (done.stdout or "")[-4000:]
+            module.fail_json(msg="pgbackrest check of stanza %s failed (exit %d): %s"
+                             % (params["stanza"], done.returncode, said(done)), **result)
+    elif command == "verify":
+        verify(module, base + stanza, params["stanza"], result, params["timeout_s"])
     result["duration_s"] = round(time.monotonic() - started, 3)
     module.exit_json(changed=command == "backup", **result)
 
