@@ -334,9 +334,10 @@ def test_a_full_disk_under_the_safety_snapshot_fails_it_before_anything_is_destr
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
     try:
         path = f"{mount}/{{{{ drtool_drill_id }}}}"
+        # The PostgreSQL target's snapshot only: two targets filling one small disk would
+        # race to be the one that finds it full.
         env = copy_inventory(sandbox, "sandbox-snapshot-full", {}, {
-            host: {"drtool_snapshot_path": path}
-            for host in ("sandbox-pg-target", "sandbox-redis-target")})
+            "sandbox-pg-target": {"drtool_snapshot_path": path}})
         before, primaries = target_state(sandbox), primaries_of(sandbox)
 
         code, journal = sandbox.json("drill", "--env", env)
