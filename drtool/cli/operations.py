@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,13 +59,17 @@ LOCK_WAIT = click.option(
 def run_operation(env_name: str, operation: str, as_json: bool, backup_id: str | None = None,
          note: str | None = None, outputs: Outputs | None = None,
          seed: int | None = None, lock_wait: int = 0,
-         target_time: dt.datetime | None = None) -> int:
+         target_time: dt.datetime | None = None,
+         recovery: tuple[str, str] | None = None) -> int:
     env, adapter = load(env_name, touches_targets=operation in TOUCHES_TARGETS)
-    if target_time is not None and not any(
+    if (target_time is not None or recovery is not None) and not any(
             methods.is_physical(postgres_kind.method_of(c))
             for c in kinds.of_family(env.components, "postgres")):
-        raise ConfigError(f"--target-time recovers a cluster of a physical method to a point "
-                          f"in time, and {env.name} has none (method: pgbackrest)")
+        option = "--target-time" if target_time is not None or (
+            recovery and recovery[0] == "time") else "--target-lsn" if (
+            recovery and recovery[0] == "lsn") else "--to"
+        raise ConfigError(f"{option} sets where a cluster of a physical method recovers to, "
+                          f"and {env.name} has none (method: pgbackrest)")
     # With --lock-wait, an operation that finds the environment's lock held (by a drill or a
     # backup that started first) waits for it to be free, polling /proc/locks, and only then
     # picks its backup: a drill of the latest backup behind a scheduled backup restores the
@@ -83,7 +88,7 @@ def run_operation(env_name: str, operation: str, as_json: bool, backup_id: str |
         if operation == "drill" and backup_id is not None:
             spec, chosen = choose.choose(open_store(env).catalog(), backup_id, seed, env.name)
         drill = Drill(env, operation, adapter, ConsoleProgress(), backup_id=spec, note=note,
-                      chosen=chosen, target_time=target_time)
+                      chosen=chosen, target_time=target_time, recovery=recovery)
         if chosen not in (None, choose.NAMED) and spec != shown:
             click.echo(f"drtool: drilling backup {spec} ({chosen})", err=True)
             shown = spec
@@ -161,6 +166,16 @@ def check_target_time(value: str | None) -> dt.datetime | None:
     if moment >= utc_now():
         raise click.BadParameter(f"{value} is not in the past")
     return moment.astimezone(dt.UTC)
+
+
+def check_lsn(value: str | None) -> str | None:
+    """--target-lsn: a WAL position as PostgreSQL writes it (0/3000060); click.BadParameter
+    (exit 2) otherwise."""
+    if value is None:
+        return None
+    if not re.fullmatch(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}", value.strip()):
+        raise click.BadParameter(f"must be a WAL position such as 0/3000060, got {value!r}")
+    return value.strip().upper()
 
 
 def check_note(value: str | None) -> str | None:
@@ -249,12 +264,25 @@ def backup(env_name: str, log_file: Path | None, lock_wait: int, as_json: bool) 
 @click.option("--target-time", metavar="TIME", callback=lambda _c, _p, v: check_target_time(v),
               help="Recover the physically backed-up clusters to this point in time (ISO-8601 "
                    "with its zone) rather than to the point the backup recorded.")
+@click.option("--target-lsn", metavar="LSN", callback=lambda _c, _p, v: check_lsn(v),
+              help="... to this WAL position (such as 0/3000060), from the backup.")
+@click.option("--to", "to", type=click.Choice(["end", "immediate"]),
+              help="... to the end of the WAL archive (all the data it holds: the day of a "
+                   "disaster), or to the backup's own consistent point (immediate).")
 @json_option
 def restore(env_name: str, backup_id: str, target_time: dt.datetime | None,
-            as_json: bool) -> int:
+            target_lsn: str | None, to: str | None, as_json: bool) -> int:
     """Restore a backup into the restore targets, after checking every file's sha256.
-    The targets are snapshotted first and rolled back if the restore fails."""
-    return run_operation(env_name, "restore", as_json, backup_id, target_time=target_time)
+    The targets are snapshotted first and rolled back if the restore fails. A physically
+    backed-up cluster recovers to the point its backup recorded, unless told otherwise."""
+    asked = [a for a in (target_time and ("time", target_time.isoformat()),
+                         target_lsn and ("lsn", target_lsn),
+                         to and ("default" if to == "end" else "immediate", ""))
+             if a]
+    if len(asked) > 1:
+        raise click.UsageError("give one of --target-time, --target-lsn and --to")
+    return run_operation(env_name, "restore", as_json, backup_id,
+                         recovery=asked[0] if asked else None)
 
 
 @click.command()

@@ -195,15 +195,19 @@ def role_checks(results: Mapping[str, Mapping[str, Any]]) -> list[Check]:
     return checks
 
 
-def recovery_of(manifest: Manifest, target_time: str | None = None
+def recovery_of(manifest: Manifest, asked: tuple[str, str] | None = None
                 ) -> dict[str, dict[str, Any]]:
     """What each physically backed-up cluster's restore asks pgBackRest for: the backup its
-    manifest names (`backup_set`) and the recovery target its backup set; or, given a
-    `target_time` (`restore --target-time`), that time, from the backup pgBackRest picks
-    for it (PostgreSQL ignores a time before the end of the backup it starts from)."""
-    if target_time:
-        return {part.component: {"backup_set": "", "target_type": "time",
-                                 "target": target_time, "exclusive": False}
+    manifest names (`backup_set`) and the recovery target its backup set; or the target
+    `asked` of `drtool restore` as (type, target): ("time", T) from the backup pgBackRest
+    picks for T (PostgreSQL ignores a time before the end of the backup it starts from),
+    ("lsn", LSN), ("immediate", "") (the backup's own consistent point) or ("default", "")
+    (the end of the archive), these three from the manifest's backup."""
+    if asked is not None:
+        kind, target = asked
+        return {part.component: {"backup_set": "" if kind == "time"
+                                 else part.backup.get("label") or "",
+                                 "target_type": kind, "target": target, "exclusive": False}
                 for part in manifest.physical}
     return {part.component: {"backup_set": part.backup.get("label") or "",
                              "target_type": part.recovery_target.get("type") or "default",

@@ -130,6 +130,9 @@ def pg_restore_check(target: str, pg_restore_version: str, source: str,
                  have, PASSED if ok else FAILED)
 
 
+ROOM = "preflight.room"
+
+
 def physical_checks(target: str, source_host: str, source: Mapping[str, Any],
                     mine: Mapping[str, Any]) -> list[Check]:
     """What a physical restore needs of its two sides: the same PostgreSQL major version
@@ -144,6 +147,31 @@ def physical_checks(target: str, source_host: str, source: Mapping[str, Any],
                         f"{wrote} (as on {source_host})", reads,
                         PASSED if wrote and reads == wrote else FAILED))
     return checks
+
+
+def room_check(target: str, mine: Mapping[str, Any]) -> list[Check]:
+    """Whether the target's filesystem can take the cluster a physical restore writes: the
+    backup's database size (pgBackRest's `info`) against the room the data directory will
+    have once the disaster emptied it (free bytes plus what it holds now). None when the
+    backup is not known at preflight (a fresh drill that takes its own)."""
+    room = mine.get("room") or {}
+    need, free, held = (room.get(k) for k in ("backup_size", "free_bytes", "data_dir_bytes"))
+    if not isinstance(need, int) or need <= 0:
+        return []
+    if not isinstance(free, int) or not isinstance(held, int):
+        return [Check(ROOM, target, f"{need} bytes free for backup {room.get('label')}",
+                      None, FAILED, "the target's free space could not be measured")]
+    have = free + held
+    detail = "" if have >= need else (
+        f"the restore needs {_size(need)} and the data directory's filesystem would have "
+        f"{_size(have)} ({_size(free)} free, {_size(held)} the data directory holds now): "
+        "free space on the target, or drill onto another")
+    return [Check(ROOM, target, f"{need} bytes free for backup {room.get('label')}",
+                  have, PASSED if have >= need else FAILED, detail)]
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
 
 
 def redis_file_checks(found: Mapping[str, Mapping[str, Any]],

@@ -129,7 +129,7 @@ class Drill:
         self, env: Environment, operation: str, ansible: AnsibleAdapter, progress: Progress,
         clock: Clock = utc_now, backup_id: str | None = None, note: str | None = None,
         monotonic: Monotonic = time.monotonic, chosen: str | None = None,
-        target_time: dt.datetime | None = None,
+        target_time: dt.datetime | None = None, recovery: tuple[str, str] | None = None,
     ) -> None:
         self.env, self.operation, self.ansible, self.progress, self.clock = (
             env, operation, ansible, progress, clock)
@@ -151,6 +151,9 @@ class Drill:
         # A point in time the physical clusters recover to (`drill --target-time`): the
         # data lost is measured from it, not from the disaster drtool declares.
         self.target_time = target_time
+        # What `drtool restore` recovers the physical clusters to, when not the point their
+        # backup recorded: (type, target), see postgres.recovery_of.
+        self.recovery = recovery
         # The running phase's start and time limit: every run of its playbook shares them.
         self.phase_clock: tuple[Moment, float] | None = None
         self.answers: dict[str, preflight.Answer] = {}
@@ -642,11 +645,11 @@ class Drill:
         if self.target_time is not None:
             values["drtool_recovery_target_time"] = self.target_time.isoformat()
         if self.manifest is not None and self.manifest.physical:
-            # A restore may be asked for another point in time than its backup recorded; a
-            # drill to a time recorded that time (and the backup before it) in its manifest.
-            asked = self.target_time if self.operation == "restore" else None
+            # A restore may be asked for another target than its backup recorded; a drill to
+            # a time recorded that time (and the backup before it) in its manifest.
+            asked = self.recovery if self.operation == "restore" else None
             values["drtool_postgres_recovery_of"] = postgres_kind.recovery_of(
-                self.manifest, asked.isoformat() if asked else None)
+                self.manifest, asked)
         return values
 
     # -- failures and rollback ------------------------------------------------------------
@@ -820,9 +823,10 @@ class Drill:
                 continue
             source = (postgres.get(component.name) or {}).get(kinds.SOURCE) or {}
             if methods.is_physical(postgres_kind.method_of(component)):
+                mine = (postgres.get(component.name) or {}).get(kinds.TARGET) or {}
                 versions += preflight.physical_checks(
-                    identity.where(component), component.source.host, source,
-                    (postgres.get(component.name) or {}).get(kinds.TARGET) or {})
+                    identity.where(component), component.source.host, source, mine)
+                versions += preflight.room_check(identity.where(component), mine)
                 continue
             answer = self.answers.get(component.target.host)
             version = answer.outputs.get("version.pg_restore", (1, ""))[1] if answer else ""

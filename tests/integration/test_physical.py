@@ -114,6 +114,10 @@ def test_a_physical_drill_counts_exactly_under_concurrent_writes(written_drill):
     assert counts["public.pgbench_accounts"]["expected"] == 100000
     assert counts["public.pgbench_history"]["expected"] > 0
     assert journal["tool_versions"]["pgbackrest"] == physical["pgbackrest_version"]
+    # Preflight measured the target's room against the repository's newest backup.
+    [room] = checks_named(journal, "preflight.room")
+    assert room["status"] == "passed" and room["actual"] > 0, room
+    assert room["expected"].endswith(f"bytes free for backup {physical['backup']['label']}")
 
 
 def test_the_restore_is_timed_as_copy_wal_replay_and_promotion(written_drill):
@@ -191,6 +195,24 @@ def test_a_drill_to_a_point_in_time_restores_the_first_write_and_not_the_second(
         kept = sandbox.home / "snapshots" / env / restored["drill_id"]
         assert kept.is_dir()  # a restore keeps what it replaced, for its operator
         shutil.rmtree(kept)
+
+        # The day of a disaster: everything the archive holds. A row written after the
+        # drill, its WAL switched and archived, comes back with the rest.
+        with pg(sandbox, "pg_primary") as conn:
+            conn.execute("INSERT INTO pitr_probe (name) VALUES ('third')")
+            segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+            deadline = time.monotonic() + 60
+            while conn.execute("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver"
+                               ).fetchone()[0] < segment:
+                assert time.monotonic() < deadline, f"{segment} was never archived"
+                time.sleep(0.2)
+        code, restored = sandbox.json("restore", "--env", env, "--backup",
+                                      journal["backup"]["id"], "--to", "end")
+        assert code == 0, restored.get("failure")
+        with pg(sandbox, "pg_physical") as conn:
+            assert sorted(r[0] for r in conn.execute("SELECT name FROM pitr_probe")) == [
+                "first", "second", "third"]
+        shutil.rmtree(sandbox.home / "snapshots" / env / restored["drill_id"])
     finally:
         with pg(sandbox, "pg_primary") as conn:
             conn.execute("DROP TABLE IF EXISTS pitr_probe")

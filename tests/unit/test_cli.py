@@ -173,9 +173,23 @@ def test_a_point_in_time_needs_a_physical_cluster(capsys, tmp_path, monkeypatch)
     monkeypatch.setenv("DRTOOL_HOME", str(tmp_path))
     assert main(["drill", "--env", "staging", "--target-time", "2026-01-01T00:00:00Z"]) == 2
     err = capsys.readouterr().err
-    assert ("--target-time recovers a cluster of a physical method to a point in time, and "
+    assert ("--target-time sets where a cluster of a physical method recovers to, and "
             "staging has none (method: pgbackrest)") in err
     assert err.count("\n") == 1, err
+    assert main(["restore", "--env", "staging", "--backup", "b", "--to", "end"]) == 2
+    assert "--to sets where a cluster of a physical method recovers to" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "why"), [
+    (["--target-lsn", "3000060"], "must be a WAL position such as 0/3000060"),
+    (["--to", "latest"], "'latest' is not one of 'end', 'immediate'"),
+    (["--to", "end", "--target-lsn", "0/3000060"], "give one of --target-time, --target-lsn"),
+])
+def test_a_restore_target_is_refused_on_one_line_before_the_environment_is_read(
+        capsys, args, why):
+    assert main(["restore", "--env", "atlantis", "--backup", "b", *args]) == 2
+    err = capsys.readouterr().err
+    assert why in err and err.count("\n") == 1, err
 
 
 def test_every_command_is_found_by_its_name_and_none_is_left_out():

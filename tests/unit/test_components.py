@@ -248,3 +248,25 @@ def test_a_physical_target_is_reached_on_its_own_host_only():
     [(key, why)] = pg_kind.method_problems(target_at("10.20.0.11"))
     assert key == "drtool_postgres_clusters[main].target.host"
     assert why.startswith("'10.20.0.11': a physical restore writes the data directory on the")
+
+
+def test_a_restore_recovers_to_the_recorded_point_or_to_the_target_asked_for():
+    from types import SimpleNamespace
+
+    from drtool.core.manifest import PhysicalPart
+
+    part = PhysicalPart("main", "pg1", "pgbackrest", "main", "2.45",
+                        {"label": "20261206-060844F"},
+                        {"type": "lsn", "target": "0/5000028", "exclusive": True},
+                        "slot", "7440", "15.8")
+    manifest = SimpleNamespace(physical=[part])
+    recorded = pg_kind.recovery_of(manifest)["main"]  # type: ignore[arg-type]
+    assert recorded == {"backup_set": "20261206-060844F", "target_type": "lsn",
+                        "target": "0/5000028", "exclusive": True}
+    for asked, backup_set in ((("default", ""), "20261206-060844F"),
+                              (("immediate", ""), "20261206-060844F"),
+                              (("lsn", "0/6000000"), "20261206-060844F"),
+                              (("time", "2026-12-06T03:38:00+00:00"), "")):
+        got = pg_kind.recovery_of(manifest, asked)["main"]  # type: ignore[arg-type]
+        assert got == {"backup_set": backup_set, "target_type": asked[0],
+                       "target": asked[1], "exclusive": False}

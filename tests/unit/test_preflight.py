@@ -8,6 +8,7 @@ from drtool.core.preflight import (
     physical_checks,
     redis_file_checks,
     refusal,
+    room_check,
 )
 
 TARGET = {"groups": ["pg_restore_target"], "postgres_bin_dir": "/pg/bin",
@@ -130,3 +131,25 @@ def test_a_physical_restore_needs_the_same_major_and_the_same_pgbackrest_on_both
     # A side that said nothing cannot be judged the same.
     assert [c.status for c in physical_checks("pg2/main", "pg1", source, {})] == [
         "failed", "failed"]
+
+
+def test_a_physical_target_needs_room_for_the_backups_cluster_once_emptied():
+    gib = 2**30
+
+    def room(**values: object) -> dict[str, object]:
+        return {"room": {"label": "20261206-060844F", **values}}
+
+    [fits] = room_check("pg2/main", room(backup_size=10 * gib, free_bytes=4 * gib,
+                                         data_dir_bytes=6 * gib))
+    assert fits.status == "passed" and fits.actual == 10 * gib  # the disaster frees 6 GiB
+    [short] = room_check("pg2/main", room(backup_size=10 * gib, free_bytes=3 * gib,
+                                          data_dir_bytes=6 * gib))
+    assert short.status == "failed" and short.name == "preflight.room"
+    assert short.detail.startswith("the restore needs 10.0 GiB and the data directory's "
+                                   "filesystem would have 9.0 GiB (3.0 GiB free, 6.0 GiB")
+    [unmeasured] = room_check("pg2/main", room(backup_size=gib, free_bytes=None,
+                                               data_dir_bytes=5))
+    assert unmeasured.status == "failed" and "could not be measured" in unmeasured.detail
+    # A fresh drill that takes its own backup: no size to hold the target to yet.
+    assert room_check("pg2/main", room(backup_size=None, free_bytes=1, data_dir_bytes=1)) == []
+    assert room_check("pg2/main", {}) == []
