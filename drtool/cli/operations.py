@@ -62,12 +62,12 @@ def run_operation(env_name: str, operation: str, as_json: bool, backup_id: str |
          target_time: dt.datetime | None = None,
          recovery: tuple[str, str] | None = None) -> int:
     env, adapter = load(env_name, touches_targets=operation in TOUCHES_TARGETS)
-    if (target_time is not None or recovery is not None) and not any(
+    # The option that asked for a recovery target, named in the refusal.
+    option = "--target-time" if target_time is not None else None if recovery is None else (
+        {"time": "--target-time", "lsn": "--target-lsn"}.get(recovery[0], "--to"))
+    if option is not None and not any(
             methods.is_physical(postgres_kind.method_of(c))
             for c in kinds.of_family(env.components, "postgres")):
-        option = "--target-time" if target_time is not None or (
-            recovery and recovery[0] == "time") else "--target-lsn" if (
-            recovery and recovery[0] == "lsn") else "--to"
         raise ConfigError(f"{option} sets where a cluster of a physical method recovers to, "
                           f"and {env.name} has none (method: pgbackrest)")
     # With --lock-wait, an operation that finds the environment's lock held (by a drill or a

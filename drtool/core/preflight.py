@@ -152,8 +152,8 @@ def physical_checks(target: str, source_host: str, source: Mapping[str, Any],
 def room_check(target: str, mine: Mapping[str, Any]) -> list[Check]:
     """Whether the target's filesystem can take the cluster a physical restore writes: the
     backup's database size (pgBackRest's `info`) against the room the data directory will
-    have once the disaster emptied it (free bytes plus what it holds now). None when the
-    backup is not known at preflight (a fresh drill that takes its own)."""
+    have once the disaster emptied it (free bytes plus what it holds now). No check when
+    the backup is not known at preflight (a fresh drill that takes its own)."""
     room = mine.get("room") or {}
     need, free, held = (room.get(k) for k in ("backup_size", "free_bytes", "data_dir_bytes"))
     if not isinstance(need, int) or need <= 0:

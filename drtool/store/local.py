@@ -130,8 +130,9 @@ class LocalStore:
             path = folder / entry.path
             actual, problem = None, None
             try:
-                if path.stat().st_size != entry.size:
-                    actual = f"{path.stat().st_size} bytes"
+                size = path.stat().st_size
+                if size != entry.size:
+                    actual = f"{size} bytes"
                     problem = f"{entry.path}: {actual}, the manifest says {entry.size}"
                 else:
                     actual = sha256_of(path)

@@ -230,11 +230,16 @@ def test_gaps_across_log_files_count_the_segments_a_log_file_holds():
 
 
 def test_a_new_timeline_a_partial_segment_and_history_files_are_no_gap():
+    partial = ".partial-" + "b" * 40 + ".lz4"
     names = [segment(1, 0, n) for n in (3, 4)] + [
-        segment(1, 0, 5, ".partial-" + "b" * 40 + ".lz4"),
-        segment(2, 0, 5), segment(2, 0, 6), "15-1/0000000200000000/00000002.history",
+        segment(1, 0, 5, partial), segment(2, 0, 5), segment(2, 0, 6),
         segment(1, 0, 4, ".00000028.backup")]
-    assert pgb.wal_gaps(listing(*names)) == []
+    entries = json.loads(listing(*names))
+    entries["15-1/00000002.history"] = {"type": "file", "size": 1}  # where pgBackRest keeps it
+    assert pgb.wal_gaps(json.dumps(entries)) == []
+    # A partial segment counts as the segment it is: the hole before it is seen.
+    [gap] = pgb.wal_gaps(listing(segment(1, 0, 3), segment(1, 0, 5, partial)))
+    assert (gap["first_missing"], gap["segments"]) == ("000000010000000000000004", 1)
 
 
 def test_a_listing_that_is_not_json_is_refused():
