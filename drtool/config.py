@@ -25,7 +25,7 @@ from drtool.components import Component, Place, schema
 from drtool.components import postgres as postgres_kind
 from drtool.core import team_checks
 from drtool.core.model import Objectives
-from drtool.core.phases import OPERATIONS
+from drtool.core.phases import ALL_PHASES
 from drtool.core.team_checks import TeamCheck
 from drtool.core.timing import parse_phase_limits
 from drtool.errors import ConfigError, DrtoolError
@@ -164,7 +164,7 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
         described, components,
         store if isinstance(store, str) and store else str(paths.backups_dir(name)))
     phase_limits, limit_problems = parse_phase_limits(
-        setting("phase_timeout_s", "drtool_phase_timeout_s"), OPERATIONS["drill"])
+        setting("phase_timeout_s", "drtool_phase_timeout_s"), ALL_PHASES)
     problems += [Problem(message, key=key) for key, message in limit_problems]
     notify, notify_problems = parse_settings(setting("notify", "drtool_notify"))
     problems += [Problem(message, key=key) for key, message in notify_problems]

@@ -225,6 +225,27 @@ def passed_drill(sandbox: Drtool) -> dict[str, Any]:
     return journal
 
 
+@pytest.fixture(scope="module")
+def copies(sandbox: Drtool, passed_drill: dict[str, Any]) -> Iterator[Any]:
+    """copy(suffix): a copy of the passed drill's backup with its own id (its verified.json
+    left out: no drill verified the copy); its folder. The copies go with the module."""
+    original = Path(passed_drill["backup"]["location"])
+    made: list[Path] = []
+
+    def copy(suffix: str) -> Path:
+        folder = original.with_name(f"{original.name}-{suffix}")
+        shutil.copytree(original, folder, ignore=shutil.ignore_patterns("verified.json"))
+        made.append(folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["backup_id"] = folder.name
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        return folder
+
+    yield copy
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 # What a copy of the sandbox keeps unless a test asks for the whole estate: a cluster of two
 # databases (one owned by an application role), a Redis and the API that uses both. The
 # mechanics most tests drive (failures, interrupts, rollbacks, stores, notifications) are

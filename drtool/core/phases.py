@@ -29,6 +29,11 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "rollback": (),
 }
 
+# Every phase some operation runs, in a drill's order then the others': what a phase time
+# limit may name.
+ALL_PHASES: tuple[str, ...] = tuple(dict.fromkeys(p for phases in OPERATIONS.values()
+                                                  for p in phases))
+
 # Operations that touch the restore targets: the production guard must allow them (verify's
 # write check writes to the target too). A backup only reads the primaries.
 TOUCHES_TARGETS = frozenset({"drill", "restore", "verify", "rollback"})

@@ -149,25 +149,41 @@ def physical_checks(target: str, source_host: str, source: Mapping[str, Any],
     return checks
 
 
-def room_check(target: str, mine: Mapping[str, Any]) -> list[Check]:
-    """Whether the target's filesystem can take the cluster a physical restore writes: the
-    backup's database size (pgBackRest's `info`) against the room the data directory will
-    have once the disaster emptied it (free bytes plus what it holds now). No check when
-    the backup is not known at preflight (a fresh drill that takes its own)."""
+def room_check(target: str, mine: Mapping[str, Any], snapshot: bool = True) -> list[Check]:
+    """Whether the target's file systems can take what a physical restore writes: first the
+    safety snapshot's copy of the data directory (when the operation takes one), then the
+    backup's cluster (its database size, from pgBackRest's `info`) in the data directory
+    the disaster emptied. On one file system the copy stays while the restore writes, so
+    the free bytes must hold both the copy and, the data directory emptied, the restore.
+    No check when the backup is not known at preflight (a fresh drill that takes its own)."""
     room = mine.get("room") or {}
-    need, free, held = (room.get(k) for k in ("backup_size", "free_bytes", "data_dir_bytes"))
+    need = room.get("backup_size")
     if not isinstance(need, int) or need <= 0:
         return []
+    expected = f"{need} bytes free for backup {room.get('label')}"
+    free, held = room.get("free_bytes"), room.get("data_dir_bytes")
     if not isinstance(free, int) or not isinstance(held, int):
-        return [Check(ROOM, target, f"{need} bytes free for backup {room.get('label')}",
-                      None, FAILED, "the target's free space could not be measured")]
-    have = free + held
-    detail = "" if have >= need else (
-        f"the restore needs {_size(need)} and the data directory's filesystem would have "
-        f"{_size(have)} ({_size(free)} free, {_size(held)} the data directory holds now): "
-        "free space on the target, or drill onto another")
-    return [Check(ROOM, target, f"{need} bytes free for backup {room.get('label')}",
-                  have, PASSED if have >= need else FAILED, detail)]
+        why = room.get("error") or "no answer"
+        return [Check(ROOM, target, expected, None, FAILED,
+                      f"the target's free space could not be measured: {why}")]
+    shared = bool(room.get("snapshot_same_filesystem"))
+    if snapshot and shared:
+        have = free - held  # the disaster frees what the copy took
+        spent = f"{_size(free)} free, less {_size(held)} for the safety snapshot's copy"
+    else:
+        have = free + held
+        spent = f"{_size(free)} free, {_size(held)} the data directory holds now"
+    problems = []
+    if have < need:
+        problems.append(f"the restore needs {_size(need)} and the data directory's file "
+                        f"system would have {_size(max(have, 0))} ({spent})")
+    copy_free = room.get("snapshot_free_bytes")
+    if snapshot and not shared and isinstance(copy_free, int) and copy_free < held:
+        problems.append(f"the safety snapshot's copy needs {_size(held)} and its file system "
+                        f"has {_size(copy_free)} free")
+    detail = "; ".join(problems) + (": free space on the target, or drill onto another"
+                                    if problems else "")
+    return [Check(ROOM, target, expected, have, FAILED if problems else PASSED, detail)]
 
 
 def _size(count: int) -> str:

@@ -6,26 +6,45 @@ operation's journal, so the history records when a backup was last proved readab
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from drtool.adapters.ansible import redact_secrets
 from drtool.core.model import FAILED, PASSED, Check
 from drtool.errors import ConfigError, StoreError
 from drtool.store.base import BackupStore, ManifestInvalid
 
 STORE_CHECK = "backups.sha256"
 REPOSITORY_CHECK = "backups.repository"
+# A stored backup of a physical method restores the repository's backup it names: that one
+# must still be in the repository (retention may have expired it).
+LABEL_CHECK = "backups.physical"
 SHOWN_PROBLEMS = 5  # a check names this many of its files' problems, and counts the rest
 
 
-def store_checks(store: BackupStore, only: str | None = None) -> tuple[list[Check], list[str]]:
+def store_checks(store: BackupStore, only: str | None = None,
+                 labels: Mapping[str, list[str]] | None = None,
+                 stop: Callable[[], str | None] = lambda: None
+                 ) -> tuple[list[Check], list[str]]:
     """A check per backup in `store` (only backup `only`, when given) whose manifest lists
     files or cannot be trusted, and a warning per backup without a manifest (unfinished or
-    failed: nothing says what it should hold). StoreError when the store cannot be listed."""
+    failed: nothing says what it should hold). A backup of a physical method is checked
+    against the labels its component's repository holds (`labels`, by component, from the
+    repositories' checks): the newest backup of each component (or the one asked for) fails
+    when its label has gone, an older one is a warning. `stop` says why to stop before the
+    next backup (the phase's time limit, a signal), or None. StoreError when the store
+    cannot be listed."""
     checks: list[Check] = []
     warnings: list[str] = []
-    for summary in store.catalog():
+    newest_of: set[str] = set()  # components whose newest stored backup was seen
+    for summary in sorted(store.catalog(), key=lambda s: s.id, reverse=True):
         if only is not None and summary.id != only:
             continue
+        why = stop()
+        if why:
+            warnings.append(f"backups verify stopped before backup {summary.id} and the "
+                            f"older ones: {why}")
+            break
         try:
             manifest = store.read_manifest(summary.id)
         except ManifestInvalid as exc:  # there, but not to be trusted: the backup is bad
@@ -40,12 +59,35 @@ def store_checks(store: BackupStore, only: str | None = None) -> tuple[list[Chec
             checks.append(Check(STORE_CHECK, summary.id, "a readable manifest", "unreadable",
                                 FAILED, exc.message))
             continue
+        for part in manifest.physical:
+            label = str(part.backup.get("label") or "?")
+            held = (labels or {}).get(part.component)
+            newest = part.component not in newest_of
+            newest_of.add(part.component)
+            if held is None or label in held:
+                if held is not None:
+                    checks.append(Check(LABEL_CHECK, f"{summary.id}/{part.component}",
+                                        f"pgBackRest backup {label} in stanza {part.stanza}",
+                                        "present", PASSED))
+                continue
+            gone = (f"pgBackRest backup {label} of {part.component} is no longer in stanza "
+                    f"{part.stanza}'s repository (expired by its retention?): backup "
+                    f"{summary.id} cannot be restored")
+            if newest or only is not None:
+                checks.append(Check(LABEL_CHECK, f"{summary.id}/{part.component}",
+                                    f"pgBackRest backup {label} in stanza {part.stanza}",
+                                    "gone", FAILED, gone))
+            else:
+                warnings.append(gone)
         if not manifest.files:  # a physical backup's files are its method's repository's
             continue
         try:
             problems = store.check(manifest)
         except StoreError as exc:
             problems = [{"problem": exc.message}]
+        except OSError as exc:  # the staging folder of a store that downloads
+            problems = [{"problem": f"{exc.filename or store.location}: "
+                                    f"{exc.strerror or exc}"}]
         checks.append(_store_check(summary.id, len(manifest.files), problems))
     return checks, warnings
 
@@ -74,5 +116,5 @@ def repository_checks(found: dict[str, Any]) -> list[Check]:
         checks.append(Check(
             REPOSITORY_CHECK, name, f"pgbackrest verify of stanza {stanza} passes",
             counted if passed else "failed", PASSED if passed else FAILED,
-            "" if passed else str(result.get("reason") or "no reason given")))
+            "" if passed else redact_secrets(str(result.get("reason") or "no reason given"))))
     return checks

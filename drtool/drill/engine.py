@@ -448,6 +448,8 @@ class Drill:
                 self._fail(record, problem, "preflight" if name == ph.PREFLIGHT else "check")
             elif record.status == RUNNING:  # a later run of the phase may have failed it
                 record.status = PASSED
+        elif name == ph.BACKUPS and run.status == "failed" and not self.cancelled:
+            self._after_backups(run, record)  # the failure stands; the store is checked too
         return self._end_phase(record, started)
 
     def _failed_run(self, record: PhaseRecord, run: PlaybookRun, limit: float,
@@ -826,7 +828,9 @@ class Drill:
                 mine = (postgres.get(component.name) or {}).get(kinds.TARGET) or {}
                 versions += preflight.physical_checks(
                     identity.where(component), component.source.host, source, mine)
-                versions += preflight.room_check(identity.where(component), mine)
+                if ph.RESTORE in self.phase_names:  # a backup alone writes nothing there
+                    versions += preflight.room_check(identity.where(component), mine,
+                                                     snapshot=ph.SNAPSHOT in self.phase_names)
                 continue
             answer = self.answers.get(component.target.host)
             version = answer.outputs.get("version.pg_restore", (1, ""))[1] if answer else ""
@@ -845,21 +849,48 @@ class Drill:
 
     # -- what each phase's results mean -----------------------------------------------------
 
-    def _after_backups(self, run: PlaybookRun, _record: PhaseRecord) -> str | None:
-        """Judge the repositories the playbook checked, then check drtool's store."""
-        checks = backups_check.repository_checks(run.stats.get("drtool_backups_checked", {}))
+    def _after_backups(self, run: PlaybookRun, record: PhaseRecord) -> str | tuple[str, str] | None:
+        """Judge the repositories the playbook checked, then check drtool's store (also
+        when the playbook failed on a host: drtool's own store does not depend on it)."""
+        found = run.stats.get("drtool_backups_checked", {})
+        checks = backups_check.repository_checks(found)
+        labels = {name: result["labels"] for name, result in found.items()
+                  if isinstance(result.get("labels"), list)}
+        for result in found.values():
+            self.journal.warnings.extend(str(w) for w in result.get("warnings") or [])
         try:
-            found, warnings = backups_check.store_checks(self.store, self.backup_id)
+            stored, warnings = backups_check.store_checks(self.store, self.backup_id, labels,
+                                                          self._why_stop)
         except StoreError as exc:
-            found, warnings = [], []
+            stored, warnings = [], []
             checks.append(Check(backups_check.STORE_CHECK, self.store.location,
                                 "a store that answers", "unreachable", FAILED, exc.message))
-        checks += found
+        checks += stored
         self.journal.checks.extend(checks)
         self.journal.warnings.extend(warnings)
+        if self.cancelled:
+            self._fail(record, "interrupted by a signal", "interrupted", status=ABORTED)
+            return None
+        why = self._why_stop()
+        if why:
+            return why, "timeout"
+        if not checks and run.status == "successful":
+            return ("nothing to verify: the store holds no backup with files to check and no "
+                    "component keeps a repository of its own")
         failed = verdict.failed(checks)
         if failed:
             return "; ".join(f"{c.name} {c.target}: {c.detail}" for c in failed)
+        return None
+
+    def _why_stop(self) -> str | None:
+        """Why work the phase does itself (not its playbook) must stop now: a signal, or
+        the phase's time limit passed."""
+        if self.cancelled:
+            return "interrupted by a signal"
+        if self.phase_clock is not None:
+            started, limit = self.phase_clock
+            if elapsed(started, moment(self.clock, self.monotonic)) > limit:
+                return f"{ph.BACKUPS} exceeded its time limit of {limit:g} s"
         return None
 
     def _after_backup(self, run: PlaybookRun, record: PhaseRecord) -> str | tuple[str, str] | None:

@@ -29,8 +29,10 @@ from drtool.store import crypto
 S3_BUCKETS = {"drtool-sandbox-backups": False, "drtool-sandbox-evidence": True}
 SECRETS = ("postgres_password", "redis_password", "s3_access_key_id", "s3_secret_access_key")
 
-# The sandbox processes a drill itself stops and starts (disaster, restore, rollback).
-DRILL_STOPS = frozenset({"app", "redis_target", "worker", "queue_target"})
+# The sandbox processes a drill itself stops and starts (disaster, restore, rollback; a
+# physical drill's snapshot stops pg_physical to copy it): one a killed drill left stopped
+# is for the next operation's rollback to start, not a sandbox to set up again.
+DRILL_STOPS = frozenset({"app", "redis_target", "worker", "queue_target", "pg_physical"})
 # The Redis servers, by service name: their folders under the sandbox's. The queue's two serve
 # the worker (inventories/sandbox-estate); the cache's, the app.
 REDIS_FOLDERS = {"redis_primary": "redis-primary", "redis_target": "redis-target",

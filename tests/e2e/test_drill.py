@@ -169,11 +169,9 @@ def test_every_drill_is_in_the_chained_history_and_the_chain_holds(sandbox: Drto
     assert done.stdout == f"sandbox: {len(rows)} record{'s' * (len(rows) != 1)}, chain intact\n"
 
 
-def test_a_corrupted_backup_is_refused_and_the_target_left_untouched(sandbox: Drtool):
-    code, backup = sandbox.json("backup", "--env", "sandbox")
-    assert code == 0, backup["failure"]
-    backup_id = backup["backup"]["id"]
-    folder = Path(backup["backup"]["location"])
+def test_a_corrupted_backup_is_refused_and_the_target_left_untouched(sandbox: Drtool, copies):
+    folder = copies("corrupted")  # the passed drill's backup, as a backup of its own
+    backup_id = folder.name
     # The dump of the cluster main's database appdb, in its own folder of the backup.
     victim = max((folder / "postgres" / "main" / "appdb").glob("*.dat.gz"),
                  key=lambda p: p.stat().st_size)

@@ -18,13 +18,13 @@ ENV = "sandbox-scheduled"
 
 
 @pytest.fixture(scope="module")
-def five_backups(sandbox: Drtool) -> list[str]:
-    """Five backups of a copy of the sandbox, as cron would have made them, oldest first."""
+def three_backups(sandbox: Drtool) -> list[str]:
+    """Three backups of a copy of the sandbox, as cron would have made them, oldest first."""
     # Backups every hour: a drill of one of them may lose up to its age, within the hour.
     copy_inventory_with_components(sandbox, ENV, {"drtool_rpo_objective_s": 3600},
                                    keep={"main"})
     made = []
-    for _ in range(5):
+    for _ in range(3):
         code, backup = sandbox.json("backup", "--env", ENV)
         assert code == 0, backup.get("failure")
         made.append(backup["backup"]["id"])
@@ -32,14 +32,14 @@ def five_backups(sandbox: Drtool) -> list[str]:
 
 
 def test_a_drill_of_the_latest_backup_restores_it_and_loses_at_least_its_age(
-        sandbox: Drtool, five_backups):
+        sandbox: Drtool, three_backups):
     time.sleep(2)  # the backup is older than the disaster by at least this
     done = sandbox("drill", "--env", ENV, "--backup", "latest", "--json")
 
     journal = json.loads(done.stdout)
     assert done.returncode == 0, journal.get("failure")
-    assert f"drilling backup {five_backups[-1]} (latest)" in done.stderr
-    assert journal["backup"]["id"] == five_backups[-1]
+    assert f"drilling backup {three_backups[-1]} (latest)" in done.stderr
+    assert journal["backup"]["id"] == three_backups[-1]
     assert journal["backup"]["chosen"] == "latest"
     phases = {p["name"]: p["status"] for p in journal["phases"]}
     assert phases.pop("backup") == "skipped"  # no new backup was made
@@ -53,15 +53,15 @@ def test_a_drill_of_the_latest_backup_restores_it_and_loses_at_least_its_age(
     assert "the newest backup the store held (made earlier, by the schedule)" in text
 
 
-def test_a_random_drill_picks_one_of_the_five_as_its_seed_says(sandbox: Drtool, five_backups):
+def test_a_random_drill_picks_one_of_the_three_as_its_seed_says(sandbox: Drtool, three_backups):
     code, listed = sandbox.json("backups", "list", "--env", ENV)
     assert code == 0
     catalog = [BackupSummary(**{k: v for k, v in b.items() if k != "verified"})
                for b in listed]
     # A seed whose pick is not the newest: the pick is the chooser's, not "latest" again.
-    seed = next(s for s in range(100) if choose(catalog, "random", s)[0] != five_backups[-1])
+    seed = next(s for s in range(100) if choose(catalog, "random", s)[0] != three_backups[-1])
     expected = choose(catalog, "random", seed)[0]
-    assert expected in five_backups
+    assert expected in three_backups
 
     code, journal = sandbox.json("drill", "--env", ENV, "--backup", "random", "--seed",
                                  str(seed))

@@ -36,12 +36,14 @@ REAL_BIN = Path("/usr/lib/postgresql/15/bin")
 STATE_KEYS = ("database_oid", "sentinels", "rows", "redis_keys", "redis_sentinels")
 PG_SNAPSHOT = Path("postgres", "main", "appdb")  # the sandbox's database in a safety snapshot
 WRAPPER = """#!/bin/sh
-# pg_restore that waits first on the calls listed in slow-calls, writing its PID for the test.
+# pg_restore that waits first on the calls listed in slow-calls (a line "N" waits 40 s, "N S"
+# waits S seconds), writing its PID for the test.
 # Only restores count: the roles check's reads of a dump (--schema-only) run at once.
 dir=$(dirname "$0")
 case "$1" in --version|--schema-only) exec {real}/pg_restore "$@";; esac
 n=$(( $(cat "$dir/calls" 2>/dev/null || echo 0) + 1 )); echo $n > "$dir/calls"
-if grep -qx "$n" "$dir/slow-calls" 2>/dev/null; then echo $$ > "$dir/slow-$n.pid"; sleep 40; fi
+wait=$(awk -v n="$n" '$1 == n {{ print ($2 == "" ? 40 : $2) }}' "$dir/slow-calls" 2>/dev/null)
+if [ -n "$wait" ]; then echo $$ > "$dir/slow-$n.pid"; sleep "$wait"; fi
 exec {real}/pg_restore "$@"
 """
 
@@ -60,12 +62,15 @@ def wrapped_bin_dir(drtool: Drtool, name: str, tool: str, script: str) -> Path:
     return bindir
 
 
-def slow_restore_env(drtool: Drtool, name: str, slow_calls: tuple[int, ...]) -> tuple[str, Path]:
-    """An environment whose pg_restore waits 40 s on the given calls (1: the drill's
-    restore, 2: the rollback's); returns its name and the wrapper's folder."""
+def slow_restore_env(drtool: Drtool, name: str, slow_calls: tuple[int, ...],
+                     waits: dict[int, int] | None = None) -> tuple[str, Path]:
+    """An environment whose pg_restore waits on the given calls (1: the drill's restore,
+    2: the rollback's), 40 s or as long as `waits` says for the call; returns its name and
+    the wrapper's folder."""
     bindir = wrapped_bin_dir(drtool, f"slow-bin-{name}", "pg_restore",
                              WRAPPER.format(real=REAL_BIN))
-    (bindir / "slow-calls").write_text("".join(f"{n}\n" for n in slow_calls))
+    (bindir / "slow-calls").write_text("".join(
+        f"{n} {(waits or {}).get(n, 40)}\n" for n in slow_calls))
     env = copy_inventory_with_components(drtool, name, {
         "drtool_postgres_clusters[0].target.bin_dir": str(bindir)})
     return env, bindir
@@ -142,7 +147,9 @@ def test_sigterm_stops_a_running_restore_before_the_rollback(sandbox: Drtool, pa
 
 
 def test_a_second_sigterm_during_the_rollback_does_not_abandon_it(sandbox: Drtool, passed_drill):
-    env, bindir = slow_restore_env(sandbox, "sandbox-slow-rollback", (1, 2))
+    # The rollback's pg_restore waits long enough for both signals to land in it, and no
+    # longer: the test waits it out.
+    env, bindir = slow_restore_env(sandbox, "sandbox-slow-rollback", (1, 2), {2: 10})
     before = target_state(sandbox)
     drill = sandbox.popen("drill", "--env", env, "--json")
     wait_for_file(bindir / "slow-1.pid")

@@ -8,8 +8,6 @@ manifest; the copies are removed at the end."""
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +17,6 @@ from tests.conftest import Drtool
 from tests.e2e.test_drill import latest_journal, target_state
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def copies(sandbox: Drtool, passed_drill: dict[str, Any]) -> Iterator[Any]:
-    """copy(suffix): a copy of the passed drill's backup with its own id; its folder."""
-    original = Path(passed_drill["backup"]["location"])
-    made: list[Path] = []
-
-    def copy(suffix: str) -> Path:
-        folder = original.with_name(f"{original.name}-{suffix}")
-        shutil.copytree(original, folder, ignore=shutil.ignore_patterns("verified.json"))
-        made.append(folder)
-        manifest = json.loads((folder / "manifest.json").read_text())
-        manifest["backup_id"] = folder.name
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        return folder
-
-    yield copy
-    for folder in made:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def failed(sandbox: Drtool, operation: str, folder: Path) -> tuple[str, dict[str, Any]]:
@@ -167,3 +145,15 @@ def test_backups_verify_reads_every_backup_back_and_names_each_bad_file(
     done = sandbox("backups", "verify", "--env", "sandbox", "--backup", "bk-none")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "bk-none" in done.stderr
+
+
+def test_backups_verify_with_nothing_to_verify_fails_saying_so(sandbox: Drtool):
+    from tests.conftest import copy_inventory
+
+    env = copy_inventory(sandbox, "nothing-stored", {})
+    done = sandbox("backups", "verify", "--env", env, "--json")
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr
+    journal = json.loads(done.stdout)
+    assert journal["failure"]["reason"] == (
+        "nothing to verify: the store holds no backup with files to check and no component "
+        "keeps a repository of its own")

@@ -7,9 +7,11 @@ whose data directory is the source's is refused before anything stops."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -58,9 +60,31 @@ def physical_state(drtool: Drtool) -> dict[str, Any]:
     return {"system_identifier": system, "databases": databases, "counts": counts}
 
 
-def manifest_of(journal: dict[str, Any]) -> dict[str, Any]:
-    import json
+def wal_after_newest_backup(drtool: Drtool, repo: Path, least: int = 3) -> list[Path]:
+    """The WAL segments of the archive in `repo` from its newest backup's start on (not the
+    backup history files), at least `least` of them: the primary switches to new segments
+    until there are. A hole among them breaks every recovery from that backup; one before
+    it is retention's business (`backups verify` only warns)."""
+    manifest = (repo / "backup" / "sandbox" / "latest" / "backup.manifest").read_text()
+    start = re.search(r'backup-archive-start="([0-9A-F]{24})"', manifest)
+    assert start, "the newest backup's manifest names no first WAL segment"
 
+    def listed() -> list[Path]:
+        return sorted(p for p in (repo / "archive" / "sandbox").glob("15-1/*/0*")
+                      if ".backup" not in p.name and p.name[:24] >= start[1])
+
+    deadline = time.monotonic() + 60
+    with pg(drtool, "pg_primary") as conn:
+        while len(listed()) < least:
+            assert time.monotonic() < deadline, f"fewer than {least} segments were archived"
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS wal_filler (n int)")
+            conn.execute("INSERT INTO wal_filler VALUES (1)")
+            conn.execute("SELECT pg_switch_wal()")
+            time.sleep(0.5)
+    return listed()
+
+
+def manifest_of(journal: dict[str, Any]) -> dict[str, Any]:
     return json.loads(Path(journal["backup"]["manifest"]).read_text())
 
 
@@ -223,7 +247,7 @@ def test_a_missing_wal_segment_fails_the_restore_by_name_and_rolls_the_target_ba
     env = physical_env(sandbox, "physical-gap")
     before = physical_state(sandbox)
     # A segment between the repository's newest backup and now, moved out of the archive.
-    segments = sorted((repository(sandbox) / "archive" / "sandbox").glob("15-1/*/0*"))
+    segments = wal_after_newest_backup(sandbox, repository(sandbox))
     moved = segments[len(segments) // 2]
     shutil.move(moved, tmp_path / moved.name)
     try:
@@ -263,6 +287,65 @@ def test_a_target_whose_data_directory_is_the_sources_is_refused_before_anything
     assert physical_state(sandbox) == before
 
 
+def test_a_drill_killed_while_its_snapshot_had_the_target_stopped_is_started_again(
+        sandbox: Drtool):
+    """The snapshot stops the target to copy its data directory. Killed there with every
+    process it started (the controller's machine lost power), the drill leaves the target
+    stopped and no snapshot to trust: the next operation starts the target again, as it
+    was, and leaves its data alone."""
+    from tests.conftest import descendants, wait_gone
+
+    root = sandbox.layout.postgres_root / "pg_physical"
+    hold, pidfile = root / "hold-start", root / "start.pid"
+    script = root / "slow-start"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ -e "{hold}" ]; then echo $$ > "{pidfile}"; sleep 600; fi\n'
+        f'exec /usr/lib/postgresql/15/bin/pg_ctl -D "{root / "data"}" -w -t 60 '
+        f'-l "{root / "postgres.log"}" start\n')
+    script.chmod(0o755)
+    hold.touch()
+    pidfile.unlink(missing_ok=True)
+    env = physical_env(sandbox, "physical-killed", target={"start_command": [str(script)]})
+    before = physical_state(sandbox)
+    drill = sandbox.popen("drill", "--env", env)
+    try:
+        deadline = time.monotonic() + 300
+        while not pidfile.exists():  # the snapshot has stopped the target and copied it
+            assert drill.poll() is None, drill.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the snapshot never started the target"
+            time.sleep(0.1)
+        # Every process frozen first (none forks another meanwhile), then all killed.
+        tree: set[int] = set()
+        while new := {drill.pid, *descendants(drill.pid)} - tree:
+            for pid in new:
+                os.kill(pid, signal.SIGSTOP)
+            tree |= new
+        for pid in tree:
+            os.kill(pid, signal.SIGKILL)
+        drill.wait(timeout=30)
+        for pid in tree:
+            wait_gone(pid, timeout=10)
+        assert not (root / "data" / "postmaster.pid").exists()  # the target is down
+    finally:
+        hold.unlink(missing_ok=True)
+        if drill.poll() is None:
+            drill.kill()
+            drill.wait()
+    # Killed before its disaster: the next operation gives the leases back and starts what
+    # the snapshot stopped (the release), with nothing to roll back.
+    code, released = sandbox.json("rollback", "--env", env)
+    assert code == 0, released
+    assert physical_state(sandbox) == before  # up again, and as it was
+    assert leases(sandbox) == {}
+    [killed] = [json.loads(p.read_text()) for p in
+                (sandbox.home / "evidence" / env).glob("*/journal.json")
+                if json.loads(p.read_text())["drill_id"] != released["drill_id"]]
+    assert killed["status"] == "aborted" and killed["failure"]["phase"] == "snapshot"
+    assert "before it changed its targets; their leases were given back" in (
+        killed["failure"]["reason"])
+
+
 def test_backups_verify_checks_the_repository_and_names_a_bad_file_and_a_hole(
         sandbox: Drtool):
     code, journal = sandbox.json("backups", "verify", "--env", "sandbox-physical")
@@ -276,6 +359,7 @@ def test_backups_verify_checks_the_repository_and_names_a_bad_file_and_a_hole(
     # A copy of the repository, with its own configuration: one byte of a backup file
     # changed (the same size: only a checksum tells) and a WAL segment gone from the middle.
     original = repository(sandbox).parent
+    segments = wal_after_newest_backup(sandbox, repository(sandbox))
     copy = original.with_name("pgbackrest-copy")  # where the cluster's OS user reaches
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(original, copy, symlinks=True)
@@ -289,9 +373,8 @@ def test_backups_verify_checks_the_repository_and_names_a_bad_file_and_a_hole(
         data = bytearray(rotted.read_bytes())
         data[len(data) // 2] ^= 0xFF
         rotted.write_bytes(bytes(data))
-        segments = sorted(p for p in (copy / "repo" / "archive" / "sandbox").glob("15-1/*/0*")
-                          if ".backup" not in p.name)  # WAL segments, not backup history files
-        gone = segments[len(segments) // 2]
+        # A hole after the newest backup's start: no recovery from it gets past.
+        gone = copy / segments[len(segments) // 2].relative_to(original)
         gone.unlink()
         env = physical_env(sandbox, "physical-bad-repository",
                            component={"pgbackrest_config": str(config)})

@@ -40,9 +40,7 @@ def set_all_vars(drtool: Drtool, env: str, values: dict) -> Path:
 def test_a_restore_over_its_time_limit_is_stopped_and_rolled_back(sandbox: Drtool,
                                                                   passed_drill):
     # After a passed drill the targets hold data: the rollback has counts to prove.
-    env, bindir = slow_restore_env(sandbox, "sandbox-restore-limit", (1,))
-    wrapper = bindir / "pg_restore"
-    wrapper.write_text(wrapper.read_text().replace("sleep 40", f"sleep {SLEEP_S}"))
+    env, bindir = slow_restore_env(sandbox, "sandbox-restore-limit", (1,), {1: SLEEP_S})
     # A limit that is no number of seconds, or names no phase, is refused up front.
     set_all_vars(sandbox, env, {"drtool_phase_timeout_s": {"restore": 0, "rollback": 60}})
     refused = sandbox("validate", "--env", env)

@@ -157,6 +157,24 @@ def test_a_recovery_short_of_its_target_says_which_wal_it_lacked():
         "'000000010000000000000013' ... checksum mismatch")
 
 
+def test_a_recovery_to_the_end_must_restore_the_archives_newest_segment():
+    assert pgb.archive_end(json.dumps(INFO), "sandbox") == "000000010000000000000008"
+    assert pgb.archive_end(info_with(lambda s: s.update(archive=[])), "sandbox") is None
+    reached = {"last_restored_wal": "000000010000000000000008", "archive_errors": []}
+    assert pgb.short_of_end(reached, "000000010000000000000008") is None
+    # A later timeline is further on, whatever the segment number.
+    assert pgb.short_of_end({"last_restored_wal": "000000020000000000000003"},
+                            "000000010000000000000008") is None
+    short = {"last_restored_wal": "000000010000000000000006",
+             "archive_errors": ["ERROR: [045]: WAL file ... checksum mismatch"]}
+    assert pgb.short_of_end(short, "000000010000000000000008") == (
+        "recovery to the end of the archive stopped after WAL 000000010000000000000006; the "
+        "archive's newest segment is 000000010000000000000008; pgbackrest: ERROR: [045]: "
+        "WAL file ... checksum mismatch")
+    assert pgb.short_of_end({"last_restored_wal": None}, "000000010000000000000008").startswith(
+        "recovery to the end of the archive stopped after WAL (none restored)")
+
+
 def test_a_time_target_takes_the_newest_backup_that_ended_before_it():
     stop = INFO[0]["backup"][0]["timestamp"]["stop"]
     assert pgb.newest_backup(json.dumps(INFO), "sandbox", before=stop + 1)["label"] == (
@@ -181,8 +199,35 @@ def test_verify_names_each_file_it_found_wrong_and_counts_what_it_checked_once()
     status, problems, checked = pgb.verify_findings(VERIFY_ERROR)
     assert status == "error"
     assert problems == ["invalid checksum '20261206-060844F/pg_data/base/5/2838.lz4'",
-                        "20261206-060844F: checksum invalid 1"]
+                        "20261206-060844F: checksum invalid 1",
+                        "backup 20261206-060844F: status invalid"]
     assert checked == {"files": 1612, "wal": 54}
+
+
+def test_a_backup_without_its_manifest_a_missing_file_or_no_backup_at_all_fails():
+    # As pgBackRest prints them (src/command/verify/verify.c): a backup's status inline, a
+    # missing backup file on an INFO line, an empty repository as "backup: none found".
+    text = "\n".join([
+        "2026-12-06 07:00:30.020 P01   INFO: file missing '20261206-070000F/pg_data/PG_VERSION'",
+        "2026-12-06 07:00:30.021 P01   WARN: file missing '15-1/0000000100000000/x.lz4'",
+        "stanza: sandbox", "status: error",
+        "  backup: 20261206-060844F, status: manifest missing, total files checked: 0, "
+        "total valid files: 0",
+        "  backup: 20261206-070000F, status: invalid, total files checked: 3, "
+        "total valid files: 2",
+        "    missing: 1, checksum invalid: 0, size invalid: 0, other: 0",
+        "  backup: 20261206-080000F, status: in-progress, total files checked: 0, "
+        "total valid files: 0"])
+    status, problems, _checked = pgb.verify_findings(text)
+    assert status == "error"
+    # A WAL segment verify misses is only a warning there (expire removes them): drtool's
+    # gap finder judges the archive; the backup in progress is the schedule's, not wrong.
+    assert problems == ["file missing '20261206-070000F/pg_data/PG_VERSION'",
+                        "20261206-070000F: missing 1",
+                        "backup 20261206-060844F: status manifest missing",
+                        "backup 20261206-070000F: status invalid"]
+    empty = "stanza: sandbox\nstatus: ok\n  archiveId: none found\n  backup: none found"
+    assert pgb.verify_findings(empty)[1] == ["the repository holds no backup"]
 
 
 def test_a_verify_that_found_nothing_wrong_and_one_that_printed_no_summary():
@@ -213,6 +258,44 @@ def test_a_segment_missing_from_the_middle_of_the_archive_is_a_gap():
     assert pgb.describe_gap(gaps[0]) == (
         "WAL 000000010000000000000013 missing from the archive (15-1, timeline 1): no "
         "recovery replays past it")
+
+
+def test_a_hole_no_backup_needs_is_retention_not_a_broken_archive():
+    # Two backups: the older one's WAL 03-04, the newer's 0A-0B. Retention expired 05-09
+    # (only the older backup's own WAL kept): no restore needs them. A hole in the newer
+    # backup's own WAL, or after its start, breaks every recovery from it.
+    def two_backups(stanza: dict[str, Any]) -> None:
+        older = copy.deepcopy(stanza["backup"][0])
+        older["label"], older["archive"] = "20261205-030000F", {
+            "start": "000000010000000000000003", "stop": "000000010000000000000004"}
+        older["timestamp"] = {"start": 1, "stop": 2}
+        stanza["backup"][0]["archive"] = {"start": "00000001000000000000000A",
+                                          "stop": "00000001000000000000000B"}
+        stanza["backup"].insert(0, older)
+
+    info = info_with(two_backups)
+    names = [segment(1, 0, n) for n in (3, 4, 0xA, 0xB, 0xC, 0xE)]
+    gaps = pgb.wal_gaps(listing(*names))
+    assert [(g["first_missing"][-2:], g["last_missing"][-2:]) for g in gaps] == [
+        ("05", "09"), ("0D", "0D")]
+    blocking, expired, labels = pgb.split_gaps(gaps, info, "sandbox")
+    assert [g["first_missing"][-2:] for g in blocking] == ["0D"]  # after the newest's start
+    assert [g["first_missing"][-2:] for g in expired] == ["05"]
+    assert labels == ["20261205-030000F", "20261206-032853F"]
+    assert pgb.describe_expired(expired[0]).startswith(
+        "WAL 000000010000000000000005 to 000000010000000000000009 missing from the archive "
+        "(15-1, timeline 1): no backup needs it")
+    # A hole inside the older backup's own WAL: that backup cannot be restored at all.
+    inside = pgb.wal_gaps(listing(*[segment(1, 0, n) for n in (3, 5, 0xA, 0xB)]))
+    blocking, expired, _ = pgb.split_gaps(inside, info, "sandbox")
+    assert [g["first_missing"][-2:] for g in blocking] == ["04"]
+    assert [g["first_missing"][-2:] for g in expired] == ["06"]
+    # A later timeline (a promotion after the newest backup): recovery to the end follows it.
+    later = pgb.wal_gaps(listing(*[segment(2, 0, n) for n in (0xC, 0xE)]))
+    assert pgb.split_gaps(later, info, "sandbox")[0] == later
+    # No backup at all: every hole counts.
+    none = info_with(lambda stanza: stanza.update(backup=[]))
+    assert pgb.split_gaps(gaps, none, "sandbox")[0] == gaps
 
 
 def test_gaps_across_log_files_count_the_segments_a_log_file_holds():

@@ -137,7 +137,8 @@ def test_a_physical_target_needs_room_for_the_backups_cluster_once_emptied():
     gib = 2**30
 
     def room(**values: object) -> dict[str, object]:
-        return {"room": {"label": "20261206-060844F", **values}}
+        return {"room": {"label": "20261206-060844F", "snapshot_same_filesystem": False,
+                         "snapshot_free_bytes": 100 * gib, **values}}
 
     [fits] = room_check("pg2/main", room(backup_size=10 * gib, free_bytes=4 * gib,
                                          data_dir_bytes=6 * gib))
@@ -146,10 +147,33 @@ def test_a_physical_target_needs_room_for_the_backups_cluster_once_emptied():
                                           data_dir_bytes=6 * gib))
     assert short.status == "failed" and short.name == "preflight.room"
     assert short.detail.startswith("the restore needs 10.0 GiB and the data directory's "
-                                   "filesystem would have 9.0 GiB (3.0 GiB free, 6.0 GiB")
+                                   "file system would have 9.0 GiB (3.0 GiB free, 6.0 GiB")
     [unmeasured] = room_check("pg2/main", room(backup_size=gib, free_bytes=None,
-                                               data_dir_bytes=5))
-    assert unmeasured.status == "failed" and "could not be measured" in unmeasured.detail
+                                               data_dir_bytes=5, error="Permission denied"))
+    assert unmeasured.status == "failed"
+    assert unmeasured.detail == "the target's free space could not be measured: Permission denied"
     # A fresh drill that takes its own backup: no size to hold the target to yet.
     assert room_check("pg2/main", room(backup_size=None, free_bytes=1, data_dir_bytes=1)) == []
     assert room_check("pg2/main", {}) == []
+
+
+def test_the_safety_snapshots_copy_counts_against_the_room_it_shares():
+    gib = 2**30
+    shared = {"room": {"label": "L", "backup_size": 10 * gib, "free_bytes": 14 * gib,
+                       "data_dir_bytes": 6 * gib, "snapshot_same_filesystem": True,
+                       "snapshot_free_bytes": 14 * gib}}
+    # The copy takes 6 GiB of the 14 free; the emptied data directory gives them back to the
+    # restore, but the copy stays: 8 GiB for a 10 GiB cluster.
+    [short] = room_check("pg2/main", shared)
+    assert short.status == "failed" and short.actual == 8 * gib
+    assert "less 6.0 GiB for the safety snapshot's copy" in short.detail
+    # Without a snapshot (an operation that takes none), the same file system has room.
+    [fits] = room_check("pg2/main", shared, snapshot=False)
+    assert fits.status == "passed" and fits.actual == 20 * gib
+    # Elsewhere, the copy needs its own room: 6 GiB where 2 are free.
+    apart = {"room": {**shared["room"], "snapshot_same_filesystem": False,
+                      "snapshot_free_bytes": 2 * gib}}
+    [copy_short] = room_check("pg2/main", apart)
+    assert copy_short.status == "failed"
+    assert copy_short.detail.startswith("the safety snapshot's copy needs 6.0 GiB and its "
+                                        "file system has 2.0 GiB free")

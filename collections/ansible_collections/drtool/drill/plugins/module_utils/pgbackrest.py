@@ -255,11 +255,15 @@ def short_of_target(outcome):
 # lines that name each file it found wrong ("invalid checksum '<path>'", ...).
 # pgBackRest 2.45 ends verify with exit 0 whatever it found: the summary is the verdict.
 _VERIFY_STATUS = re.compile(r"^\s*status: (\S+)", re.MULTILINE)
-_VERIFY_FILE = re.compile(r"INFO: ((?:invalid|missing|unable|no |error)[^\n]*?)\s*$",
+_VERIFY_FILE = re.compile(r"INFO: ((?:invalid|missing|file missing|unable|no |error)[^\n]*?)\s*$",
                           re.MULTILINE | re.IGNORECASE)
 _VERIFY_COUNTS = re.compile(r"^\s*(?:backup|archiveId): ([^,]+),.*$", re.MULTILINE)
 _VERIFY_BAD = re.compile(r"(missing|checksum invalid|size invalid|other): ([1-9]\d*)")
 _VERIFY_TOTAL = re.compile(r"total (files|WAL) checked: (\d+)")
+# A backup's own status: "invalid" and "manifest missing" fail; "in-progress" is the
+# schedule's backup being taken now, and "valid" is valid.
+_VERIFY_BACKUP = re.compile(r"^\s*backup: ([^,\s]+), status: ([^,]+),", re.MULTILINE)
+_BACKUP_BAD = ("invalid", "manifest missing")
 
 
 def verify_findings(text):
@@ -283,6 +287,12 @@ def verify_findings(text):
                     problems.append(summary)
         if len(problems) > 50:
             break
+    for label, backup_status in _VERIFY_BACKUP.findall(text or ""):
+        line = "backup %s: status %s" % (label, backup_status.strip())
+        if backup_status.strip() in _BACKUP_BAD and line not in problems:
+            problems.append(line)
+    if re.search(r"^\s*backup: none found", text or "", re.MULTILINE):
+        problems.append("the repository holds no backup")
     checked = {"files": 0, "wal": 0}
     seen = set()
     for line in lines:  # each summary once: --log-level-console=info prints it twice
@@ -369,3 +379,71 @@ def describe_gap(gap):
     span = first if first == last else "%s to %s" % (first, last)
     return "WAL %s missing from the archive (%s, timeline %d): no recovery replays past it" % (
         span, gap["archive_id"], gap["timeline"])
+
+
+def split_gaps(gaps, info_text, stanza):
+    """The archive's holes parted into those a restore cannot pass and the others, by what
+    the stanza's backups (`pgbackrest info --output=json`) need of the archive: each
+    backup's own WAL (start to stop: without it the backup is not consistent) and, from the
+    newest backup's start on its timeline or any later one, every segment (a recovery to the
+    end of the archive replays them all). A hole elsewhere is where retention
+    (repo-retention-archive) expired WAL the backups no longer need: point-in-time recovery
+    into that stretch is not possible, and nothing else is lost. Returns (blocking, others,
+    labels), labels being the backups the repository holds."""
+    entry = stanza_of(info_text, stanza)
+    backups = [backup_record(b) for b in entry.get("backup") or [] if isinstance(b, dict)]
+    labels = [b["label"] for b in backups if b["label"]]
+    spans = [(b["wal_start"], b["wal_stop"]) for b in backups
+             if _wal_name(b["wal_start"]) and _wal_name(b["wal_stop"])]
+    newest = max(backups, key=lambda b: b["stopped_at_epoch"] or 0) if backups else None
+    start = newest and newest["wal_start"]
+    blocking, others = [], []
+    for gap in gaps:
+        first = "%08X" % gap["timeline"] + gap["first_missing"][8:]
+        last = "%08X" % gap["timeline"] + gap["last_missing"][8:]
+        needed = not spans or any(
+            begin[:8] == first[:8] and first <= end and last >= begin for begin, end in spans)
+        if not needed and _wal_name(start):
+            needed = gap["timeline"] > int(start[:8], 16) or (
+                gap["timeline"] == int(start[:8], 16) and last >= start)
+        (blocking if needed else others).append(gap)
+    return blocking, others, labels
+
+
+def _wal_name(name):
+    return isinstance(name, str) and len(name) == 24 and bool(_SEGMENT.match(name))
+
+
+def describe_expired(gap):
+    first, last = gap["first_missing"], gap["last_missing"]
+    span = first if first == last else "%s to %s" % (first, last)
+    return ("WAL %s missing from the archive (%s, timeline %d): no backup needs it, but no "
+            "point-in-time recovery reaches into that stretch (expired by "
+            "repo-retention-archive?)" % (span, gap["archive_id"], gap["timeline"]))
+
+
+def archive_end(info_text, stanza):
+    """The newest WAL segment the stanza's archive holds for its current database (the
+    highest `db` id: an older one is from before a stanza-upgrade), from `pgbackrest info
+    --output=json`; None when the archive is empty."""
+    entry = stanza_of(info_text, stanza)
+    archives = [a for a in entry.get("archive") or [] if isinstance(a, dict) and a.get("max")]
+    if not archives:
+        return None
+    current = max(archives, key=lambda a: (a.get("database") or {}).get("id") or 0)
+    newest = current.get("max")
+    return newest if _wal_name(newest) else None
+
+
+def short_of_end(outcome, end):
+    """Why a recovery to the end of the archive fell short of `end` (the newest segment the
+    archive held when the restore began), or None when its last restored segment reached it.
+    Segment names order by timeline, then position: a later timeline is further on."""
+    last = outcome.get("last_restored_wal")
+    if end is None or (last is not None and last >= end):
+        return None
+    reason = ("recovery to the end of the archive stopped after WAL %s; the archive's newest "
+              "segment is %s" % (last or "(none restored)", end))
+    if outcome.get("archive_errors"):
+        reason += "; pgbackrest: %s" % outcome["archive_errors"][-1]
+    return reason

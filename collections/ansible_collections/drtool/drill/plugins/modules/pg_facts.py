@@ -29,11 +29,28 @@ options:
         the maintenance database drtool connects to.
     type: bool
     default: false
+  present:
+    description: Databases to say, in C(present), whether the cluster has each.
+    type: list
+    elements: str
+    default: []
+  tools:
+    description: Programs that must be executable files in I(bin_dir) on the host; fails naming those that are not.
+    type: list
+    elements: str
+    default: []
+  bin_dir: {description: Where I(tools) are., type: path}
+  machine_identity:
+    description: Also return C(machine_id_sha256), the sha256 of the host's /etc/machine-id (never the id itself).
+    type: bool
+    default: false
 author: drtool maintainers
 """
 
 RETURN = r"""
 exists: {description: Whether the database exists., type: bool, returned: always}
+present: {description: "Whether each database of I(present) exists: {name: bool}", type: dict, returned: always}
+machine_id_sha256: {description: The sha256 of /etc/machine-id; null without one., type: str, returned: with machine_identity}
 counts: {description: Exact row count of every table., type: dict, returned: when the database exists}
 databases: {description: The cluster's databases (with I(list_databases))., type: list, returned: when asked}
 data_directory:
@@ -49,6 +66,10 @@ system_identifier:
 import uuid
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.drtool.drill.plugins.module_utils.host import (
+    machine_id_sha256,
+    missing_tools,
+)
 from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
     CONNECTION_ARGS,
     SENTINEL_DDL,
@@ -108,16 +129,25 @@ def main():
         write_check=dict(type="bool", default=False),
         reachable_only=dict(type="bool", default=False),
         list_databases=dict(type="bool", default=False),
+        present=dict(type="list", elements="str", default=[]),
+        tools=dict(type="list", elements="str", default=[]),
+        bin_dir=dict(type="path", default=None),
+        machine_identity=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=args, supports_check_mode=True)
     params = module.params
     psycopg = import_psycopg(module)
+    missing = missing_tools(params["bin_dir"] or "", params["tools"])
+    if missing:
+        module.fail_json(msg="%s not found in %s on this host" % (
+            ", ".join(missing), params["bin_dir"]))
     try:
         with connect(psycopg, params, database="postgres") as admin:
             version = admin.execute("SHOW server_version").fetchone()[0]
-            exists = admin.execute(
-                "SELECT count(*) > 0 FROM pg_database WHERE datname = %s", (params["database"],)
-            ).fetchone()[0]
+            wanted = [params["database"]] + params["present"]
+            there = {row[0] for row in admin.execute(
+                "SELECT datname FROM pg_database WHERE datname = ANY(%s)", (wanted,))}
+            exists = params["database"] in there
             identifier = system_identifier(psycopg, admin)
             data_directory = setting(psycopg, admin, "data_directory")
             found = admin.execute(
@@ -125,7 +155,10 @@ def main():
                 " AND datname <> 'postgres' ORDER BY datname"
             ).fetchall() if params["list_databases"] else None
         result = dict(changed=False, exists=exists, server_version=version,
-                      system_identifier=identifier, data_directory=data_directory)
+                      system_identifier=identifier, data_directory=data_directory,
+                      present={name: name in there for name in params["present"]})
+        if params["machine_identity"]:
+            result["machine_id_sha256"] = machine_id_sha256()
         if found is not None:
             names = [row[0] for row in found]
             # Each name becomes a folder of the backup and the snapshot (postgres/CLUSTER/NAME):

@@ -23,6 +23,9 @@ description:
   - C(rollback) puts the snapshot's copy back, starts the server and returns what it holds.
   - C(started) starts the target's server when its data directory holds a cluster and no
     server runs from it (a drill stopped while its snapshot had the server stopped).
+  - C(room) measures, changing nothing, the room a restore into I(data_dir) will have: the
+    free bytes of its file system, the bytes it holds now, and whether I(snapshot_dir) (or
+    its nearest existing parent) is on the same file system, with that one's free bytes.
   - pgBackRest and pg_ctl (or the start and stop commands) run as I(os_user) when the module
     runs as root (the copies, as the module's own user, keep owners and modes); the password
     reaches the server through the connection only.
@@ -33,7 +36,7 @@ options:
   password: {description: Password of I(user)., type: str}
   database: {description: Maintenance database to connect to., type: str, default: postgres}
   connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
-  state: {description: What to do., type: str, required: true, choices: [snapshot, disaster, restore, rollback, started]}
+  state: {description: What to do., type: str, required: true, choices: [snapshot, disaster, restore, rollback, started, room]}
   data_dir: {description: The target cluster's data directory., type: path, required: true}
   databases: {description: The databases to count., type: list, elements: str, default: []}
   snapshot_dir: {description: The safety snapshot's folder., type: path, required: true}
@@ -60,6 +63,7 @@ steps: {description: "The restore's copy, WAL replay and promotion: step, starte
 recovery: {description: What the server's log says of the recovery., type: dict, returned: restore}
 system_identifier: {description: The cluster's system identifier., type: str, returned: success}
 counts: {description: "Per database, exact counts (snapshot, rollback)", type: dict, returned: snapshot and rollback}
+room: {description: "free_bytes, data_dir_bytes, snapshot_same_filesystem, snapshot_free_bytes", type: dict, returned: room}
 """
 
 import datetime as dt
@@ -73,10 +77,12 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.drtool.drill.plugins.module_utils.pgbackrest import (
     PgBackRestError,
+    archive_end,
     as_os_user,
     port_setting,
     recovery_outcome,
     restore_argv,
+    short_of_end,
     short_of_target,
 )
 from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
@@ -240,6 +246,38 @@ def copy_tree(source, dest):
         raise Failed("copying %s to %s failed: %s" % (source, dest, done.stderr.strip()))
 
 
+def tree_bytes(top):
+    """The bytes of the regular files under `top`, as `du --bytes` counts them; a file that
+    goes while it is walked (a running server's WAL) is not an error."""
+    total = 0
+    for folder, _dirs, files in os.walk(top):
+        for name in files:
+            try:
+                stat = os.lstat(os.path.join(folder, name))
+            except OSError:
+                continue
+            total += stat.st_size
+    return total
+
+
+def free_bytes(path):
+    fs = os.statvfs(path)
+    return fs.f_bavail * fs.f_frsize
+
+
+def room(params):
+    """What a restore into the data directory will have room for; see DOCUMENTATION."""
+    data_dir = params["data_dir"]
+    snapshot_at = params["snapshot_dir"]
+    while not os.path.exists(snapshot_at):  # the snapshot's folder is made by the drill
+        snapshot_at = os.path.dirname(snapshot_at)
+    return {"changed": False, "room": {
+        "free_bytes": free_bytes(data_dir),
+        "data_dir_bytes": tree_bytes(data_dir),
+        "snapshot_same_filesystem": os.stat(snapshot_at).st_dev == os.stat(data_dir).st_dev,
+        "snapshot_free_bytes": free_bytes(snapshot_at)}}
+
+
 def snapshot(psycopg, params):
     data_dir, folder = params["data_dir"], params["snapshot_dir"]
     if not os.path.isfile(os.path.join(data_dir, "PG_VERSION")):
@@ -307,6 +345,17 @@ def restore(psycopg, params):
                             backup_set=params["backup_set"] or None)
     except PgBackRestError as exc:
         raise Failed(str(exc)) from None
+    end = None
+    if params["target_type"] == "default" and params["server_log"]:
+        # The end of the archive as the restore begins: where a recovery to the end must
+        # get to (the server's log names each segment it restored).
+        info = run(params, [argv[0]] + [a for a in argv[1:2] if a.startswith("--config=")]
+                   + ["--stanza=%s" % params["stanza"], "--output=json", "info"],
+                   120, "pgbackrest info")
+        try:
+            end = archive_end(info.stdout, params["stanza"])
+        except PgBackRestError as exc:
+            raise Failed(str(exc)) from None
     stop(params)
     copy_began, began = now(), time.monotonic()
     run(params, argv, params["recovery_timeout_s"], "pgbackrest restore")
@@ -358,6 +407,11 @@ def restore(psycopg, params):
         raise Failed("the server's log says recovery did not stop at the %s target %s: %s" % (
             params["target_type"], params["target"],
             fatal_line(log_text) or "no 'recovery stopping' line"))
+    if end is not None:
+        said["archive_end"] = end
+        short = short_of_end(said, end)
+        if short:
+            raise Failed(short)
     replay_s = recovered_s - (promotion_s or 0.0)
     replayed = replay_began + dt.timedelta(seconds=replay_s)
     steps = [{"step": "copy", "started_at": copy_began.isoformat(),
@@ -440,7 +494,7 @@ def main():
     args.update(
         database=dict(type="str", default="postgres"),
         state=dict(type="str", required=True,
-                   choices=["snapshot", "disaster", "restore", "rollback", "started"]),
+                   choices=["snapshot", "disaster", "restore", "rollback", "started", "room"]),
         data_dir=dict(type="path", required=True),
         databases=dict(type="list", elements="str", default=[]),
         snapshot_dir=dict(type="path", required=True),
@@ -473,6 +527,8 @@ def main():
             result = restore(psycopg, params)
         elif params["state"] == "started":
             result = ensure_started(params)
+        elif params["state"] == "room":
+            result = room(params)
         else:
             result = rollback(psycopg, params)
     except Failed as exc:

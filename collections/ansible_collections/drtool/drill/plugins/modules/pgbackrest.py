@@ -34,7 +34,9 @@ backup: {description: "The backup (label, type, times, LSNs, WAL range, sizes)",
 duration_s: {description: How long the command ran., type: float, returned: always}
 output: {description: What verify printed (its summary and the files it found wrong)., type: str, returned: verify}
 verified: {description: Every backup and WAL file checked out and the archive has no hole., type: bool, returned: verify}
-verify: {description: "verify's status, the problems it named, and the holes in the archive (wal_gaps)", type: dict, returned: verify}
+verify: {description: "verify's status, the problems it named, the holes in the archive a restore cannot pass (wal_gaps) and those no backup needs (expired_wal)", type: dict, returned: verify}
+labels: {description: The labels of the backups the repository holds., type: list, returned: verify}
+warnings_found: {description: "Holes in the archive no backup needs: point-in-time recovery cannot reach into them", type: list, returned: verify}
 """
 
 import datetime as dt
@@ -45,8 +47,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.drtool.drill.plugins.module_utils.pgbackrest import (
     PgBackRestError,
     as_os_user,
+    describe_expired,
     describe_gap,
     newest_backup,
+    split_gaps,
     verify_findings,
     version_of,
     wal_gaps,
@@ -55,7 +59,8 @@ from ansible_collections.drtool.drill.plugins.module_utils.pgbackrest import (
 
 def said(done):
     """pgBackRest's own reason: its ERROR lines, else the end of what it printed."""
-    text = ((done.stderr or "") + "\n" + (done.stdout or "")).strip()
+    text = "\n".join(line for line in ((done.stderr or "") + "\n" + (done.stdout or "")).splitlines()
+                     if "command begin" not in line).strip()  # its options: not for the journal
     errors = [line.strip() for line in text.splitlines() if "ERROR:" in line]
     if errors:
         return "; ".join(errors[-3:])[-2000:]
@@ -109,12 +114,18 @@ def verify(module, base, name, result, timeout):
     if listed.returncode != 0:
         module.fail_json(msg="pgbackrest repo-ls of stanza %s's archive failed (exit %d): %s"
                          % (name, listed.returncode, said(listed)), **result)
+    info = run(module, base + ["--output=json", "info"], timeout)
+    if info.returncode != 0:
+        module.fail_json(msg="pgbackrest info of stanza %s failed (exit %d): %s"
+                         % (name, info.returncode, said(info)), **result)
     try:
-        gaps = wal_gaps(listed.stdout)
+        gaps, expired, labels = split_gaps(wal_gaps(listed.stdout), info.stdout, name)
     except PgBackRestError as exc:
         module.fail_json(msg=str(exc), **result)
+    result["labels"] = labels
+    result["warnings_found"] = [describe_expired(gap) for gap in expired[:5]]
     result["verify"] = {"status": status, "problems": problems, "wal_gaps": gaps,
-                        "checked": checked}
+                        "expired_wal": expired, "checked": checked}
     result["output"] = text[-4000:]
     reasons = problems[:5] + [describe_gap(gap) for gap in gaps[:5]]
     if status is None:

@@ -45,11 +45,11 @@ machine_id_sha256:
   returned: success
 """
 
-import hashlib
 import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.drtool.drill.plugins.module_utils.host import machine_id_sha256
 from ansible_collections.drtool.drill.plugins.module_utils.redis import (
     CONNECTION_ARGS,
     connect,
@@ -65,16 +65,6 @@ def config_value(redis, client, name):
     try:
         return client.config_get(name).get(name)
     except redis.RedisError:
-        return None
-
-
-def machine_id_sha256(path="/etc/machine-id"):
-    """The sha256 of the host's machine-id file, as `stat`'s checksum gives it (machine-id(5)
-    asks that the id itself never leave the machine); None where there is none."""
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
-    except OSError:
         return None
 
 
