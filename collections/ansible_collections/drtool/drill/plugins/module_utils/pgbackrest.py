@@ -374,11 +374,15 @@ def _previous(segment, per_log):
     return (high - 1, per_log - 1) if low == 0 and per_log is not None else (high, low - 1)
 
 
-def describe_gap(gap):
+def _missing(gap):
     first, last = gap["first_missing"], gap["last_missing"]
     span = first if first == last else "%s to %s" % (first, last)
-    return "WAL %s missing from the archive (%s, timeline %d): no recovery replays past it" % (
+    return "WAL %s missing from the archive (%s, timeline %d)" % (
         span, gap["archive_id"], gap["timeline"])
+
+
+def describe_gap(gap):
+    return "%s: no recovery replays past it" % _missing(gap)
 
 
 def split_gaps(gaps, info_text, stanza):
@@ -399,8 +403,7 @@ def split_gaps(gaps, info_text, stanza):
     start = newest and newest["wal_start"]
     blocking, others = [], []
     for gap in gaps:
-        first = "%08X" % gap["timeline"] + gap["first_missing"][8:]
-        last = "%08X" % gap["timeline"] + gap["last_missing"][8:]
+        first, last = gap["first_missing"], gap["last_missing"]  # with their timeline
         needed = not spans or any(
             begin[:8] == first[:8] and first <= end and last >= begin for begin, end in spans)
         if not needed and _wal_name(start):
@@ -415,11 +418,8 @@ def _wal_name(name):
 
 
 def describe_expired(gap):
-    first, last = gap["first_missing"], gap["last_missing"]
-    span = first if first == last else "%s to %s" % (first, last)
-    return ("WAL %s missing from the archive (%s, timeline %d): no backup needs it, but no "
-            "point-in-time recovery reaches into that stretch (expired by "
-            "repo-retention-archive?)" % (span, gap["archive_id"], gap["timeline"]))
+    return ("%s: no backup needs it, but no point-in-time recovery reaches into that stretch "
+            "(expired by repo-retention-archive?)" % _missing(gap))
 
 
 def archive_end(info_text, stanza):

@@ -268,7 +268,7 @@ def free_bytes(path):
 def room(params):
     """What a restore into the data directory will have room for; see DOCUMENTATION."""
     data_dir = params["data_dir"]
-    snapshot_at = params["snapshot_dir"]
+    snapshot_at = os.path.abspath(params["snapshot_dir"])  # its parents end at "/"
     while not os.path.exists(snapshot_at):  # the snapshot's folder is made by the drill
         snapshot_at = os.path.dirname(snapshot_at)
     return {"changed": False, "room": {
