@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,39 @@ def test_the_log_says_where_the_newest_recovery_stopped():
     assert outcome["consistent_lsn"] == "0/8000050"
     assert outcome["timeline"] == 2
     assert outcome["archive_recovery_complete"] and outcome["ready"]
+
+
+def test_the_promotion_is_timed_from_the_newest_recoverys_end_to_the_primary_being_ready():
+    # Two recoveries in one log: the newest stopped at .493 and was ready at .817.
+    assert pgb.promotion_seconds(LOG) == 0.324
+    # Read before the postmaster's line came: recovery ended, promotion not yet timed.
+    assert pgb.promotion_seconds(LOG[:LOG.rindex("database system is ready")]) is None
+    assert pgb.promotion_seconds("LOG:  database system is ready to accept connections\n") is None
+
+
+def test_the_log_is_read_again_until_it_says_the_promotion_ended():
+    behind = LOG[:LOG.rindex("database system is ready")]
+    reads = iter([behind, behind, LOG])
+    text = pgb.settled_log(lambda: next(reads), until=time.monotonic() + 5, pause=0.01)
+    assert text == LOG and pgb.promotion_seconds(text) == 0.324
+
+
+def test_a_log_that_never_says_it_is_read_until_the_deadline_and_no_longer():
+    behind = LOG[:LOG.rindex("database system is ready")]
+    reads: list[str] = []
+
+    def read() -> str:
+        reads.append(behind)
+        return behind
+
+    began = time.monotonic()
+    assert pgb.settled_log(read, until=began + 0.3, pause=0.05) == behind
+    assert 0.3 <= time.monotonic() - began < 2 and len(reads) > 2
+    # A log that says no recovery ended is not waited for at all.
+    reads.clear()
+    assert pgb.settled_log(lambda: reads.append("none") or "LOG:  started\n",
+                           until=began + 60) == "LOG:  started\n"
+    assert reads == ["none"]
 
 
 def test_a_log_of_a_recovery_that_ended_short_of_its_target_says_so():

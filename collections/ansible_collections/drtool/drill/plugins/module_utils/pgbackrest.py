@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import re
+import time
 
 # The recovery targets drtool asks for (pgbackrest restore --type); "default" replays to the
 # end of the archive.
@@ -214,6 +215,59 @@ def recovery_outcome(log_text):
         if "database system is ready to accept connections" in line:
             outcome["ready"] = True
     return outcome
+
+
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)")
+
+
+def stamp(line):
+    """The time a log line begins with (log_line_prefix '%m ...'), or None."""
+    found = _STAMP.match(line)
+    if not found:
+        return None
+    try:
+        return dt.datetime.fromisoformat(found.group(1))
+    except ValueError:
+        return None
+
+
+def recovery_marks(log_text):
+    """When the server's log says the newest recovery stopped (or its redo ended), and when
+    the server then said it takes connections as a primary: (ended, ready), each None where
+    the log does not say."""
+    ended = ready = None
+    for line in log_text.splitlines():
+        if "recovery stopping" in line or "redo done at" in line:
+            if ready is not None or ended is None:  # a later recovery starts over
+                ended, ready = stamp(line), None
+        elif (ended is not None and ready is None
+              and "database system is ready to accept connections" in line):
+            ready = stamp(line)
+    return ended, ready
+
+
+def promotion_seconds(log_text):
+    """From where recovery stopped (or redo ended) to the server taking connections as a
+    primary, by the log's own timestamps; None when the log cannot say."""
+    ended, ready = recovery_marks(log_text)
+    if ended is None or ready is None:
+        return None
+    return round(max(0.0, (ready - ended).total_seconds()), 3)
+
+
+def settled_log(read, until, pause=0.1):
+    """The log `read()` returns, read again until it holds the line that ends a promotion
+    whose recovery it says ended, or until time.monotonic() reaches `until`.
+    pg_is_in_recovery() turns false as the startup process ends recovery; the postmaster
+    logs "ready to accept connections" a moment later, the log collector later still."""
+    text = read()
+    while time.monotonic() < until:
+        ended, ready = recovery_marks(text)
+        if ended is None or ready is not None:
+            break
+        time.sleep(pause)
+        text = read()
+    return text
 
 
 def port_setting(port):

@@ -69,7 +69,6 @@ room: {description: "free_bytes, data_dir_bytes, snapshot_same_filesystem, snaps
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -80,8 +79,10 @@ from ansible_collections.drtool.drill.plugins.module_utils.pgbackrest import (
     archive_end,
     as_os_user,
     port_setting,
+    promotion_seconds,
     recovery_outcome,
     restore_argv,
+    settled_log,
     short_of_end,
     short_of_target,
 )
@@ -97,7 +98,6 @@ OWN_FILES = ("postgresql.conf", "pg_hba.conf", "pg_ident.conf")
 COPY = "data"  # the snapshot's copy of the data directory, in snapshot_dir
 STATE = "state.json"
 MARK = "rolled-back"  # a rollback that was proved: another attempt leaves the target alone
-_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)")
 
 
 class Failed(Exception):
@@ -312,28 +312,13 @@ def disaster(params):
     return {"changed": True, "stopped": stopped}
 
 
-def stamp(line):
-    found = _STAMP.match(line)
-    if not found:
-        return None
-    try:
-        return dt.datetime.fromisoformat(found.group(1))
-    except ValueError:
-        return None
+READY_WAIT_S = 10  # how long the log may lag behind the end of recovery (settled_log)
 
 
-def promotion_seconds(log_text):
-    """From where recovery stopped (or redo ended) to the server taking connections as a
-    primary, by the log's own timestamps; None when the log cannot say."""
-    ended = ready = None
-    for line in log_text.splitlines():
-        if ended is None and ("recovery stopping" in line or "redo done at" in line):
-            ended = stamp(line)
-        elif ended is not None and "database system is ready to accept connections" in line:
-            ready = stamp(line)
-    if ended is None or ready is None:
-        return None
-    return round(max(0.0, (ready - ended).total_seconds()), 3)
+def log_after_promotion(params, offset, deadline):
+    """The server's log since `offset`, once it says the promotion ended."""
+    return settled_log(lambda: log_since(params, offset),
+                       min(deadline, time.monotonic() + READY_WAIT_S))
 
 
 def restore(psycopg, params):
@@ -399,7 +384,7 @@ def restore(psycopg, params):
     finally:
         conn.close()
     recovered_s, promoted = time.monotonic() - began, now()
-    log_text = log_since(params, offset)
+    log_text = log_after_promotion(params, offset, deadline)
     said = recovery_outcome(log_text)
     promotion_s = promotion_seconds(log_text)
     if params["server_log"] and params["target_type"] not in ("default",) and (
