@@ -218,10 +218,22 @@ def no_lease_left(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def passed_drill(sandbox: Drtool) -> dict[str, Any]:
+def passed_drill_target() -> dict[str, Any]:
+    """What the restore target's `shop` database held as the passed drill ended (filled by
+    passed_drill): later tests on the same sandbox restore it their own ways."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def passed_drill(sandbox: Drtool, passed_drill_target: dict[str, Any]) -> dict[str, Any]:
     """One full drill on the sandbox, shared by the tests that read its journal."""
     code, journal = sandbox.json("drill", "--env", "sandbox")
     assert code == 0, json.dumps(journal.get("failure"), indent=1)
+    with pg(sandbox, "pg_target", "shop") as conn:
+        passed_drill_target["shop_owner"] = conn.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'shop'").fetchone()[0]
+        passed_drill_target["price_changes"] = conn.execute(
+            "SELECT count(*) FROM shop.price_changes").fetchone()[0]
     return journal
 
 
