@@ -9,12 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
-from drtool.report.model import axis_ceiling
+from drtool.report.model import axis_ceiling, human_seconds
 
 WIDTH, HEIGHT = 760, 280
 LEFT, RIGHT, TOP, BOTTOM = 64, 20, 52, 42
-COLOURS = {"met": "#1a7f37", "missed": "#cf222e", "unjudged": "#57606a",
+LEFT_WIDE = 90  # room for a phase's name
+COLOURS = {"work": "#0969da", "met": "#1a7f37", "missed": "#cf222e", "unjudged": "#57606a",
            "objective": "#cf222e", "line": "#8c959f", "grid": "#d0d7de", "text": "#24292f"}
 
 
@@ -115,3 +117,58 @@ def month_ticks(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
         cursor = (cursor.replace(year=cursor.year + 1, month=1) if cursor.month == 12
                   else cursor.replace(month=cursor.month + 1))
     return ticks
+
+
+def recovery_chart(where: dict[str, Any]) -> str:
+    """Where the recovery time went (drtool.report.recovery_time.breakdown): one row per
+    phase of the RTO, its span in grey and the spans its steps did work in coloured, on an
+    axis of seconds from the disaster's declaration."""
+    rto = float(where["rto_s"]) or 1.0
+    rows = where["phases"]
+    row_h, top = 30, TOP
+    height = top + row_h * len(rows) + BOTTOM
+    plot_w = WIDTH - LEFT_WIDE - RIGHT
+
+    def x(seconds: float) -> float:
+        return LEFT_WIDE + plot_w * min(max(seconds / rto, 0.0), 1.0)
+
+    summary = (f"Where the recovery time went: {human_seconds(rto)} in all, of which "
+               f"{human_seconds(where['work_s'])} steps acting on hosts and "
+               f"{human_seconds(where['orchestration_s'])} Ansible and drtool around them")
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
+           f'width="100%" role="img" aria-label="{escape(summary)}" class="chart">',
+           f"<title>{escape(summary)}</title>",
+           f'<text x="{LEFT_WIDE}" y="20" font-size="14" font-weight="600" '
+           f'fill="{COLOURS["text"]}">Where the recovery time went</text>',
+           f'<rect x="{LEFT_WIDE}" y="29" width="12" height="10" fill="{COLOURS["work"]}"/>'
+           f'<text x="{LEFT_WIDE + 16}" y="38" font-size="11" fill="{COLOURS["text"]}">'
+           "steps acting on hosts (restore, stop, start, count)</text>"
+           f'<rect x="{LEFT_WIDE + 300}" y="29" width="12" height="10" '
+           f'fill="{COLOURS["grid"]}"/><text x="{LEFT_WIDE + 316}" y="38" font-size="11" '
+           f'fill="{COLOURS["text"]}">Ansible and drtool around them</text>']
+    for i in range(6):  # the seconds axis
+        at = rto * i / 5
+        out.append(f'<line x1="{x(at):.1f}" x2="{x(at):.1f}" y1="{top}" '
+                   f'y2="{top + row_h * len(rows)}" stroke="{COLOURS["grid"]}" '
+                   'stroke-dasharray="2 3"/>')
+        out.append(f'<text x="{x(at):.1f}" y="{top + row_h * len(rows) + 16}" font-size="11" '
+                   f'text-anchor="middle" fill="{COLOURS["text"]}">{human_seconds(at)}</text>')
+    for index, phase in enumerate(rows):
+        y = top + row_h * index + 6
+        begins, ends = x(phase["started_s"]), x(phase["started_s"] + phase["duration_s"])
+        label = (f"{phase['name']}: {human_seconds(phase['duration_s'])}, "
+                 f"{human_seconds(phase['work_s'])} of it steps acting on hosts")
+        out.append(f'<g class="phase"><title>{escape(label)}</title>'
+                   f'<text x="{LEFT_WIDE - 8}" y="{y + 13}" font-size="12" text-anchor="end" '
+                   f'fill="{COLOURS["text"]}">{escape(phase["name"])}</text>'
+                   f'<rect x="{begins:.1f}" y="{y}" height="18" '
+                   f'width="{max(ends - begins, 1):.1f}" '
+                   f'fill="{COLOURS["grid"]}"/></g>')
+        for start, end in phase["spans"]:
+            out.append(f'<rect class="work" x="{x(start):.1f}" y="{y}" height="18" '
+                       f'width="{max(x(end) - x(start), 1):.1f}" fill="{COLOURS["work"]}">'
+                       f"<title>{escape(phase['name'])}: work from {human_seconds(start)} to "
+                       f"{human_seconds(end)}</title></rect>")
+    out.append("</svg>")
+    return "\n".join(out)
+

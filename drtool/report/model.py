@@ -17,6 +17,7 @@ from typing import Any
 
 from drtool.core.clock import iso, parse_iso
 from drtool.core.phases import OPERATIONS
+from drtool.report import recovery_time
 from drtool.report.frameworks import FRAMEWORKS
 
 REPORT_SCHEMA = "drtool.report/1"
@@ -95,6 +96,7 @@ def drill_entry(item: Recorded, remediation: Mapping[str, str] | None = None) ->
                    for name, p in phases.items()],
         "phase_durations": {name: p.get("duration_s") for name, p in phases.items()},
         "restores": component_restores(phases.get("restore") or {}),
+        "recovery": recovery_time.breakdown(journal),
         "checks": [{k: c.get(k) for k in ("name", "target", "expected", "actual", "status",
                                           "detail")} for c in checks],
         "checks_passed": record.get("checks_passed", 0),

@@ -13,7 +13,7 @@ import jinja2
 
 from drtool.adapters import chromium
 from drtool.core.clock import parse_iso
-from drtool.report.charts import Point, trend_chart
+from drtool.report.charts import Point, recovery_chart, trend_chart
 from drtool.report.model import DRILL_PHASES, human_seconds
 from drtool.util.files import atomic_write
 
@@ -118,7 +118,11 @@ def charts(report: dict[str, Any]) -> dict[str, str]:
 
 def render_html(report: dict[str, Any]) -> str:
     template = "quarterly.html.j2" if report["kind"] == "quarterly" else "drill.html.j2"
-    extra = {"charts": charts(report)} if report["kind"] == "quarterly" else {}
+    if report["kind"] == "quarterly":
+        extra = {"charts": charts(report)}
+    else:
+        where = report["drill"].get("recovery")
+        extra = {"charts": {"recovery": recovery_chart(where)} if where else {}}
     return environment().get_template(template).render(r=report, phases=DRILL_PHASES, **extra)
 
 
