@@ -170,6 +170,30 @@ def test_pg_dump_failing_says_what_pg_dump_said(sandbox, probe, ghost_database, 
     assert password not in artifacts_text(tmp_path)
 
 
+def test_the_dump_is_compressed_as_asked_and_a_level_pg_dump_refuses_says_why(
+        sandbox, probe, ghost_database, tmp_path):
+    password = sandbox.secret("postgres_password")
+
+    def dump(folder: str, compress: object) -> dict[str, object]:
+        return {"name": f"Dump {folder}", "drtool.drill.pg_backup": {
+            "port": sandbox.port("pg_primary"), "password": password,
+            "database": ghost_database, "dest": str(tmp_path / folder / "postgres"),
+            "backup_root": str(tmp_path / folder), "compress": compress,
+            "pg_dump": "/usr/lib/postgresql/15/bin/pg_dump", "backup_id": "reasons"}}
+
+    run = probe([dump("none", 0), dump("gzip", "1"), dump("default", ""), dump("bad", "zstd")])
+    reason = only_failure(run)
+    assert reason.startswith('pg_dump failed (exit 1): pg_dump: error: invalid value "zstd" '
+                             "for option -Z/--compress"), reason
+    data = {folder: sorted(p.name for p in (tmp_path / folder / "postgres").glob("*.dat*")
+                           if p.name != "toc.dat")
+            for folder in ("none", "gzip", "default")}
+    assert data["none"] and all(name.endswith(".dat") for name in data["none"]), data
+    assert data["gzip"] and all(name.endswith(".dat.gz") for name in data["gzip"]), data
+    assert all(name.endswith(".dat.gz") for name in data["default"]), data
+    assert password not in artifacts_text(tmp_path)
+
+
 def test_a_wrong_password_is_named_as_the_server_said_it_and_not_shown(sandbox, probe, tmp_path):
     password = sandbox.secret("postgres_password")
     wrong = "wrong-" + password[::-1]

@@ -22,6 +22,11 @@ options:
   dest: {description: Directory the dump is written to; it must not exist yet., type: path, required: true}
   backup_root: {description: Backup directory the returned file paths are relative to., type: path, required: true}
   jobs: {description: Parallel pg_dump jobs., type: int, default: 2}
+  compress:
+    description:
+      - pg_dump's C(--compress) (0 to 9, or METHOD[:LEVEL] with PostgreSQL 16's pg_dump).
+        Empty: pg_dump's own default.
+    type: raw
   pg_dump: {description: pg_dump executable., type: str, default: pg_dump}
   backup_id: {description: Backup identifier, the sentinel's key., type: str, required: true}
   sentinel_value:
@@ -112,6 +117,7 @@ def main():
         dest=dict(type="path", required=True),
         backup_root=dict(type="path", required=True),
         jobs=dict(type="int", default=2),
+        compress=dict(type="raw", default=None),
         pg_dump=dict(type="str", default="pg_dump"),
         backup_id=dict(type="str", required=True),
         sentinel_value=dict(type="str", default=None),
@@ -129,6 +135,7 @@ def main():
     os.makedirs(os.path.dirname(params["dest"]), exist_ok=True)
     # Milliseconds, as both pg_dump's --lock-wait-timeout and lock_timeout read a bare number.
     lock_wait_ms = params["lock_wait_timeout"] * 1000
+    compress = "" if params["compress"] is None else str(params["compress"]).strip()
 
     started = time.monotonic()
     try:
@@ -155,7 +162,8 @@ def main():
                     "--snapshot=" + snapshot_id, "--file=" + params["dest"],
                     "--host=" + params["host"], "--port=%d" % params["port"],
                     "--username=" + params["user"], "--no-password",
-                ] + (["--lock-wait-timeout=%d" % lock_wait_ms] if lock_wait_ms else []) + [
+                ] + (["--lock-wait-timeout=%d" % lock_wait_ms] if lock_wait_ms else [])
+                + (["--compress=%s" % compress] if compress else []) + [
                     params["database"],
                 ],
                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
