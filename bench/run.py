@@ -45,7 +45,6 @@ from drtool.sandbox import layout as lay
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_ENV = "bench"
-BENCH_COMPONENTS = {"main", "cache", "api"}
 DATABASES = ("appdb", "shop")
 # The issue's goals for each ratio (speed issue): at or under.
 GOALS = {"restore phase / raw restore": 1.10, "orchestration share of the RTO": 0.10,
@@ -192,24 +191,19 @@ class Bench:
         return json.loads(done.stdout)
 
     def bench_env(self) -> None:
-        """$DRTOOL_HOME/inventories/bench: the sandbox's inventory with only the components
-        BENCH_COMPONENTS, the hosts they are on and the team checks that read them."""
+        """$DRTOOL_HOME/inventories/bench: the tests' slim copy of the sandbox's inventory
+        (the components main, cache and api, their hosts and the team checks that read
+        them)."""
         sys.path.insert(0, str(ROOT))
         from tests.conftest import Drtool, copy_inventory  # the tests' own copy, kept one
 
-        copy_inventory(Drtool(paths.drtool_home(), dict(os.environ)), BENCH_ENV, {},
-                       keep=BENCH_COMPONENTS)
+        copy_inventory(Drtool(paths.drtool_home(), dict(os.environ)), BENCH_ENV, {})
 
     def close(self, databases: tuple[str, ...] = ("appdb",)) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
         with self.pg("pg_target", "postgres") as admin:
             for database in (*databases, "restore"):
                 admin.execute(f"DROP DATABASE IF EXISTS bench_{database} WITH (FORCE)")
-
-
-def task_time(journal: dict, phase: str, action: str) -> float:
-    record = next(p for p in journal["phases"] if p["name"] == phase)
-    return sum(t["duration_s"] for t in record["tasks"] if t["action"] == action)
 
 
 def phase_time(journal: dict, phase: str) -> float:
