@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,9 +117,10 @@ def sandbox(drtool: Drtool) -> Iterator[Drtool]:
     yield drtool
     status = drtool("sandbox", "status", "--json")
     pids += [row["pid"] for row in json.loads(status.stdout or "[]") if row["pid"]]
+    running = identities(pids)
     down = drtool("sandbox", "down", "--purge")
     assert down.returncode == 0, down.stderr
-    left = [pid for pid in set(pids) if alive(pid)]
+    left = survivors(running)
     assert not left, f"sandbox processes still running after `sandbox down`: {left}"
 
 
@@ -130,6 +131,34 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def identities(pids: Iterable[int]) -> dict[int, str]:
+    """Each running PID with its start time (clock ticks since boot): a PID the kernel hands
+    to a new process after the first one exits has another start time. The suite starts
+    tens of thousands of processes, so PIDs wrap (pid_max 32768) while it runs."""
+    found = {}
+    for pid in pids:
+        try:
+            found[pid] = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19]
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def survivors(before: dict[int, str]) -> list[str]:
+    """The processes of `before` (from `identities`) that still run, by PID and command line;
+    a PID now held by another process is not one of them."""
+    now = identities(before)
+    left = []
+    for pid, start in now.items():
+        if start == before[pid] and alive(pid):
+            try:
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            left.append(f"{pid} {args.strip()}")
+    return left
 
 
 def descendants(pid: int) -> list[int]:

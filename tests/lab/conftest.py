@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Drtool, alive
+from tests.conftest import Drtool, identities, survivors
 
 # The lab's namespaces and /24 are one per machine: a test run with a DRTOOL_TEST_PORT_BASE
 # of its own (a second run sharing the machine) gets a lab of its own as well.
@@ -34,13 +34,13 @@ def lab(drtool: Drtool) -> Iterator[Drtool]:
     # Everything running inside the lab's namespaces now, sessions and services alike.
     inside = {int(p) for n in run("ip", "netns", "list").split() if n.startswith(PREFIX)
               for p in run("ip", "netns", "pids", n).split()}
-    pids |= inside
+    running = identities(pids | inside)
     down = lab_drtool("lab", "down", "--purge")
     assert down.returncode == 0, down.stderr
     leftovers = {
         "namespaces": [n for n in run("ip", "netns", "list").split() if n.startswith(PREFIX)],
         "links": [line for line in run("ip", "-o", "link").splitlines() if f"{PREFIX}-" in line],
-        "processes": [pid for pid in pids if alive(pid)],
+        "processes": survivors(running),
         "ssh masters": [line for line in run("ps", "-eo", "args").splitlines()
                         if line.startswith("ssh: ") and (str(drtool.home) in line
                                                          or control_root(drtool) in line)],
