@@ -116,7 +116,12 @@ def task_record(event: dict[str, Any]) -> TaskRecord | None:
     result = data.get("res") or {}
     if status == "ok" and result.get("changed"):
         status = "changed"
-    message = failure_reason(result) if status in ("failed", "unreachable") else None
+    message: str | None = None
+    if status in ("failed", "unreachable"):
+        message = failure_reason(result)
+    else:  # drtool's own modules may say in a line what they chose (a snapshot's method)
+        note = result.get("drtool_note")
+        message = redact_secrets(one_line(note)) if isinstance(note, str) and note else None
     return TaskRecord(
         host=data.get("host", ""), name=data.get("task", ""), action=data.get("task_action", ""),
         status=status, started_at=data.get("start"), ended_at=data.get("end"),

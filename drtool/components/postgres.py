@@ -43,12 +43,14 @@ def plan(component: Component) -> dict[str, list[tuple[str, str]]]:
         "backup": [(SOURCE, f"pg_dump of {names}"
                     + (" (all but postgres and the templates)" if unbound else "")
                     + " with exact counts; writes a sentinel row; the dump goes to the store")],
-        "snapshot": [(TARGET, f"safety dump of what {names} holds now")],
+        "snapshot": [(TARGET, f"safety copy of what {names} holds now: in its cluster "
+                              "(CREATE DATABASE ... TEMPLATE), else by pg_dump")],
         "disaster": [(TARGET, f"DESTROYS: drops {names}")],
         "restore": [(TARGET, "checks every file's sha256, then recreates "
                              f"{names} and pg_restores the backup")],
         "verify": [(TARGET, "exact counts, sequences, sentinel; writes and deletes a row")],
-        "cleanup": [(TARGET, "removes the safety snapshot and the staged backup")],
+        "cleanup": [(TARGET, "drops the safety copy, removes the snapshot and the staged "
+                             "backup")],
     }
 
 

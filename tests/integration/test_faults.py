@@ -335,9 +335,11 @@ def test_a_full_disk_under_the_safety_snapshot_fails_it_before_anything_is_destr
     try:
         path = f"{mount}/{{{{ drtool_drill_id }}}}"
         # The PostgreSQL target's snapshot only: two targets filling one small disk would
-        # race to be the one that finds it full.
+        # race to be the one that finds it full. Dumped: a copy in the cluster would not
+        # write to that disk.
         env = copy_inventory(sandbox, "sandbox-snapshot-full", {}, {
-            "sandbox-pg-target": {"drtool_snapshot_path": path}})
+            "sandbox-pg-target": {"drtool_snapshot_path": path,
+                                  "drtool_postgres_snapshot_method": "dump"}})
         before, primaries = target_state(sandbox), primaries_of(sandbox)
 
         code, journal = sandbox.json("drill", "--env", env)

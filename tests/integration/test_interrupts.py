@@ -239,7 +239,10 @@ def test_a_rollback_that_does_not_match_its_snapshot_fails_and_keeps_the_snapsho
     assert journal["rollback"]["status"] == "failed"
     assert "rollback.postgres.row_count" in journal["rollback"]["error"]
     assert "public.orders" in journal["rollback"]["error"]
-    assert (snapshot / PG_SNAPSHOT / "dump").is_dir(), "the snapshot must be kept"
+    # The snapshot's copy is in the database's place (its rename is the rollback), and its
+    # record is kept.
+    assert (snapshot / PG_SNAPSHOT / "state.json").is_file(), "the snapshot must be kept"
+    assert state["method"] == "template"
     new = json.loads(done.stdout)
     assert new["status"] == "failed" and new["failure"]["kind"] == "orchestration"
     assert drill_id in new["failure"]["reason"]

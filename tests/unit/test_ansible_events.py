@@ -19,6 +19,13 @@ def test_task_events_become_records_with_host_timing_and_status():
                              res={"msg": "ssh"})).status == "unreachable"
 
 
+def test_a_note_of_drtools_own_modules_is_the_message_of_a_task_that_passed():
+    noted = task_record(event("runner_on_ok", task="Copy", res={
+        "changed": True, "msg": "not kept", "drtool_note": "appdb: no copy, password=hunter2\nso"}))
+    assert noted.message == "appdb: no copy, password=*** | so"
+    assert task_record(event("runner_on_ok", task="T", res={"msg": "done"})).message is None
+
+
 def test_other_events_are_not_tasks():
     assert task_record(event("playbook_on_task_start", task="T")) is None
     assert task_record({"event": "verbose"}) is None
