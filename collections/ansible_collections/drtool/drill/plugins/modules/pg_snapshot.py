@@ -57,6 +57,7 @@ drtool_note: {description: One line for the drill's journal., type: str, returne
 """
 
 import hashlib
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
@@ -98,6 +99,23 @@ def drop(conn, sql, name, reopen=True):
         raise
 
 
+def stop_copying(conn, name, timeout=30.0):
+    """End a copy to `name` the server is still making for a drill that was killed: it does
+    not notice its client is gone, and would commit the copy after a release or a cleanup
+    had looked for it. Ended, the server removes what it had copied."""
+    statement = 'CREATE DATABASE "%s" ' % name.replace('"', '""')
+    find = ("SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+            " AND starts_with(query, %s) AND state = 'active'")
+    pids = [row[0] for row in conn.execute(find, (statement,)).fetchall()]
+    for pid in pids:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    deadline = time.monotonic() + timeout
+    while pids and conn.execute(find, (statement,)).fetchall():
+        if time.monotonic() > deadline:
+            raise RuntimeError("a copy to %s did not stop within %d s" % (name, timeout))
+        time.sleep(0.1)
+
+
 def refusal(psycopg, exc):
     """Why the server would not copy, in a line, or None for an error that is not a refusal
     (the server down, a lost connection: those fail the task whatever I(required) says)."""
@@ -119,6 +137,7 @@ def take(module, psycopg, sql, conn, params, name):
         return result
     if module.check_mode:
         return result
+    stop_copying(conn, name)
     if database_exists(conn, name):  # a copy an earlier attempt of this drill left
         drop(conn, sql, name, reopen=False)
     owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
@@ -149,6 +168,7 @@ def take(module, psycopg, sql, conn, params, name):
 
 def put_back(module, sql, conn, params, name):
     target = params["database"]
+    stop_copying(conn, name)
     result = dict(copy_database=name, exists=database_exists(conn, target), taken=False, reason="",
                   found=database_exists(conn, name))
     if not result["found"]:
@@ -185,6 +205,7 @@ def main():
                 result = put_back(module, sql, conn, params, name)
                 changed = result["found"]
             else:
+                stop_copying(conn, name)
                 found = database_exists(conn, name)
                 if found and not module.check_mode:
                     drop(conn, sql, name, reopen=False)
@@ -192,7 +213,7 @@ def main():
                               drtool_note="%s: its copy %s %s" % (
                                   params["database"], name, "dropped" if found else "was gone"))
                 changed = found
-    except psycopg.Error as exc:
+    except (psycopg.Error, RuntimeError) as exc:
         module.fail_json(msg="PostgreSQL %s:%s: %s" % (params["host"], params["port"], exc))
     module.exit_json(changed=changed, **result)
 
