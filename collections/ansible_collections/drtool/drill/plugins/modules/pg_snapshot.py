@@ -43,6 +43,12 @@ options:
     description: With C(taken), fail (rather than return C(taken=false)) when the server will not copy.
     type: bool
     default: false
+  unreachable_ok:
+    description:
+      - With C(absent), a server that cannot be reached is not a failure (a release gives the
+        leases back whatever state the target is in); C(drtool_note) says the copy may remain.
+    type: bool
+    default: false
 author: drtool maintainers
 """
 
@@ -189,13 +195,23 @@ def main():
     args = dict(CONNECTION_ARGS)
     args.update(snapshot_id=dict(type="str", required=True), copy_database=dict(type="str"),
                 state=dict(type="str", default="taken", choices=["taken", "restored", "absent"]),
-                required=dict(type="bool", default=False))
+                required=dict(type="bool", default=False),
+                unreachable_ok=dict(type="bool", default=False))
     module = AnsibleModule(argument_spec=args, supports_check_mode=True)
     params = module.params
     psycopg = import_psycopg(module)
     from psycopg import sql  # noqa: PLC0415
 
     name = params["copy_database"] or copy_name(params["database"], params["snapshot_id"])
+    if params["state"] == "absent" and params["unreachable_ok"]:
+        try:
+            connect(psycopg, params, database="postgres").close()
+        except psycopg.OperationalError as exc:
+            module.exit_json(changed=False, copy_database=name, exists=False, taken=False,
+                             reason="", found=False, drtool_note=(
+                                 "%s: the server could not be reached (%s); a copy %s this "
+                                 "drill made stays until it is dropped by hand"
+                                 % (params["database"], " ".join(str(exc).split()), name)))
     try:
         with connect(psycopg, params, database="postgres") as conn:
             if params["state"] == "taken":
