@@ -92,6 +92,12 @@ def inventory_search_path() -> list[Path]:
     return [paths.content_root() / "inventories", paths.drtool_home() / "inventories"]
 
 
+def known_environments() -> list[str]:
+    """The environment names `--env` finds, sorted."""
+    return sorted({p.name for f in inventory_search_path() if f.is_dir() for p in f.iterdir()
+                   if p.is_dir() and ENV_NAME.match(p.name)})
+
+
 def find_inventory(name: str) -> Path:
     """Return the inventory directory of environment `name`, or raise ConfigError."""
     if not ENV_NAME.match(name):
@@ -99,8 +105,7 @@ def find_inventory(name: str) -> Path:
     for folder in inventory_search_path():
         if (folder / name).is_dir():
             return folder / name
-    known = sorted({p.name for f in inventory_search_path() if f.is_dir() for p in f.iterdir()
-                    if p.is_dir()})
+    known = known_environments()
     raise ConfigError(f"unknown environment {name!r} (known: {', '.join(known) or 'none'})")
 
 

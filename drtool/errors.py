@@ -35,10 +35,19 @@ class ConfigError(DrtoolError):
     exit_code = EXIT_USAGE
 
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.summary = message
         self.problems = problems or []
         if self.problems:
             message = message + ": " + "; ".join(self.problems)
         super().__init__(message)
+
+    def lines(self) -> list[str]:
+        """How a terminal shows it: one line, or, with several problems, a one-line summary
+        and a problem a line under it (`message` keeps all on one line, for logs)."""
+        if len(self.problems) < 2:
+            return [self.message]
+        return [f"{self.summary} ({len(self.problems)} problems):",
+                *(f"  {problem}" for problem in self.problems)]
 
 
 class CheckFailed(DrtoolError):

@@ -105,6 +105,9 @@ class PlaybookRun:
     tasks: list[TaskRecord] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)  # set_stats data, merged over hosts
     failures: list[TaskFailure] = field(default_factory=list)
+    # What ansible-playbook said it stopped on when no task failed (it could not load the
+    # inventory or a playbook: a vault it cannot open, a YAML error), redacted; "" otherwise.
+    error: str = ""
 
 
 def task_record(event: dict[str, Any]) -> TaskRecord | None:
@@ -160,6 +163,20 @@ def failure_reason(result: dict[str, Any]) -> str:
     if details and details not in message:
         message = f"{message}: {details}" if message else details
     return redact_secrets(message)
+
+
+PLAYBOOK_ERROR = re.compile(r"^(?:\[ERROR\]: |ERROR! )(.+)$", re.MULTILINE)
+
+
+def playbook_error(stdout: Path) -> str:
+    """The errors ansible-playbook printed in its stdout artifact (its `[ERROR]:` and
+    `ERROR!` lines), on one line and redacted; "" when there are none or no file."""
+    try:
+        text = stdout.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    return tail(redact_secrets(" | ".join(m.strip() for m in PLAYBOOK_ERROR.findall(text))))
 
 
 def one_line(text: str) -> str:
@@ -318,6 +335,8 @@ class AnsibleAdapter:
         result.status, result.rc, result.stats = runner.status, runner.rc, stats
         if timed_out and runner.status == "canceled":
             result.status = "timeout"
+        if result.status == "failed" and not result.failures:
+            result.error = playbook_error(artifact_dir / "stdout")
         return result
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -335,7 +354,8 @@ class AnsibleAdapter:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if run.status != "successful":
-            why = "; ".join(f"{f.host}: {f.message}" for f in run.failures) or run.status
+            why = "; ".join(f"{f.host}: {f.message}" for f in run.failures) or run.error \
+                or run.status
             raise ConfigError(f"inventory {self.inventory}: Ansible cannot resolve it: {why}")
         return dict(run.stats.get("drtool_describe", {}))
 

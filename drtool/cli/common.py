@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 import click
 
 from drtool import paths
 from drtool.adapters.ansible import AnsibleAdapter
-from drtool.config import Environment, environment_from_description, find_inventory
+from drtool.config import (
+    Environment,
+    environment_from_description,
+    find_inventory,
+    known_environments,
+)
 from drtool.core.model import ABORTED, PASSED, Journal
 from drtool.errors import (
     EXIT_FAILED,
@@ -57,8 +64,62 @@ class FilePath(click.Path):
         return super().convert(value, param, ctx)
 
 
-env_option = click.option("--env", "env_name", required=True, metavar="ENV",
-                          help="Environment: an inventory under inventories/ENV.")
+def complete_env(_ctx: click.Context, _param: click.Parameter,
+                 incomplete: str) -> list[str]:
+    """The shell's completions of --env: the environments drtool finds."""
+    return [name for name in known_environments() if name.startswith(incomplete)]
+
+
+# How Ansible opens vault-encrypted inventories: the options ansible-playbook takes, handed
+# to every playbook drtool runs (describe.yml too) through the variables ansible-playbook
+# reads, so a schedule installed with them passes them on (ops/schedule.py). drtool never
+# reads a vault password itself; Ansible reads the file or runs the script.
+VAULT_FILE = "ANSIBLE_VAULT_PASSWORD_FILE"
+VAULT_IDS = "ANSIBLE_VAULT_IDENTITY_LIST"
+
+
+def _vault_password_file(_ctx: click.Context, _param: click.Parameter,
+                         value: str | None) -> None:
+    if value:
+        os.environ[VAULT_FILE] = value
+
+
+def _vault_ids(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    given = []
+    for value in values:
+        label, _at, source = value.rpartition("@")
+        if source == "prompt":
+            raise click.BadParameter(f"{shown(value)}: drtool runs Ansible without a terminal "
+                                     "to type a password into: give a password file or an "
+                                     "executable script", param=param)
+        if not Path(source).is_file():
+            raise click.BadParameter(f"{shown(value)}: {shown(source)} is not a file",
+                                     param=param)
+        given.append(f"{label}@{Path(source).resolve()}" if label else str(Path(source).resolve()))
+    if given:
+        os.environ[VAULT_IDS] = ",".join(given)
+
+
+def vault_options(command: Any) -> Any:
+    """--vault-password-file and --vault-id, as ansible-playbook takes them."""
+    command = click.option(
+        "--vault-id", "vault_ids", multiple=True, metavar="[LABEL@]FILE", expose_value=False,
+        callback=_vault_ids,
+        help="A vault identity to open the inventory with (repeatable): a password file or "
+             "an executable script, as for ansible-playbook.")(command)
+    return click.option(
+        "--vault-password-file", metavar="FILE", expose_value=False, callback=_vault_password_file,
+        type=FilePath(exists=True, dir_okay=False, resolve_path=True),
+        help="The vault password file (or executable script) that opens the inventory; "
+             f"default ${VAULT_FILE}.")(command)
+
+
+def env_option(command: Any) -> Any:
+    """--env ENV, and the vault options its inventory may need."""
+    command = vault_options(command)
+    return click.option("--env", "env_name", required=True, metavar="ENV",
+                        shell_complete=complete_env,
+                        help="Environment: an inventory under inventories/ENV.")(command)
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print machine-readable JSON on stdout instead of a table.")
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from drtool import paths
-from drtool.cli.common import json_option, load, print_json
+from drtool.cli.common import json_option, load, print_json, vault_options
 from drtool.config import ENV_NAME, find_inventory
 from drtool.core import chain
 from drtool.drill.recovery import record_unrecorded
@@ -24,6 +24,7 @@ def evidence() -> None:
 
 @evidence.command("verify")
 @click.option("--env", "env_name", metavar="ENV", help="Only this environment's records.")
+@vault_options
 @click.option("--anchors", "check_anchors", is_flag=True,
               help="Also read the chain's anchors back from the environment's Object Lock "
                    "bucket (drtool_evidence_s3): shows the newest records cut off. Needs --env.")

@@ -8,8 +8,13 @@ import sys
 
 import click
 
-from drtool import __version__
-from drtool.errors import EXIT_INTERRUPTED, EXIT_ORCHESTRATION, EXIT_USAGE, DrtoolError
+from drtool.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_ORCHESTRATION,
+    EXIT_USAGE,
+    ConfigError,
+    DrtoolError,
+)
 
 # Each command and where it is defined (drtool.cli.MODULE:ATTRIBUTE), imported only when it
 # runs (or `--help` lists them all): `drtool history` does not pay for Ansible, paramiko or
@@ -40,8 +45,23 @@ class LazyGroup(click.Group):
         return command
 
 
+def show_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """--version: drtool's version, then each tool's it runs with, one `name version` a
+    line (what a bug report needs; a drill's journal records the same in tool_versions)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from drtool.drill.versions import installed_versions  # noqa: PLC0415 - only when asked
+
+    versions = installed_versions()
+    click.echo(f"drtool {versions.pop('drtool')}")
+    for name, version in versions.items():
+        click.echo(f"  {name} {version}")
+    ctx.exit(0)
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="drtool")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=show_versions, help="Show drtool's version and its tools', and exit.")
 def cli() -> None:
     """Disaster-recovery drills: back up, destroy, restore, verify, and prove it.
 
@@ -65,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         return EXIT_INTERRUPTED
     except DrtoolError as exc:
-        click.echo(f"drtool: error: {exc.message}", err=True)
+        lines = exc.lines() if isinstance(exc, ConfigError) else [exc.message]
+        click.echo("\n".join([f"drtool: error: {lines[0]}", *lines[1:]]), err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

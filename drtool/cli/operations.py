@@ -25,6 +25,7 @@ from drtool.cli.common import (
 from drtool.components import methods
 from drtool.components import postgres as postgres_kind
 from drtool.core.clock import utc_now
+from drtool.core.identity import CHECK as GUARD_CHECK
 from drtool.core.model import PASSED, Journal
 from drtool.core.phases import TOUCHES_TARGETS
 from drtool.drill.engine import Drill
@@ -123,10 +124,25 @@ def run_operation(env_name: str, operation: str, as_json: bool, backup_id: str |
                        anchor_problem=drill.anchor_problem)
     code = exit_code(journal)
     if code and journal.failure is not None:
-        where = f" at {journal.failure.phase}" if journal.failure.phase else ""
-        click.echo(f"drtool: {operation} {journal.status}{where}: {journal.failure.reason}",
-                   err=True)
+        click.echo("\n".join(failure_lines(operation, journal)), err=True)
     return code
+
+
+def failure_lines(operation: str, journal: Journal) -> list[str]:
+    """What stderr says of a failed operation: one line, or, when the production guard
+    refused several targets (each a source under another name), a summary and a refusal a
+    line under it. The journal keeps the reason on one line."""
+    failure = journal.failure
+    if failure is None:
+        return []
+    where = f" at {failure.phase}" if failure.phase else ""
+    said = f"drtool: {operation} {journal.status}{where}"
+    refused = [c.describe() for c in journal.checks
+               if failure.kind == "guard" and c.name == GUARD_CHECK and not c.passed]
+    if len(refused) < 2:
+        return [f"{said}: {failure.reason}"]
+    return [f"{said}: the production guard refused {len(refused)} targets:",
+            *(f"  {line}" for line in refused)]
 
 
 def _write_outputs(journal: Journal, folder: Path, outputs: Outputs) -> None:

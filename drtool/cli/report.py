@@ -12,7 +12,15 @@ import yaml
 
 import drtool
 from drtool import paths
-from drtool.cli.common import FilePath, json_option, load, not_text, print_json, shown
+from drtool.cli.common import (
+    FilePath,
+    json_option,
+    load,
+    not_text,
+    print_json,
+    shown,
+    vault_options,
+)
 from drtool.config import ENV_NAME, find_inventory
 from drtool.core.clock import utc_now
 from drtool.drill.recovery import record_unrecorded
@@ -75,6 +83,7 @@ def _yaml_reason(exc: yaml.YAMLError) -> str:
 
 @click.command()
 @click.option("--env", "env_name", metavar="ENV", help="Quarterly report of this environment.")
+@vault_options
 @click.option("--quarter", metavar="YYYY-Qn",
               help="Quarter to report on, such as 2026-Q4 (default: the current quarter).")
 @click.option("--drill", "drill_id", metavar="ID", help="Report one drill instead.")

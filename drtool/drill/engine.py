@@ -665,7 +665,8 @@ class Drill:
     def _fail_from_run(self, record: PhaseRecord, run: PlaybookRun) -> bool:
         """Record why the playbook failed; True when the failure was the backup's integrity."""
         if not run.failures:
-            self._fail(record, f"ansible-playbook ended {run.status} (rc {run.rc})",
+            said = f": {run.error}" if run.error else ""
+            self._fail(record, f"ansible-playbook ended {run.status} (rc {run.rc}){said}",
                        "orchestration")
             return False
         hosts = sorted({f.host for f in run.failures})

@@ -17,3 +17,19 @@ def base_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
+
+
+# The libraries drtool drives hosts and stores with, beyond Ansible: what `drtool --version`
+# shows besides base_versions().
+LIBRARIES = ("psycopg", "redis", "boto3", "paramiko", "jinja2")
+
+
+def installed_versions() -> dict[str, str]:
+    """base_versions() and the libraries drtool drives hosts and stores with."""
+    versions = base_versions()
+    for package in LIBRARIES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions

@@ -36,6 +36,7 @@ TAGS = {"drill": "drtool:", "backup": "drtool-backup:", "verify-backups": "drtoo
 # What a drill needs from the installing shell: drtool's own settings, where to find tools,
 # a UTF-8 locale (Ansible refuses others), and the usual secret sources.
 PASSED_ON = re.compile(r"^(DRTOOL_[A-Z0-9_]+|PATH|LANG|LC_ALL|HOME|ANSIBLE_VAULT_PASSWORD_FILE|"
+                       r"ANSIBLE_VAULT_IDENTITY_LIST|"
                        r"AWS_PROFILE|AWS_CONFIG_FILE|AWS_SHARED_CREDENTIALS_FILE)$")
 NEVER_PASSED_ON = ("DRTOOL_DEBUG",)
 # Of those, what goes on the crontab line and into the unit's Environment=: none is a secret.

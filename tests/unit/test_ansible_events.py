@@ -1,6 +1,6 @@
 import json
 
-from drtool.adapters.ansible import scrub_command_artifact, task_record
+from drtool.adapters.ansible import playbook_error, scrub_command_artifact, task_record
 
 
 def event(kind, **data):
@@ -42,3 +42,14 @@ def test_the_command_artifact_keeps_no_stray_environment_values(tmp_path):
     env = json.loads(text)["env"]
     assert env["PATH"] == "/bin" and env["DRTOOL_HOME"] == "/h"
     assert env["AWS_SECRET_ACCESS_KEY"] == "<withheld by drtool>"
+
+
+def test_what_ansible_playbook_stopped_on_is_read_from_its_stdout_redacted(tmp_path):
+    stdout = tmp_path / "stdout"
+    stdout.write_text("PLAY [Describe] ****\n\x1b[0;31m[ERROR]: Attempting to decrypt but no "
+                      "vault secrets found.\x1b[0m\nERROR! bad line password=hunter2\n")
+    assert playbook_error(stdout) == ("Attempting to decrypt but no vault secrets found. | "
+                                      "bad line password=***")
+    stdout.write_text("PLAY RECAP\n")
+    assert playbook_error(stdout) == ""
+    assert playbook_error(tmp_path / "none") == ""

@@ -5,9 +5,9 @@ import pytest
 
 from drtool.cli.common import exit_code, not_text, shown
 from drtool.cli.main import main
-from drtool.cli.operations import check_note
+from drtool.cli.operations import check_note, failure_lines
 from drtool.cli.report import _remediation
-from drtool.core.model import Failure, Journal
+from drtool.core.model import Check, Failure, Journal
 from drtool.errors import ConfigError
 
 
@@ -50,6 +50,56 @@ def test_help_and_version_exit_0(capsys):
     assert main(["--help"]) == 0
     assert "Exit codes" in capsys.readouterr().out
     assert main(["--version"]) == 0
+
+
+def test_the_version_names_drtool_then_each_tool_it_runs_with(capsys):
+    from importlib import metadata
+
+    import drtool
+
+    assert main(["--version"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"drtool {drtool.__version__}"
+    shown = dict(line.split() for line in lines[1:])
+    for package in ("ansible-core", "ansible-runner", "psycopg", "redis", "boto3"):
+        assert shown[package] == metadata.version(package), package
+
+
+def drtool_run(tmp_path, args, **env):
+    """The drtool command in a process of its own (what a shell runs), on a fresh home."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = Path(sys.executable).with_name("drtool")
+    clean = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    return subprocess.run([str(command), *args], capture_output=True, text=True, timeout=120,
+                          env=dict(clean, DRTOOL_HOME=str(tmp_path / "home"), **env))
+
+
+def test_the_shell_completes_commands_and_environment_names(tmp_path):
+    commands = drtool_run(tmp_path, [], _DRTOOL_COMPLETE="bash_complete",
+                          COMP_WORDS="drtool dri", COMP_CWORD="1")
+    assert commands.stdout.split() == ["plain,drill"], commands.stderr
+    envs = drtool_run(tmp_path, [], _DRTOOL_COMPLETE="bash_complete",
+                      COMP_WORDS="drtool drill --env sta", COMP_CWORD="3")
+    assert envs.stdout.split() == ["plain,staging"], envs.stderr
+    script = drtool_run(tmp_path, [], _DRTOOL_COMPLETE="bash_source")
+    assert script.returncode == 0 and "complete " in script.stdout
+
+
+def test_no_color_takes_the_colour_out_and_leaves_the_words(tmp_path):
+    import re
+
+    colour = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-9]|9[0-7])(?:;[0-9]+)*m")
+    coloured = drtool_run(tmp_path, ["drill", "--env", "staging", "--plan"], FORCE_COLOR="1")
+    plain = drtool_run(tmp_path, ["drill", "--env", "staging", "--plan"], FORCE_COLOR="1",
+                       NO_COLOR="1")
+    assert coloured.returncode == plain.returncode == 0, coloured.stderr + plain.stderr
+    assert colour.search(coloured.stdout), "the plan marks what it destroys in red"
+    assert not colour.search(plain.stdout)
+    assert "DESTROYS" in plain.stdout
 
 
 # -- bad input: one line, exit 2, never a traceback ------------------------------------------
@@ -212,3 +262,36 @@ def test_every_command_is_found_by_its_name_and_none_is_left_out():
     for name in COMMANDS:
         assert group.get_command(click.Context(group), name).name == name
     assert group.get_command(click.Context(group), "nosuch") is None
+
+
+# -- several problems: a summary line, then one a line ------------------------------------------
+
+
+def test_an_inventory_with_several_problems_lists_them_one_a_line_under_a_summary(
+        capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path / "home"))
+    assert main(["drill", "--env", "production"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("drtool: error: inventory ") and err[0].endswith(
+        " is not usable (6 problems):"), err
+    assert len(err) == 7 and all(line.startswith("  ") for line in err[1:]), err
+    assert sum("refused as a destructive target" in line for line in err[1:]) == 6
+
+
+def test_one_problem_stays_on_one_line():
+    assert ConfigError("bad", ["only this"]).lines() == ["bad: only this"]
+    assert ConfigError("bad").lines() == ["bad"]
+
+
+def test_the_guards_refusals_at_preflight_are_one_a_line_and_the_journal_keeps_one():
+    j = journal("failed")
+    j.failure = Failure("preflight", "production guard: a; b", "guard", ["t1", "t2"])
+    j.checks = [Check("guard.identity", f"t{n}/main", "not a source", f"source s{n}", "failed")
+                for n in (1, 2)] + [Check("guard.identity", "t3/main", "x", "x", "passed")]
+    assert failure_lines("drill", j) == [
+        "drtool: drill failed at preflight: the production guard refused 2 targets:",
+        "  guard.identity t1/main: expected not a source, actual source s1",
+        "  guard.identity t2/main: expected not a source, actual source s2"]
+    j.checks = j.checks[1:]
+    assert failure_lines("drill", j) == [
+        "drtool: drill failed at preflight: production guard: a; b"]

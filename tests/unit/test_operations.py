@@ -215,6 +215,23 @@ def test_systemd_units_run_the_drill_with_absolute_paths(tmp_path, monkeypatch, 
     assert "enable --now drtool-drill-sandbox.timer" in capsys.readouterr().out
 
 
+def test_a_schedule_installed_with_a_vault_id_passes_it_on_in_its_private_file(
+        tmp_path, monkeypatch):
+    secret_environment(monkeypatch, tmp_path / "home")
+    script = tmp_path / "vault-pass.sh"
+    script.write_text("#!/bin/sh\necho pw\n")
+    script.chmod(0o700)
+    # The option sets the variable in this process: registered here, so it goes afterwards.
+    monkeypatch.setenv("ANSIBLE_VAULT_IDENTITY_LIST", "unset")
+    assert main(["schedule", "install", "--env", "sandbox", "--cron", "0 5 * * 1",
+                 "--systemd", "--unit-dir", str(tmp_path), "--vault-id",
+                 f"prod@{script}"]) == 0
+    service = (tmp_path / "drtool-drill-sandbox.service").read_text()
+    assert str(script) not in service
+    env_file = tmp_path / "home" / "schedules" / "drill-sandbox.env"
+    assert f"ANSIBLE_VAULT_IDENTITY_LIST=prod@{script}\n" in env_file.read_text()
+
+
 def test_the_cron_line_carries_no_secret_and_gives_the_drill_every_variable(tmp_path,
                                                                            monkeypatch):
     secret_environment(monkeypatch, tmp_path / "home")
