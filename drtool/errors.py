@@ -1,7 +1,7 @@
 """The one error hierarchy: every error a user can cause carries its exit code.
 
-The CLI catches DrtoolError once, prints its message on one line and exits with its code;
-nothing else in drtool calls sys.exit.
+The CLI catches DrtoolError once, prints its message (on one line; several problems one a
+line under a summary) and exits with its code; nothing else in drtool calls sys.exit.
 """
 
 from __future__ import annotations

@@ -85,9 +85,15 @@ def _vault_password_file(_ctx: click.Context, _param: click.Parameter,
 
 
 def _vault_ids(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
-    given = []
+    # Joined to those the environment already names, as ansible-playbook joins them.
+    given = [v for v in os.environ.get(VAULT_IDS, "").split(",") if v] if values else []
     for value in values:
-        label, _at, source = value.rpartition("@")
+        label, at, source = value.partition("@")  # Ansible splits at the first @
+        if not at:
+            label, source = "", value
+        if "," in value:
+            raise click.BadParameter(f"{shown(value)}: a comma would split it in two",
+                                     param=param)
         if source == "prompt":
             raise click.BadParameter(f"{shown(value)}: drtool runs Ansible without a terminal "
                                      "to type a password into: give a password file or an "

@@ -46,8 +46,9 @@ class LazyGroup(click.Group):
 
 
 def show_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    """--version: drtool's version, then each tool's it runs with, one `name version` a
-    line (what a bug report needs; a drill's journal records the same in tool_versions)."""
+    """--version: drtool's version, then each tool's it runs with on this controller, one
+    `name version` a line (what a bug report needs; a drill's journal records drtool's,
+    Python's and Ansible's, and the servers' it met, in tool_versions)."""
     if not value or ctx.resilient_parsing:
         return
     from drtool.drill.versions import installed_versions  # noqa: PLC0415 - only when asked

@@ -295,3 +295,18 @@ def test_the_guards_refusals_at_preflight_are_one_a_line_and_the_journal_keeps_o
     j.checks = j.checks[1:]
     assert failure_lines("drill", j) == [
         "drtool: drill failed at preflight: production guard: a; b"]
+
+
+def test_a_vault_id_splits_at_its_first_at_and_joins_those_already_given(tmp_path, monkeypatch):
+    folder = tmp_path / "keys@home"
+    folder.mkdir()
+    script = folder / "pass.sh"
+    script.write_text("#!/bin/sh\necho pw\n")
+    script.chmod(0o700)
+    monkeypatch.setenv("DRTOOL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ANSIBLE_VAULT_IDENTITY_LIST", "dev@/etc/dev-pass")
+    assert main(["validate", "--env", "staging", "--vault-id", f"prod@{script}"]) == 0
+    import os
+
+    assert os.environ["ANSIBLE_VAULT_IDENTITY_LIST"] == f"dev@/etc/dev-pass,prod@{script}"
+    assert main(["validate", "--env", "staging", "--vault-id", "prod@prompt"]) == 2

@@ -34,6 +34,12 @@ options:
   copy_database:
     description: The copy's name as the snapshot recorded it; by default the name I(snapshot_id) gives.
     type: str
+  copy_oid:
+    description:
+      - The copy's oid as the snapshot recorded it. With C(restored) and no copy left, the
+        database must be the copy (a rename keeps the oid: an earlier attempt put it back),
+        or the module fails, saying there is nothing to roll back to.
+    type: int
   state:
     description: What to do with the copy.
     type: str
@@ -58,6 +64,7 @@ exists: {description: Whether I(database) existed (C(taken))., type: bool, retur
 taken: {description: Whether the copy was made (C(taken))., type: bool, returned: always}
 reason: {description: Why the server would not copy, when it would not., type: str, returned: always}
 counts: {description: Exact row count of every table of the copy., type: dict, returned: when taken}
+oid: {description: The copy's oid., type: int, returned: when taken}
 found: {description: Whether there was a copy (C(restored), C(absent))., type: bool, returned: always}
 drtool_note: {description: One line for the drill's journal., type: str, returned: always}
 """
@@ -85,6 +92,11 @@ def copy_name(database, snapshot_id):
     suffix = "_drtool_" + digest
     head = database.encode()[:NAME_BYTES - len(suffix)].decode("utf-8", "ignore")
     return head + suffix
+
+
+def database_oid(conn, name):
+    row = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return None if row is None else int(row[0])
 
 
 def database_exists(conn, name):
@@ -168,7 +180,8 @@ def take(module, psycopg, sql, conn, params, name):
     # No one uses the snapshot, nor changes it, until it is put back.
     conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false")
                  .format(sql.Identifier(name)))
-    result.update(taken=True, drtool_note="%s: copied within its cluster as %s" % (source, name))
+    result.update(taken=True, oid=database_oid(conn, name),
+                  drtool_note="%s: copied within its cluster as %s" % (source, name))
     return result
 
 
@@ -178,15 +191,25 @@ def put_back(module, sql, conn, params, name):
     result = dict(copy_database=name, exists=database_exists(conn, target), taken=False, reason="",
                   found=database_exists(conn, name))
     if not result["found"]:
-        result["drtool_note"] = "%s: no copy %s to put back" % (target, name)
+        # Put back by an earlier attempt (a rename keeps the copy's oid), or lost.
+        if params["copy_oid"] is None or database_oid(conn, target) != params["copy_oid"]:
+            module.fail_json(msg="the safety snapshot's copy %s of %s is gone, and %s is not "
+                             "it: there is nothing to roll back to" % (name, target, target),
+                             **result)
+        if not module.check_mode:  # an attempt cut short after the rename
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true")
+                         .format(sql.Identifier(target)))
+        result["drtool_note"] = "%s: its copy %s was put back already" % (target, name)
         return result
     if not module.check_mode:
         if result["exists"]:
             drop(conn, sql, target)
-        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-            sql.Identifier(name), sql.Identifier(target)))
-        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true")
-                     .format(sql.Identifier(target)))
+        # One transaction: the database is never there and closed to connections.
+        with conn.transaction():
+            conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(name), sql.Identifier(target)))
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true")
+                         .format(sql.Identifier(target)))
     result["drtool_note"] = "%s: its copy %s put back in its place" % (target, name)
     return result
 
@@ -194,6 +217,7 @@ def put_back(module, sql, conn, params, name):
 def main():
     args = dict(CONNECTION_ARGS)
     args.update(snapshot_id=dict(type="str", required=True), copy_database=dict(type="str"),
+                copy_oid=dict(type="int"),
                 state=dict(type="str", default="taken", choices=["taken", "restored", "absent"]),
                 required=dict(type="bool", default=False),
                 unreachable_ok=dict(type="bool", default=False))
@@ -207,6 +231,9 @@ def main():
         try:
             connect(psycopg, params, database="postgres").close()
         except psycopg.OperationalError as exc:
+            if exc.sqlstate is not None:  # the server answered: a refusal, not an absence
+                module.fail_json(msg="PostgreSQL %s:%s: %s" % (params["host"], params["port"],
+                                                               exc))
             module.exit_json(changed=False, copy_database=name, exists=False, taken=False,
                              reason="", found=False, drtool_note=(
                                  "%s: the server could not be reached (%s); a copy %s this "
