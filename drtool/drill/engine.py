@@ -633,6 +633,9 @@ class Drill:
             "drtool_drill_id": self.journal.drill_id,
             "drtool_sentinel_value": self.sentinel_value,
             "drtool_touches_targets": self.operation in ph.TOUCHES_TARGETS,
+            # A restore keeps its safety snapshot for its operator: files beside the target,
+            # never a copy of a database left in the target's cluster (roles/drtool_postgres).
+            "drtool_snapshot_kept": self.operation == "restore",
             "drtool_controller": paths.controller_id(),
             # The backup playbook's first run dumps; the roles check is a run of its own.
             "drtool_backup_step": "dump",

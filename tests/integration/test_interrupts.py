@@ -71,8 +71,10 @@ def slow_restore_env(drtool: Drtool, name: str, slow_calls: tuple[int, ...],
                              WRAPPER.format(real=REAL_BIN))
     (bindir / "slow-calls").write_text("".join(
         f"{n} {(waits or {}).get(n, 40)}\n" for n in slow_calls))
+    # A rollback runs pg_restore only from a dumped snapshot (a copy is renamed back).
+    dumped = {"drtool_postgres_clusters[0].snapshot_method": "dump"} if 2 in slow_calls else {}
     env = copy_inventory_with_components(drtool, name, {
-        "drtool_postgres_clusters[0].target.bin_dir": str(bindir)})
+        "drtool_postgres_clusters[0].target.bin_dir": str(bindir), **dumped})
     return env, bindir
 
 

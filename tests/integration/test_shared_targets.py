@@ -60,7 +60,8 @@ def test_a_target_is_drilled_by_one_environment_and_one_controller_at_a_time(
     # as their own snapshot.
     bindir = wrapped_bin_dir(sandbox, "slow-dump-bin", "pg_dump", SLOW_DUMP.format(real=REAL_BIN))
     env = copy_inventory_with_components(sandbox, "sandbox-holder", {
-        "drtool_postgres_clusters[0].target.bin_dir": str(bindir)}, estate=True)
+        "drtool_postgres_clusters[0].target.bin_dir": str(bindir),
+        "drtool_postgres_clusters[0].snapshot_method": "dump"}, estate=True)
     before = target_state(sandbox)
     holder = sandbox.popen("drill", "--env", env, "--json")
     try:

@@ -221,8 +221,10 @@ def test_a_schedule_installed_with_a_vault_id_passes_it_on_in_its_private_file(
     script = tmp_path / "vault-pass.sh"
     script.write_text("#!/bin/sh\necho pw\n")
     script.chmod(0o700)
-    # The option sets the variable in this process: registered here, so it goes afterwards.
-    monkeypatch.setenv("ANSIBLE_VAULT_IDENTITY_LIST", "unset")
+    # The option sets the variable in this process: registered here (then unset), so it
+    # goes afterwards.
+    monkeypatch.setenv("ANSIBLE_VAULT_IDENTITY_LIST", "registered")
+    monkeypatch.delenv("ANSIBLE_VAULT_IDENTITY_LIST")
     assert main(["schedule", "install", "--env", "sandbox", "--cron", "0 5 * * 1",
                  "--systemd", "--unit-dir", str(tmp_path), "--vault-id",
                  f"prod@{script}"]) == 0
