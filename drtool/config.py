@@ -12,6 +12,7 @@ import posixpath
 import re
 import shlex
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -55,11 +56,30 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Inventory:
+    """Where an environment's hosts and settings come from: the folder `--env NAME` found,
+    or the sources `-i` gave, as ansible-playbook takes them (files, folders, inventory
+    plugins' files), in order."""
+
+    sources: tuple[Path, ...]
+
+    def __str__(self) -> str:
+        return ", ".join(str(s) for s in self.sources)
+
+    @property
+    def folder(self) -> Path:
+        """The folder of the first source: where problems are located and whose git
+        commit a journal records."""
+        first = self.sources[0]
+        return first.parent if first.is_file() else first
+
+
+@dataclass(frozen=True)
 class Environment:
     """One environment's drill configuration, as its inventory declares it."""
 
     name: str
-    inventory: Path
+    inventory: Inventory
     tier: str
     objectives: Objectives
     groups: dict[str, tuple[str, ...]]
@@ -87,6 +107,37 @@ class Environment:
                          if not is_nonproduction(s.get("tier"), nonproduction_tiers(s)))
 
 
+# The inventories given by path (-i) in this process, by the environment's name.
+_GIVEN: dict[str, Inventory] = {}
+
+
+def give_inventory(name: str, sources: Sequence[Path]) -> Inventory:
+    """Record that environment `name` is the inventory at `sources` (-i) for this process:
+    find_inventory(name) returns it instead of looking `name` up."""
+    _GIVEN[name] = Inventory(tuple(Path(s).resolve() for s in sources))
+    return _GIVEN[name]
+
+
+def forget_given_inventories() -> None:
+    """Forget the inventories given so far: a command starts with none."""
+    _GIVEN.clear()
+
+
+def given_inventory(name: str) -> Inventory | None:
+    """The inventory -i gave for environment `name` in this process, if any."""
+    return _GIVEN.get(name)
+
+
+def name_from_sources(sources: Sequence[Path]) -> str:
+    """An environment's name when only -i was given: the first source's folder name (a
+    file's own folder), or ConfigError saying to give --env."""
+    name = Inventory((Path(sources[0]).resolve(),)).folder.name
+    if not ENV_NAME.match(name):
+        raise ConfigError(f"cannot name the environment of {sources[0]} after its folder "
+                          f"{name!r}: give --env NAME or set drtool_env_name")
+    return name
+
+
 def inventory_search_path() -> list[Path]:
     """Where `--env NAME` looks for inventories/NAME, in order."""
     return [paths.content_root() / "inventories", paths.drtool_home() / "inventories"]
@@ -98,15 +149,19 @@ def known_environments() -> list[str]:
                    if p.is_dir() and ENV_NAME.match(p.name)})
 
 
-def find_inventory(name: str) -> Path:
-    """Return the inventory directory of environment `name`, or raise ConfigError."""
+def find_inventory(name: str) -> Inventory:
+    """The inventory of environment `name`: the one -i gave, else inventories/NAME in the
+    search path; ConfigError otherwise."""
     if not ENV_NAME.match(name):
         raise ConfigError(f"not an environment name: {name!r}")
+    if name in _GIVEN:
+        return _GIVEN[name]
     for folder in inventory_search_path():
         if (folder / name).is_dir():
-            return folder / name
+            return Inventory((folder / name,))
     known = known_environments()
-    raise ConfigError(f"unknown environment {name!r} (known: {', '.join(known) or 'none'})")
+    raise ConfigError(f"unknown environment {name!r} (known: {', '.join(known) or 'none'}; "
+                      "or give its inventory with -i PATH)")
 
 
 def _positive_number(value: Any) -> float | None:
@@ -215,7 +270,7 @@ def setting_of(described: dict[str, dict[str, Any]], field: str, key: str,
     return described[every[0]].get(field) if every else None
 
 
-def environment_from_description(name: str, inventory: Path,
+def environment_from_description(name: str, inventory: Inventory | Path,
                                  described: dict[str, dict[str, Any]],
                                  touches_targets: bool = True) -> Environment:
     """Build an Environment, or raise ConfigError listing every problem with its file.
@@ -224,13 +279,15 @@ def environment_from_description(name: str, inventory: Path,
     targets: a backup of a production environment only reads its primaries. Each host
     keeps the connection_address the guard judged (see with_connection_addresses).
     """
+    if isinstance(inventory, Path):
+        inventory = Inventory((inventory,))
     described = with_connection_addresses(described)
     settings, problems, refusals = check_environment(name, described)
     if touches_targets:
         problems += refusals
     if problems:
         raise ConfigError(f"inventory {inventory} is not usable",
-                          [render(inventory, p) for p in problems])
+                          [render(inventory.folder, p) for p in problems])
     hosts = {host: {k: v for k, v in values.items() if k not in SECRET_SETTINGS}
              for host, values in described.items()}
     return Environment(

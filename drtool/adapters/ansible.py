@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,9 +198,14 @@ def redact_secrets(text: str) -> str:
 class AnsibleAdapter:
     """Runs drtool's playbooks against one inventory with drtool's ansible.cfg."""
 
-    def __init__(self, content_root: Path, inventory: Path, scratch: Path) -> None:
+    def __init__(self, content_root: Path, inventory: Path | Sequence[Path], scratch: Path,
+                 env_name: str | None = None) -> None:
         self.content_root = content_root
-        self.inventory = inventory
+        # One source or several (-i given more than once), passed on as ansible-playbook -i.
+        self.sources = (inventory,) if isinstance(inventory, Path) else tuple(inventory)
+        self.inventory = self.sources[0]
+        # What playbooks see as drtool_env: the environment's name (default: the folder's).
+        self.env_name = env_name or self.inventory.name
         self.scratch = scratch
         # ssh ControlPersist sockets; a drill gives itself a folder of its own (see
         # use_control_dir) so that closing its masters never cuts another drill's.
@@ -314,7 +319,7 @@ class AnsibleAdapter:
                     private_data_dir=private,
                     project_dir=str(self.content_root),
                     playbook=str(self.content_root / "playbooks" / f"{playbook}.yml"),
-                    inventory=str(self.inventory),
+                    inventory=[str(source) for source in self.sources],
                     extravars=extravars,
                     envvars=self._envvars(scratch) | ({"DRTOOL_RUN_ID": run_id} if run_id else {}),
                     artifact_dir=str(artifact_dir.parent),
@@ -346,7 +351,7 @@ class AnsibleAdapter:
         self.scratch.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="describe-", dir=self.scratch))
         try:
-            run = self.run("describe", {"drtool_env": self.inventory.name,
+            run = self.run("describe", {"drtool_env": self.env_name,
                                         "drtool_backup_id": "BACKUP_ID",
                                         "drtool_store_backup_path": "STORE_PATH",
                                         "drtool_drill_id": "DRILL_ID"},
@@ -356,7 +361,8 @@ class AnsibleAdapter:
         if run.status != "successful":
             why = "; ".join(f"{f.host}: {f.message}" for f in run.failures) or run.error \
                 or run.status
-            raise ConfigError(f"inventory {self.inventory}: Ansible cannot resolve it: {why}")
+            where = ", ".join(str(source) for source in self.sources)
+            raise ConfigError(f"inventory {where}: Ansible cannot resolve it: {why}")
         return dict(run.stats.get("drtool_describe", {}))
 
 

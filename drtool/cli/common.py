@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import unicodedata
@@ -13,10 +14,15 @@ import click
 from drtool import paths
 from drtool.adapters.ansible import AnsibleAdapter
 from drtool.config import (
+    ENV_NAME,
     Environment,
+    Inventory,
     environment_from_description,
     find_inventory,
+    forget_given_inventories,
+    give_inventory,
     known_environments,
+    name_from_sources,
 )
 from drtool.core.model import ABORTED, PASSED, Journal
 from drtool.errors import (
@@ -26,6 +32,7 @@ from drtool.errors import (
     EXIT_ORCHESTRATION,
     EXIT_PASSED,
     EXIT_USAGE,
+    ConfigError,
     OrchestrationError,
 )
 
@@ -121,11 +128,80 @@ def vault_options(command: Any) -> Any:
 
 
 def env_option(command: Any) -> Any:
-    """--env ENV, and the vault options its inventory may need."""
-    command = vault_options(command)
-    return click.option("--env", "env_name", required=True, metavar="ENV",
-                        shell_complete=complete_env,
-                        help="Environment: an inventory under inventories/ENV.")(command)
+    """--env ENV and -i/--inventory PATH (either or both), the vault options the inventory
+    may need, and --limit refused. The command is given the environment's name."""
+
+    @functools.wraps(command)
+    def with_environment(*args: Any, env_name: str | None, inventories: tuple[Path, ...],
+                         **kwargs: Any) -> Any:
+        forget_given_inventories()  # only this command's -i counts (tests run several)
+        if inventories:
+            env_name = name_inventory(env_name, inventories)
+        elif env_name is None:
+            raise click.UsageError("give the environment: --env ENV, or its inventory with "
+                                   "-i PATH")
+        return command(*args, env_name=env_name, **kwargs)
+
+    with_environment = vault_options(with_environment)
+    with_environment = click.option(
+        "--limit", hidden=True, expose_value=False, callback=_refuse_limit,
+        help="Refused: drtool covers the whole environment.")(with_environment)
+    with_environment = click.option(
+        "-i", "--inventory", "inventories", multiple=True, metavar="PATH",
+        type=FilePath(exists=True, path_type=Path),
+        help="The environment's inventory: a file or folder (an inventory plugin's file "
+             "too), as ansible-playbook -i takes it; repeatable. The environment is then "
+             "named by --env, else by drtool_env_name, else by the folder's name.")(
+        with_environment)
+    return click.option("--env", "env_name", metavar="ENV", shell_complete=complete_env,
+                        help="Environment: its name, and its inventory under "
+                             "inventories/ENV unless -i gives one.")(with_environment)
+
+
+def _refuse_limit(_ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        raise click.BadParameter(
+            "drtool runs on the whole environment (a drill that restores part of it proves "
+            "nothing of the rest): give an inventory of just the hosts to drill instead",
+            param=param)
+
+
+# Each inventory's hosts as describe.yml resolved them, by (environment name, inventory):
+# naming an environment from its inventory and loading it resolve it once.
+_DESCRIBED: dict[tuple[str, Inventory], dict[str, dict[str, Any]]] = {}
+
+
+def described(env_name: str, inventory: Inventory) -> dict[str, dict[str, Any]]:
+    """The environment's hosts as Ansible resolves them (ConfigError when it cannot)."""
+    key = (env_name, inventory)
+    if key not in _DESCRIBED:
+        adapter = AnsibleAdapter(paths.content_root(), inventory.sources, paths.runs_dir(),
+                                 env_name)
+        _DESCRIBED[key] = adapter.describe()
+    return _DESCRIBED[key]
+
+
+def name_inventory(env_name: str | None, sources: tuple[Path, ...]) -> str:
+    """The name of the environment whose inventory -i gave: --env's, else the one its
+    hosts' drtool_env_name sets, else its folder's; recorded so that find_inventory(name)
+    finds these sources."""
+    if env_name is not None:
+        give_inventory(env_name, sources)
+        return env_name
+    provisional = name_from_sources(sources)
+    names = {str(d.get("env_name")) for d in described(
+        provisional, give_inventory(provisional, sources)).values() if d.get("env_name")}
+    if len(names) > 1:
+        raise ConfigError(f"drtool_env_name differs between the hosts of {sources[0]} "
+                          f"({', '.join(sorted(names))}): set it once in group_vars/all")
+    if not names or names == {provisional}:
+        return provisional
+    name = names.pop()
+    if not ENV_NAME.match(name):
+        raise ConfigError(f"drtool_env_name {name!r} is not an environment name (letters, "
+                          "digits, - and _, up to 64)")
+    give_inventory(name, sources)
+    return name
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print machine-readable JSON on stdout instead of a table.")
 
@@ -138,8 +214,10 @@ def load(env_name: str, runs_phases: bool = True,
     sandbox service running (OrchestrationError, exit 3, otherwise).
     """
     inventory = find_inventory(env_name)
-    adapter = AnsibleAdapter(paths.content_root(), inventory, paths.runs_dir())
-    env = environment_from_description(env_name, inventory, adapter.describe(), touches_targets)
+    hosts = described(env_name, inventory)
+    adapter = AnsibleAdapter(paths.content_root(), inventory.sources, paths.runs_dir(),
+                             env_name)
+    env = environment_from_description(env_name, inventory, hosts, touches_targets)
     if runs_phases and env.requires_sandbox:
         from drtool.sandbox import manage  # noqa: PLC0415 - only the sandbox needs it
 

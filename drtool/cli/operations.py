@@ -327,16 +327,15 @@ def rollback(env_name: str, as_json: bool) -> int:
 def validate(env_name: str, as_json: bool) -> int:
     """Check an environment's inventory and report every problem at once, with the file and
     key. Exit 0 when it can be drilled (or, for a production tier, backed up), 2 otherwise."""
-    from drtool import paths  # noqa: PLC0415
-    from drtool.adapters.ansible import AnsibleAdapter  # noqa: PLC0415
+    from drtool.cli.common import described  # noqa: PLC0415
     from drtool.config import check_environment, find_inventory, render  # noqa: PLC0415
 
     inventory = find_inventory(env_name)
-    described = AnsibleAdapter(paths.content_root(), inventory, paths.runs_dir()).describe()
-    settings, problems, refusals = check_environment(env_name, described)
+    settings, problems, refusals = check_environment(env_name,
+                                                     described(env_name, inventory))
     production = settings["production"]
-    lines = [render(inventory, p) for p in problems]
-    refused = [render(inventory, p) for p in refusals]
+    lines = [render(inventory.folder, p) for p in problems]
+    refused = [render(inventory.folder, p) for p in refusals]
     ok = not lines and (production or not refused)
     if as_json:
         print_json({"env": env_name, "inventory": str(inventory), "valid": ok,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from drtool.cli.common import env_option, json_option, print_json
-from drtool.config import find_inventory
+from drtool.config import find_inventory, given_inventory
 from drtool.ops import schedule as sched
 from drtool.store import choose
 
@@ -63,13 +63,17 @@ def install(env_name: str, drill_cron: str | None, cron: str | None, backup_cron
             if use_systemd:
                 sched.on_calendar(expression)
     find_inventory(env_name)  # an unknown environment is refused before anything is written
+    # An inventory given by path is given to every job the same way.
+    given = given_inventory(env_name)
+    inventory = [arg for source in (given.sources if given else ())
+                 for arg in ("--inventory", str(source))]
     metrics = ["--metrics-dir", str(metrics_dir.resolve())] if metrics_dir else []
     folder = unit_dir or sched.default_unit_dir()
     backups_scheduled = backup_cron is not None or sched.has_backup_schedule(
         env_name, folder if use_systemd else None)
     picked = drill_backup or (choose.LATEST if backups_scheduled else choose.FRESH)
     # A job that starts while the other runs (an hourly backup, a weekly drill) waits.
-    wait = ["--lock-wait", str(sched.LOCK_WAIT_S)]
+    wait = [*inventory, "--lock-wait", str(sched.LOCK_WAIT_S)]
     jobs = [(job, expression, extra) for job, expression, extra in (
         ("backup", backup_cron, wait),
         ("verify-backups", verify_cron, wait),

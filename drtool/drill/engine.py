@@ -176,7 +176,7 @@ class Drill:
             drill_id=drill_id, env=env.name, operation=operation, started_at=iso(clock()) or "",
             pid=os.getpid(), objectives=env.objectives, inventory=str(env.inventory),
             phases=[PhaseRecord(name) for name in self.phase_names], tool_versions=base_versions(),
-            scope=scope_of(env, inventory_version(env.inventory)), note=note,
+            scope=scope_of(env, inventory_version(env.inventory.folder)), note=note,
         )
         if self.manifest is not None:
             self.journal.backup = self._backup_ref(self.manifest)

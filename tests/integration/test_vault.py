@@ -3,6 +3,7 @@ a vault id, as ansible-playbook opens it; refused, saying why, without one."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -73,13 +74,20 @@ def test_a_password_file_a_script_a_vault_id_and_the_variable_each_open_it(
     assert done.returncode == 0, done.stderr
 
 
-def test_a_backup_runs_with_the_vaulted_password_and_writes_neither_secret(
-        sandbox: Drtool, vaulted: dict[str, Any]):
-    # The backup's playbooks connect with the password only the vault holds.
-    code, journal = sandbox.json("backup", "--env", vaulted["env"], "--vault-id",
+def test_a_backup_of_the_inventory_by_path_runs_with_the_vaulted_password_and_writes_no_secret(
+        sandbox: Drtool, vaulted: dict[str, Any], tmp_path: Path):
+    # The inventory where a team keeps it, given by path; the backup's playbooks connect
+    # with the password only the vault holds.
+    folder = tmp_path / "ledger"
+    shutil.copytree(sandbox.home / "inventories" / vaulted["env"], folder)
+    code, journal = sandbox.json("backup", "-i", str(folder), "--vault-id",
                                  str(vaulted["script"]))
     assert code == 0, journal.get("failure")
+    assert journal["env"] == "ledger" and journal["inventory"] == str(folder)
     secrets = (PASSWORD, sandbox.secret("postgres_password"))
-    holding = [str(path) for path in (sandbox.home / "evidence" / vaulted["env"]).rglob("*")
+    written = [*(sandbox.home / "evidence" / "ledger").rglob("*"),
+               *(sandbox.home / "runs").rglob("*")]
+    assert any(path.name == "journal.json" for path in written)
+    holding = [str(path) for path in written
                if path.is_file() and any(s.encode() in path.read_bytes() for s in secrets)]
     assert holding == []

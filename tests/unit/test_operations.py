@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -19,6 +20,7 @@ from drtool.core.model import Check, Failure, Journal, Objectives, PhaseRecord
 from drtool.core.status import env_status
 from drtool.errors import EXIT_LOCKED, ConfigError, LockedError
 from drtool.ops import logfile, schedule
+from drtool.paths import content_root
 from drtool.report.junit import junit_xml
 from drtool.report.metrics import write_metrics
 from drtool.store.lock import EnvironmentLock
@@ -232,6 +234,31 @@ def test_a_schedule_installed_with_a_vault_id_passes_it_on_in_its_private_file(
     assert str(script) not in service
     env_file = tmp_path / "home" / "schedules" / "drill-sandbox.env"
     assert f"ANSIBLE_VAULT_IDENTITY_LIST=prod@{script}\n" in env_file.read_text()
+
+
+def test_a_schedule_of_an_inventory_given_by_path_gives_every_job_that_path(tmp_path,
+                                                                           monkeypatch):
+    secret_environment(monkeypatch, tmp_path / "home")
+    inventory = tmp_path / "estate" / "prod-eu"
+    shutil.copytree(content_root() / "inventories" / "sandbox", inventory)
+    assert main(["schedule", "install", "--env", "estate", "-i", str(inventory / "hosts.yml"),
+                 "-i", str(inventory), "--cron", "0 5 * * 1", "--backup-cron", "0 * * * *",
+                 "--systemd", "--unit-dir", str(tmp_path)]) == 0
+    for job in ("drill", "backup"):
+        service = (tmp_path / f"drtool-{job}-estate.service").read_text()
+        argv = next(line for line in service.splitlines()
+                    if line.startswith("ExecStart=")).split()
+        assert argv[2:4] == ["--env", "estate"]
+        assert " ".join(argv).count(" --inventory ") == 2
+        assert f"--inventory {inventory}/hosts.yml --inventory {inventory} " in " ".join(argv)
+
+
+def test_limit_is_refused_naming_why(capsys):
+    assert main(["drill", "--env", "sandbox", "--limit", "sandbox-pg-target"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("drtool: error: Invalid value for '--limit': drtool runs on the "
+                          "whole environment"), err
+    assert err.count("\n") == 1
 
 
 def test_the_cron_line_carries_no_secret_and_gives_the_drill_every_variable(tmp_path,
