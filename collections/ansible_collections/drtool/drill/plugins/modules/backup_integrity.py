@@ -12,14 +12,27 @@ description:
     the manifest are reported too.
   - Fails listing every problem, each naming the file, before anything is restored.
 options:
-  root: {description: The backup directory holding manifest.json., type: path, required: true}
-  components: {description: Folders of the components to check (postgres/main, redis/cache)., type: list, elements: str, required: true}
+  root:
+    description: The backup directory holding manifest.json.
+    type: path
+    required: true
+  components:
+    description: Folders of the components to check (postgres/main, redis/cache).
+    type: list
+    elements: str
+    required: true
 author: drtool maintainers
 """
 
 RETURN = r"""
-checked: {description: Files the manifest lists for these components., type: int, returned: always}
-problems: {description: "One dict (path, problem, expected, actual) per missing, extra or altered file.", type: list, returned: always}
+checked:
+  description: Files the manifest lists for these components.
+  type: int
+  returned: always
+problems:
+  description: One dict (path, problem, expected, actual) per missing, extra or altered file.
+  type: list
+  returned: always
 """
 
 import json

@@ -11,31 +11,74 @@ description:
     judges that against the check's expectation. What the check could not measure (a query
     that errors, a server that does not answer, a command that times out) is returned in
     C(error), never a failed task, so that it is a failed check and not a failed drill.
-  - Reads only, unless I(writes) is true. C(sql) runs in a read-only transaction; C(redis)
+  - "Reads only, unless I(writes) is true. C(sql) runs in a read-only transaction; C(redis)
     sends only reading commands; C(http) sends GET. What a C(command) does is its own: it is
-    only run as given.
+    only run as given."
 options:
-  kind: {description: What the check measures., type: str, required: true, choices: [sql, redis, http, command]}
-  timeout_s: {description: Seconds the check may take., type: int, default: 30}
-  writes: {description: Whether the check may write (C(sql) then runs read-write)., type: bool, default: false}
-  host: {description: The server's address (sql and redis)., type: str, default: 127.0.0.1}
-  port: {description: The server's port (sql and redis)., type: int}
-  user: {description: The PostgreSQL user (sql)., type: str, default: postgres}
-  password: {description: The server's password (sql and redis)., type: str}
-  database: {description: The database the query runs in (sql)., type: str}
-  query: {description: The query; its first row's first column is the value (sql)., type: str}
-  db: {description: The Redis logical database (redis)., type: int, default: 0}
-  key: {description: The key to read (redis)., type: str}
-  field: {description: The hash field to read (redis, with key)., type: str}
-  pattern: {description: Count the keys matching this pattern (redis)., type: str}
-  url: {description: The URL to GET (http)., type: str}
-  json_path: {description: A dotted path into the JSON answer (http), e.g. C(items.0.id)., type: str}
-  argv: {description: The command and its arguments (command)., type: list, elements: str}
+  kind:
+    description: What the check measures.
+    type: str
+    required: true
+    choices: [sql, redis, http, command]
+  timeout_s:
+    description: Seconds the check may take.
+    type: int
+    default: 30
+  writes:
+    description: Whether the check may write (C(sql) then runs read-write).
+    type: bool
+    default: false
+  host:
+    description: The server's address (sql and redis).
+    type: str
+    default: 127.0.0.1
+  port:
+    description: The server's port (sql and redis).
+    type: int
+  user:
+    description: The PostgreSQL user (sql).
+    type: str
+    default: postgres
+  password:
+    description: The server's password (sql and redis).
+    type: str
+  database:
+    description: The database the query runs in (sql).
+    type: str
+  query:
+    description: The query; its first row's first column is the value (sql).
+    type: str
+  db:
+    description: The Redis logical database (redis).
+    type: int
+    default: 0
+  key:
+    description: The key to read (redis).
+    type: str
+  field:
+    description: The hash field to read (redis, with key).
+    type: str
+  pattern:
+    description: Count the keys matching this pattern (redis).
+    type: str
+  url:
+    description: The URL to GET (http).
+    type: str
+  json_path:
+    description: A dotted path into the JSON answer (http), e.g. C(items.0.id).
+    type: str
+  argv:
+    description: The command and its arguments (command).
+    type: list
+    elements: str
 author: drtool maintainers
 """
 
 RETURN = r"""
-error: {description: Why nothing could be measured (redacted); null when measured., type: str, returned: always}
+error:
+  description: Why nothing could be measured (redacted); null when measured.
+  type: str
+  returned: always
 value:
   description: >-
     The measured value: sql, the first column of the first row; redis, the field's value
@@ -43,12 +86,30 @@ value:
     standard output, stripped.
   type: raw
   returned: always
-rows: {description: How many rows the query returned (sql)., type: int, returned: sql}
-exists: {description: Whether the key exists (redis with key)., type: bool, returned: redis}
-type: {description: The key's type (redis with key)., type: str, returned: redis}
-ttl: {description: The key's TTL in seconds, -1 without one (redis with key)., type: int, returned: redis}
-status: {description: The HTTP status (http)., type: int, returned: http}
-exit_code: {description: The exit code (command; not C(rc), which Ansible would take for the task failing)., type: int, returned: command}
+rows:
+  description: How many rows the query returned (sql).
+  type: int
+  returned: sql
+exists:
+  description: Whether the key exists (redis with key).
+  type: bool
+  returned: redis
+type:
+  description: The key's type (redis with key).
+  type: str
+  returned: redis
+ttl:
+  description: The key's TTL in seconds, -1 without one (redis with key).
+  type: int
+  returned: redis
+status:
+  description: The HTTP status (http).
+  type: int
+  returned: http
+exit_code:
+  description: The exit code (command; not C(rc), which Ansible would take for the task failing).
+  type: int
+  returned: command
 """
 
 import datetime
@@ -189,7 +250,7 @@ def main():
             json_path=dict(type="str"),
             argv=dict(type="list", elements="str"),
         ),
-        required_if=[(kind, kind, needs) for kind, needs in NEEDS.items()],
+        required_if=[("kind", kind, needs) for kind, needs in NEEDS.items()],
         mutually_exclusive=[("key", "pattern")],
         supports_check_mode=False,
     )

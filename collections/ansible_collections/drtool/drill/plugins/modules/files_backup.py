@@ -9,32 +9,72 @@ short_description: Archive a directory tree with tar and list every entry the ar
 description:
   - Walks I(path) without following any symbolic link, applying I(exclude), and refuses the
     tree, naming each one, when a name holds a control character or is not valid UTF-8.
-  - Archives exactly those entries with GNU tar (POSIX format: owner and group by name and
+  - "Archives exactly those entries with GNU tar (POSIX format: owner and group by name and
     id, mode, mtime; a symbolic link is stored as a link, never followed) into
-    I(dest)/tree.tar.
-  - Reads the archive back to write I(dest)/listing.jsonl (a header with the totals, then
+    I(dest)/tree.tar."
+  - "Reads the archive back to write I(dest)/listing.jsonl (a header with the totals, then
     one JSON object per entry: path, type, mode, owner, group, size, mtime and sha256 of a
-    regular file, a link's target), so the listing is what a restore extracts.
-  - With I(missing_ok), a tree that does not exist is recorded as absent (a listing with no
-    entry and no archive): a safety snapshot of a restore target that is not there yet.
+    regular file, a link's target), so the listing is what a restore extracts."
+  - "With I(missing_ok), a tree that does not exist is recorded as absent (a listing with no
+    entry and no archive): a safety snapshot of a restore target that is not there yet."
 options:
-  path: {description: The tree's root folder., type: path, required: true}
-  dest: {description: Folder the archive and the listing are written into., type: path, required: true}
-  backup_root: {description: Folder the returned file paths are relative to., type: path, required: true}
-  exclude: {description: "Patterns left out (module_utils/tree.py: compile_excludes).", type: list, elements: str, default: []}
-  tar: {description: The GNU tar command., type: str, default: tar}
-  missing_ok: {description: Record a tree that does not exist as absent instead of failing., type: bool, default: false}
+  path:
+    description: The tree's root folder.
+    type: path
+    required: true
+  dest:
+    description: Folder the archive and the listing are written into.
+    type: path
+    required: true
+  backup_root:
+    description: Folder the returned file paths are relative to.
+    type: path
+    required: true
+  exclude:
+    description: "Patterns left out (module_utils/tree.py: compile_excludes)."
+    type: list
+    elements: str
+    default: []
+  tar:
+    description: The GNU tar command.
+    type: str
+    default: tar
+  missing_ok:
+    description: Record a tree that does not exist as absent instead of failing.
+    type: bool
+    default: false
 author: drtool maintainers
 """
 
 RETURN = r"""
-exists: {description: Whether the tree was there., type: bool, returned: success}
-totals: {description: "Entries, files, directories, symlinks, other, and bytes of the files.", type: dict, returned: success}
-consistent_at: {description: When tar began reading the tree (UTC)., type: str, returned: success}
-files: {description: The archive and the listing, each with its size and sha256., type: list, returned: success}
-size: {description: Bytes of those files., type: int, returned: success}
-warnings_tar: {description: What tar said when a file changed while it was read (exit 1)., type: str, returned: success}
-skipped: {description: Sockets in the tree (tar cannot archive one)., type: list, returned: success}
+exists:
+  description: Whether the tree was there.
+  type: bool
+  returned: success
+totals:
+  description: Entries, files, directories, symlinks, other, and bytes of the files.
+  type: dict
+  returned: success
+consistent_at:
+  description: When tar began reading the tree (UTC).
+  type: str
+  returned: success
+files:
+  description: The archive and the listing, each with its size and sha256.
+  type: list
+  returned: success
+size:
+  description: Bytes of those files.
+  type: int
+  returned: success
+warnings_tar:
+  description: What tar said when a file changed while it was read (exit 1).
+  type: str
+  returned: success
+skipped:
+  description: Sockets in the tree (tar cannot archive one).
+  type: list
+  returned: success
 """
 
 import datetime
@@ -51,7 +91,9 @@ from ansible_collections.drtool.drill.plugins.module_utils.tree import (
     write_listing,
 )
 
-ARCHIVE, LISTING = "tree.tar", "listing.jsonl"
+# One name a line: ansible-doc warns about a module-level tuple assignment.
+ARCHIVE = "tree.tar"
+LISTING = "listing.jsonl"
 # tar reads and writes names as UTF-8 whatever the host's locale: a name is written in the
 # archive as it is listed.
 TAR_ENV = {"LC_ALL": "C.UTF-8"}

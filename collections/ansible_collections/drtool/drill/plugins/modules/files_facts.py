@@ -7,27 +7,54 @@ DOCUMENTATION = r"""
 module: files_facts
 short_description: Compare a directory tree with a files_backup listing, entry by entry
 description:
-  - Reads I(listing) (written by files_backup: its header holds the excludes the backup
+  - "Reads I(listing) (written by files_backup: its header holds the excludes the backup
     applied, the same ones are applied here) and walks I(path) without following any
     symbolic link. A link is compared by its target; a regular file by size, mode, owner,
-    group, mtime and the sha256 of its content, read with O_NOFOLLOW (never through a link).
-  - Reports each missing, extra and changed entry (for a changed one, each field that
+    group, mtime and the sha256 of its content, read with O_NOFOLLOW (never through a link)."
+  - "Reports each missing, extra and changed entry (for a changed one, each field that
     differs), the first I(max_problems) of them by path, and how many there are in all. It
-    judges nothing: drtool does, from what it reports.
+    judges nothing: drtool does, from what it reports."
 options:
-  path: {description: The tree's root folder., type: path, required: true}
-  listing: {description: The listing to compare with (listing.jsonl of a backup or snapshot)., type: path, required: true}
-  max_problems: {description: How many problems are listed (all are counted)., type: int, default: 50}
+  path:
+    description: The tree's root folder.
+    type: path
+    required: true
+  listing:
+    description: The listing to compare with (listing.jsonl of a backup or snapshot).
+    type: path
+    required: true
+  max_problems:
+    description: How many problems are listed (all are counted).
+    type: int
+    default: 50
 author: drtool maintainers
 """
 
 RETURN = r"""
-exists: {description: Whether the tree is there., type: bool, returned: success}
-totals: {description: "What the tree holds now: entries, files, directories, symlinks, other, bytes.", type: dict, returned: success}
-expected_totals: {description: What the listing holds., type: dict, returned: success}
-problems: {description: "The first max_problems differences: path, problem (missing, extra, changed), and expected/actual or differs.", type: list, returned: success}
-problem_count: {description: Every difference counted., type: int, returned: success}
-counts: {description: Missing, extra and changed entries., type: dict, returned: success}
+exists:
+  description: Whether the tree is there.
+  type: bool
+  returned: success
+totals:
+  description: "What the tree holds now: entries, files, directories, symlinks, other, bytes."
+  type: dict
+  returned: success
+expected_totals:
+  description: What the listing holds.
+  type: dict
+  returned: success
+problems:
+  description: "The first max_problems differences: path, problem (missing, extra, changed), and expected/actual or differs."
+  type: list
+  returned: success
+problem_count:
+  description: Every difference counted.
+  type: int
+  returned: success
+counts:
+  description: Missing, extra and changed entries.
+  type: dict
+  returned: success
 """
 
 import os

@@ -16,16 +16,33 @@ description:
   - With I(absent), the folder itself is removed too (a safety snapshot found no tree).
   - Without I(archive) and I(absent), only empties the tree (the drill's disaster).
 options:
-  path: {description: The tree's root folder., type: path, required: true}
-  archive: {description: The archive to extract into the emptied tree., type: path}
-  absent: {description: Remove the folder itself too., type: bool, default: false}
-  tar: {description: The GNU tar command., type: str, default: tar}
+  path:
+    description: The tree's root folder.
+    type: path
+    required: true
+  archive:
+    description: The archive to extract into the emptied tree.
+    type: path
+  absent:
+    description: Remove the folder itself too.
+    type: bool
+    default: false
+  tar:
+    description: The GNU tar command.
+    type: str
+    default: tar
 author: drtool maintainers
 """
 
 RETURN = r"""
-removed: {description: Top-level entries removed from the tree., type: int, returned: success}
-owners: {description: Whether owners and groups were restored (the module ran as root)., type: bool, returned: success}
+removed:
+  description: Top-level entries removed from the tree.
+  type: int
+  returned: success
+owners:
+  description: Whether owners and groups were restored (the module ran as root).
+  type: bool
+  returned: success
 """
 
 import os

@@ -12,29 +12,46 @@ description:
     snapshot, so the counts describe the dump exactly.
   - Returns the consistency time, counts, sequences, sentinel, newest heartbeat and the
     sha256 of every file written.
+extends_documentation_fragment:
+  - drtool.drill.postgres
 options:
-  host: {description: Server address., type: str, default: 127.0.0.1}
-  port: {description: Server port., type: int, default: 5432}
-  user: {description: Role to connect as., type: str, default: postgres}
-  password: {description: Password of I(user)., type: str}
-  database: {description: Database to dump., type: str, required: true}
-  connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
-  dest: {description: Directory the dump is written to; it must not exist yet., type: path, required: true}
-  backup_root: {description: Backup directory the returned file paths are relative to., type: path, required: true}
-  jobs: {description: Parallel pg_dump jobs., type: int, default: 2}
+  database:
+    description: Database to dump.
+    type: str
+    required: true
+  dest:
+    description: Directory the dump is written to; it must not exist yet.
+    type: path
+    required: true
+  backup_root:
+    description: Backup directory the returned file paths are relative to.
+    type: path
+    required: true
+  jobs:
+    description: Parallel pg_dump jobs.
+    type: int
+    default: 2
   compress:
     description:
-      - pg_dump's C(--compress) (0 to 9, or METHOD[:LEVEL] with PostgreSQL 16's pg_dump).
-        Empty: pg_dump's own default.
+      - "pg_dump's C(--compress) (0 to 9, or METHOD[:LEVEL] with PostgreSQL 16's pg_dump).
+        Empty: pg_dump's own default."
     type: raw
-  pg_dump: {description: pg_dump executable., type: str, default: pg_dump}
-  backup_id: {description: Backup identifier, the sentinel's key., type: str, required: true}
+  pg_dump:
+    description: pg_dump executable.
+    type: str
+    default: pg_dump
+  backup_id:
+    description: Backup identifier, the sentinel's key.
+    type: str
+    required: true
   sentinel_value:
     description:
       - Value of the sentinel row written before the dump. Without it nothing is written
         (a safety snapshot of a restore target must not change it).
     type: str
-  heartbeat_query: {description: Query returning the newest heartbeat timestamp., type: str}
+  heartbeat_query:
+    description: Query returning the newest heartbeat timestamp.
+    type: str
   lock_wait_timeout:
     description:
       - Seconds pg_dump (C(--lock-wait-timeout)), and the exact counts in the same snapshot
@@ -54,9 +71,18 @@ author: drtool maintainers
 """
 
 RETURN = r"""
-consistent_at: {description: Time of the exported snapshot (server clock, ISO-8601)., type: str, returned: success}
-counts: {description: Exact row count of every table in the snapshot., type: dict, returned: success}
-files: {description: "Every file written (the dump's, and globals.sql), with size and sha256.", type: list, returned: success}
+consistent_at:
+  description: Time of the exported snapshot (server clock, ISO-8601).
+  type: str
+  returned: success
+counts:
+  description: Exact row count of every table in the snapshot.
+  type: dict
+  returned: success
+files:
+  description: Every file written (the dump's, and globals.sql), with size and sha256.
+  type: list
+  returned: success
 """
 
 import json

@@ -6,13 +6,17 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: pg_database
 short_description: Create a database, drop it closing its connections, or both
+description:
+  - Connects to the maintenance database C(postgres) and, as I(state) asks, creates
+    I(database), drops it, or both. A drop first refuses new connections, then ends the open
+    ones (C(DROP DATABASE ... WITH (FORCE))).
+extends_documentation_fragment:
+  - drtool.drill.postgres
 options:
-  host: {description: Server address., type: str, default: 127.0.0.1}
-  port: {description: Server port., type: int, default: 5432}
-  user: {description: Role to connect as., type: str, default: postgres}
-  password: {description: Password of I(user)., type: str}
-  database: {description: Database to create or drop., type: str, required: true}
-  connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
+  database:
+    description: Database to create or drop.
+    type: str
+    required: true
   state:
     description:
       - C(present) creates it if missing; C(absent) drops it if there; C(recreated) drops it
@@ -29,8 +33,14 @@ author: drtool maintainers
 """
 
 RETURN = r"""
-existed: {description: Whether the database existed before., type: bool, returned: success}
-owner: {description: Who owns the database it created (null when it created none)., type: str, returned: success}
+existed:
+  description: Whether the database existed before.
+  type: bool
+  returned: success
+owner:
+  description: Who owns the database it created (null when it created none).
+  type: str
+  returned: success
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -11,22 +11,32 @@ description:
   - With I(write_check), writes a row, reads it back and deletes it, proving the database
     accepts writes.
   - With I(reachable_only), only connects and reports the server version.
+extends_documentation_fragment:
+  - drtool.drill.postgres
 options:
-  host: {description: Server address., type: str, default: 127.0.0.1}
-  port: {description: Server port., type: int, default: 5432}
-  user: {description: Role to connect as., type: str, default: postgres}
-  password: {description: Password of I(user)., type: str}
-  database: {description: Database to inspect., type: str, required: true}
-  connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
-  backup_id: {description: Backup whose sentinel row to read., type: str}
-  heartbeat_query: {description: Query returning the newest heartbeat timestamp., type: str}
-  write_check: {description: Prove the database accepts a committed write., type: bool, default: false}
-  reachable_only: {description: Only check the server answers., type: bool, default: false}
+  database:
+    description: Database to inspect.
+    type: str
+    required: true
+  backup_id:
+    description: Backup whose sentinel row to read.
+    type: str
+  heartbeat_query:
+    description: Query returning the newest heartbeat timestamp.
+    type: str
+  write_check:
+    description: Prove the database accepts a committed write.
+    type: bool
+    default: false
+  reachable_only:
+    description: Only check the server answers.
+    type: bool
+    default: false
   list_databases:
     description:
-      - Also return C(databases), every database of the cluster a drill of C(databases: all)
+      - "Also return C(databases), every database of the cluster a drill of C(databases: all)
         backs up - all but the templates, those that take no connections and C(postgres),
-        the maintenance database drtool connects to.
+        the maintenance database drtool connects to."
     type: bool
     default: false
   present:
@@ -39,7 +49,9 @@ options:
     type: list
     elements: str
     default: []
-  bin_dir: {description: Where I(tools) are., type: path}
+  bin_dir:
+    description: Where I(tools) are.
+    type: path
   machine_identity:
     description: Also return C(machine_id_sha256), the sha256 of the host's /etc/machine-id (never the id itself).
     type: bool
@@ -48,11 +60,26 @@ author: drtool maintainers
 """
 
 RETURN = r"""
-exists: {description: Whether the database exists., type: bool, returned: always}
-present: {description: "Whether each database of I(present) exists: {name: bool}", type: dict, returned: always}
-machine_id_sha256: {description: The sha256 of /etc/machine-id; null without one., type: str, returned: with machine_identity}
-counts: {description: Exact row count of every table., type: dict, returned: when the database exists}
-databases: {description: The cluster's databases (with I(list_databases))., type: list, returned: when asked}
+exists:
+  description: Whether the database exists.
+  type: bool
+  returned: always
+present:
+  description: "Whether each database of I(present) exists: {name: bool}"
+  type: dict
+  returned: always
+machine_id_sha256:
+  description: The sha256 of /etc/machine-id; null without one.
+  type: str
+  returned: with machine_identity
+counts:
+  description: Exact row count of every table.
+  type: dict
+  returned: when the database exists
+databases:
+  description: The cluster's databases (with I(list_databases)).
+  type: list
+  returned: when asked
 data_directory:
   description: The cluster's data directory, as the server says; null when this role may not read it.
   type: str

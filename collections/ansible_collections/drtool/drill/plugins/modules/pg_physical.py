@@ -9,61 +9,140 @@ DOCUMENTATION = r"""
 module: pg_physical
 short_description: Snapshot, destroy, restore with pgBackRest, or roll back a target cluster
 description:
-  - C(snapshot) counts every table of I(databases) on the running target, stops it, copies its
+  - "C(snapshot) counts every table of I(databases) on the running target, stops it, copies its
     data directory (C(cp -a --reflink=auto): a reflink where the file system has them) to
-    I(snapshot_dir), records what it held (C(state.json)) and starts it again.
+    I(snapshot_dir), records what it held (C(state.json)) and starts it again."
   - C(disaster) stops the target and removes what its data directory holds; it refuses a
     directory that is not a PostgreSQL data directory (no C(PG_VERSION)).
-  - C(restore) runs C(pgbackrest restore) into the data directory with the recovery target
+  - "C(restore) runs C(pgbackrest restore) into the data directory with the recovery target
     asked (C(--archive-mode=off): the copy never archives into the source's repository),
     puts back the target's own configuration files from the snapshot, sets the target's
     port, starts the server and waits until recovery has ended and it was promoted. It
     times the copy, the WAL replay and the promotion, and reads the server's log for where
-    recovery stopped; a target it did not reach fails the restore with the server's reason.
+    recovery stopped; a target it did not reach fails the restore with the server's reason."
   - C(rollback) puts the snapshot's copy back, starts the server and returns what it holds.
   - C(started) starts the target's server when its data directory holds a cluster and no
     server runs from it (a drill stopped while its snapshot had the server stopped).
-  - C(room) measures, changing nothing, the room a restore into I(data_dir) will have: the
+  - "C(room) measures, changing nothing, the room a restore into I(data_dir) will have: the
     free bytes of its file system, the bytes it holds now, and whether I(snapshot_dir) (or
-    its nearest existing parent) is on the same file system, with that one's free bytes.
+    its nearest existing parent) is on the same file system, with that one's free bytes."
   - pgBackRest and pg_ctl (or the start and stop commands) run as I(os_user) when the module
     runs as root (the copies, as the module's own user, keep owners and modes); the password
     reaches the server through the connection only.
+extends_documentation_fragment:
+  - drtool.drill.postgres
 options:
-  host: {description: Server address., type: str, default: 127.0.0.1}
-  port: {description: Server port (the target's own)., type: int, default: 5432}
-  user: {description: Role to connect as., type: str, default: postgres}
-  password: {description: Password of I(user)., type: str}
-  database: {description: Maintenance database to connect to., type: str, default: postgres}
-  connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
-  state: {description: What to do., type: str, required: true, choices: [snapshot, disaster, restore, rollback, started, room]}
-  data_dir: {description: The target cluster's data directory., type: path, required: true}
-  databases: {description: The databases to count., type: list, elements: str, default: []}
-  snapshot_dir: {description: The safety snapshot's folder., type: path, required: true}
-  os_user: {description: The user the cluster runs as., type: str, default: postgres}
-  bin_dir: {description: Where pg_ctl lives., type: path, default: /usr/lib/postgresql/15/bin}
-  start_command: {description: How the server is started (empty for pg_ctl)., type: list, elements: str, default: []}
-  stop_command: {description: How the server is stopped (empty for pg_ctl)., type: list, elements: str, default: []}
-  server_log: {description: The file the server logs to (empty for none)., type: str, default: ""}
-  ready_timeout_s: {description: Seconds the server may take to start or stop., type: int, default: 120}
-  recovery_timeout_s: {description: Seconds replay and promotion may take., type: int, default: 1800}
-  pgbackrest: {description: The pgbackrest program., type: str, default: pgbackrest}
-  pgbackrest_config: {description: pgBackRest's configuration file (empty for its default)., type: str, default: ""}
-  stanza: {description: The stanza (restore)., type: str}
-  backup_set: {description: The backup label to restore (empty for pgBackRest's choice)., type: str, default: ""}
-  target_type: {description: The recovery target type., type: str, default: default}
-  target: {description: The recovery target., type: str, default: ""}
-  target_exclusive: {description: Stop just before the target., type: bool, default: false}
-  drill_id: {description: The drill whose rollback marks the snapshot rolled back., type: str, default: ""}
+  port:
+    description: Server port (the target's own).
+    type: int
+    default: 5432
+  database:
+    description: Maintenance database to connect to.
+    type: str
+    default: postgres
+  state:
+    description: What to do.
+    type: str
+    required: true
+    choices: [snapshot, disaster, restore, rollback, started, room]
+  data_dir:
+    description: The target cluster's data directory.
+    type: path
+    required: true
+  databases:
+    description: The databases to count.
+    type: list
+    elements: str
+    default: []
+  snapshot_dir:
+    description: The safety snapshot's folder.
+    type: path
+    required: true
+  os_user:
+    description: The user the cluster runs as.
+    type: str
+    default: postgres
+  bin_dir:
+    description: Where pg_ctl lives.
+    type: path
+    default: /usr/lib/postgresql/15/bin
+  start_command:
+    description: How the server is started (empty for pg_ctl).
+    type: list
+    elements: str
+    default: []
+  stop_command:
+    description: How the server is stopped (empty for pg_ctl).
+    type: list
+    elements: str
+    default: []
+  server_log:
+    description: The file the server logs to (empty for none).
+    type: str
+    default: ""
+  ready_timeout_s:
+    description: Seconds the server may take to start or stop.
+    type: int
+    default: 120
+  recovery_timeout_s:
+    description: Seconds replay and promotion may take.
+    type: int
+    default: 1800
+  pgbackrest:
+    description: The pgbackrest program.
+    type: str
+    default: pgbackrest
+  pgbackrest_config:
+    description: pgBackRest's configuration file (empty for its default).
+    type: str
+    default: ""
+  stanza:
+    description: The stanza (restore).
+    type: str
+  backup_set:
+    description: The backup label to restore (empty for pgBackRest's choice).
+    type: str
+    default: ""
+  target_type:
+    description: The recovery target type.
+    type: str
+    default: default
+  target:
+    description: The recovery target.
+    type: str
+    default: ""
+  target_exclusive:
+    description: Stop just before the target.
+    type: bool
+    default: false
+  drill_id:
+    description: The drill whose rollback marks the snapshot rolled back.
+    type: str
+    default: ""
 author: drtool maintainers
 """
 
 RETURN = r"""
-steps: {description: "The restore's copy, WAL replay and promotion: step, started_at, ended_at, duration_s", type: list, returned: restore}
-recovery: {description: What the server's log says of the recovery., type: dict, returned: restore}
-system_identifier: {description: The cluster's system identifier., type: str, returned: success}
-counts: {description: "Per database, exact counts (snapshot, rollback)", type: dict, returned: snapshot and rollback}
-room: {description: "free_bytes, data_dir_bytes, snapshot_same_filesystem, snapshot_free_bytes", type: dict, returned: room}
+steps:
+  description: "The restore's copy, WAL replay and promotion: step, started_at, ended_at, duration_s"
+  type: list
+  returned: restore
+recovery:
+  description: What the server's log says of the recovery.
+  type: dict
+  returned: restore
+system_identifier:
+  description: The cluster's system identifier.
+  type: str
+  returned: success
+counts:
+  description: Per database, exact counts (snapshot, rollback)
+  type: dict
+  returned: snapshot and rollback
+room:
+  description: free_bytes, data_dir_bytes, snapshot_same_filesystem, snapshot_free_bytes
+  type: dict
+  returned: room
 """
 
 import datetime as dt

@@ -8,45 +8,84 @@ DOCUMENTATION = r"""
 module: pg_recovery_point
 short_description: A recovery target on a WAL-archiving cluster, with exact counts at it
 description:
-  - Writes drtool's sentinel row in each database, then fixes a point in the WAL and counts
+  - "Writes drtool's sentinel row in each database, then fixes a point in the WAL and counts
     every table as of that point, by the first way the cluster allows (C(counts_method)):
     C(slot), a temporary logical replication slot whose exported snapshot shows exactly what
     committed before its consistent point (one database, C(wal_level=logical)); C(share),
     every table of every database locked in SHARE mode (writers wait, readers do not) while
     it is counted and the WAL insert position read; C(none) when asked, counts are then not
-    comparable with a restore.
+    comparable with a restore."
   - Then switches the WAL segment and waits until the archiver has archived it, so that a
     restore can reach the target; fails naming the archiver's last failure when it does not
     within I(archive_wait_s).
+extends_documentation_fragment:
+  - drtool.drill.postgres
 options:
-  host: {description: Server address., type: str, default: 127.0.0.1}
-  port: {description: Server port., type: int, default: 5432}
-  user: {description: "Role to connect as: a superuser (it writes the sentinel, locks and counts every table, switches the WAL)", type: str, default: postgres}
-  password: {description: Password of I(user)., type: str}
-  database: {description: Unused; the databases are I(databases)., type: str, default: postgres}
-  connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
-  databases: {description: The databases to mark and count., type: list, elements: str, required: true}
-  backup_id: {description: The sentinel's key., type: str, required: true}
-  sentinel_value: {description: The sentinel's value (required without I(target_time))., type: str}
-  heartbeat_query: {description: Query for the newest heartbeat., type: str}
-  heartbeat_database: {description: The database the heartbeat query runs in (default the first)., type: str}
-  counts: {description: How to count., type: str, default: auto, choices: [auto, slot, share, none]}
-  lock_wait_timeout: {description: Seconds to wait for each table's lock (share)., type: int, default: 120}
-  archive_wait_s: {description: Seconds to wait until the target's WAL is archived., type: int, default: 60}
+  user:
+    description: "Role to connect as: a superuser (it writes the sentinel, locks and counts every table, switches the WAL)"
+    type: str
+    default: postgres
+  database:
+    description: Unused; the databases are I(databases).
+    type: str
+    default: postgres
+  databases:
+    description: The databases to mark and count.
+    type: list
+    elements: str
+    required: true
+  backup_id:
+    description: The sentinel's key.
+    type: str
+    required: true
+  sentinel_value:
+    description: The sentinel's value (required without I(target_time)).
+    type: str
+  heartbeat_query:
+    description: Query for the newest heartbeat.
+    type: str
+  heartbeat_database:
+    description: The database the heartbeat query runs in (default the first).
+    type: str
+  counts:
+    description: How to count.
+    type: str
+    default: auto
+    choices: [auto, slot, share, none]
+  lock_wait_timeout:
+    description: Seconds to wait for each table's lock (share).
+    type: int
+    default: 120
+  archive_wait_s:
+    description: Seconds to wait until the target's WAL is archived.
+    type: int
+    default: 60
   target_time:
     description:
-      - A point in time (ISO-8601, with its zone) to recover to instead of a point set now.
+      - "A point in time (ISO-8601, with its zone) to recover to instead of a point set now.
         No sentinel is written (it would lie after the target) and counts are C(none): nothing
-        recorded now matches that past point.
+        recorded now matches that past point."
     type: str
 author: drtool maintainers
 """
 
 RETURN = r"""
-databases: {description: "Per database: consistent_at, counts, sequences, sentinel, heartbeat_at", type: dict, returned: success}
-target: {description: "The recovery target: type lsn, target, exclusive", type: dict, returned: success}
-counts_method: {description: "slot, share or none", type: str, returned: success}
-wal_file: {description: The WAL segment that holds the target, archived., type: str, returned: success}
+databases:
+  description: "Per database: consistent_at, counts, sequences, sentinel, heartbeat_at"
+  type: dict
+  returned: success
+target:
+  description: "The recovery target: type lsn, target, exclusive"
+  type: dict
+  returned: success
+counts_method:
+  description: slot, share or none
+  type: str
+  returned: success
+wal_file:
+  description: The WAL segment that holds the target, archived.
+  type: str
+  returned: success
 """
 
 import secrets

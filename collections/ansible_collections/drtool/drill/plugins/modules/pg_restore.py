@@ -13,24 +13,44 @@ description:
     never on a command line, and as a C(no_log) parameter Ansible masks it in every output.
   - On failure the message holds the end of pg_restore's own stderr, such as
     C(role "x" does not exist), with the password replaced by C(***).
+extends_documentation_fragment:
+  - drtool.drill.postgres
 options:
-  host: {description: Server address., type: str, default: 127.0.0.1}
-  port: {description: Server port., type: int, default: 5432}
-  user: {description: Role to connect as., type: str, default: postgres}
-  password: {description: Password of I(user)., type: str}
-  database: {description: Database to restore into; it must exist., type: str, required: true}
-  connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
-  src: {description: The archive, a custom-format file or a directory-format folder., type: path, required: true}
-  jobs: {description: Parallel pg_restore jobs., type: int, default: 2}
-  pg_restore: {description: pg_restore executable., type: str, default: pg_restore}
-  no_owner: {description: Restore without the dump's owners (C(--no-owner))., type: bool, default: false}
-  no_privileges: {description: Restore without the dump's grants (C(--no-privileges))., type: bool, default: false}
-  role: {description: Role to restore as (C(--role)), when the objects may not keep their owners., type: str}
+  database:
+    description: Database to restore into; it must exist.
+    type: str
+    required: true
+  src:
+    description: The archive, a custom-format file or a directory-format folder.
+    type: path
+    required: true
+  jobs:
+    description: Parallel pg_restore jobs.
+    type: int
+    default: 2
+  pg_restore:
+    description: pg_restore executable.
+    type: str
+    default: pg_restore
+  no_owner:
+    description: Restore without the dump's owners (C(--no-owner)).
+    type: bool
+    default: false
+  no_privileges:
+    description: Restore without the dump's grants (C(--no-privileges)).
+    type: bool
+    default: false
+  role:
+    description: Role to restore as (C(--role)), when the objects may not keep their owners.
+    type: str
 author: drtool maintainers
 """
 
 RETURN = r"""
-duration_s: {description: How long pg_restore ran, in seconds., type: float, returned: success}
+duration_s:
+  description: How long pg_restore ran, in seconds.
+  type: float
+  returned: success
 """
 
 import os

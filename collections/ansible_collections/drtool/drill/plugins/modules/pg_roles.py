@@ -19,40 +19,85 @@ description:
     transaction; a role the target has is never changed. Without I(create), the module
     returns the arguments of a restore without them (C(--no-owner --no-privileges
     --role=)I(fallback_role)), or fails naming them when no I(fallback_role) is given.
-  - With I(check_only) (or Ansible's check mode) it decides and changes nothing: the check
-    before a drill destroys anything.
+  - "With I(check_only) (or Ansible's check mode) it decides and changes nothing: the check
+    before a drill destroys anything."
   - Passwords from I(passwords) reach the server as SCRAM verifiers computed here, never in
     clear, and are never returned. Messages name the drtool_postgres role's settings.
+extends_documentation_fragment:
+  - drtool.drill.postgres
 options:
-  host: {description: Server address., type: str, default: 127.0.0.1}
-  port: {description: Server port., type: int, default: 5432}
-  user: {description: Role to connect as; it creates the roles., type: str, default: postgres}
-  password: {description: Password of I(user)., type: str}
-  database: {description: The database the dump is restored into (named in messages)., type: str, required: true}
-  connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
-  dump: {description: The directory-format dump (its toc.dat is enough)., type: path, required: true}
-  globals: {description: The source cluster's pg_dumpall --globals-only script; may be absent., type: path}
-  pg_restore: {description: pg_restore executable., type: str, default: pg_restore}
-  create: {description: Create the missing roles from I(globals)., type: bool, default: true}
+  user:
+    description: Role to connect as; it creates the roles.
+    type: str
+    default: postgres
+  database:
+    description: The database the dump is restored into (named in messages).
+    type: str
+    required: true
+  dump:
+    description: The directory-format dump (its toc.dat is enough).
+    type: path
+    required: true
+  globals:
+    description: The source cluster's pg_dumpall --globals-only script; may be absent.
+    type: path
+  pg_restore:
+    description: pg_restore executable.
+    type: str
+    default: pg_restore
+  create:
+    description: Create the missing roles from I(globals).
+    type: bool
+    default: true
   fallback_role:
     description:
       - Without I(create), restore as this role without owners and privileges. Unset, a
         missing role fails the module.
     type: str
-  passwords: {description: "Passwords of roles it creates, {role: password}.", type: dict, default: {}}
-  check_only: {description: Decide only; create nothing., type: bool, default: false}
+  passwords:
+    description: "Passwords of roles it creates, {role: password}."
+    type: dict
+    default: {}
+  check_only:
+    description: Decide only; create nothing.
+    type: bool
+    default: false
 author: drtool maintainers
 """
 
 RETURN = r"""
-needed: {description: Every role the dump names., type: list, returned: success}
-missing: {description: The needed roles the target lacked., type: list, returned: success}
-action: {description: "none (nothing missing), create or fallback.", type: str, returned: success}
-created: {description: Roles created (none with check_only)., type: list, returned: success}
-memberships: {description: "Memberships granted, as 'role TO member'.", type: list, returned: success}
-skipped_memberships: {description: "Memberships not granted (the member existed, or the role does not), as 'role TO member'.", type: list, returned: success}
-passwords_set: {description: Created roles given a password from I(passwords)., type: list, returned: success}
-restore_args: {description: "How pg_restore must run: no_owner, no_privileges, role.", type: dict, returned: success}
+needed:
+  description: Every role the dump names.
+  type: list
+  returned: success
+missing:
+  description: The needed roles the target lacked.
+  type: list
+  returned: success
+action:
+  description: none (nothing missing), create or fallback.
+  type: str
+  returned: success
+created:
+  description: Roles created (none with check_only).
+  type: list
+  returned: success
+memberships:
+  description: Memberships granted, as 'role TO member'.
+  type: list
+  returned: success
+skipped_memberships:
+  description: Memberships not granted (the member existed, or the role does not), as 'role TO member'.
+  type: list
+  returned: success
+passwords_set:
+  description: Created roles given a password from I(passwords).
+  type: list
+  returned: success
+restore_args:
+  description: "How pg_restore must run: no_owner, no_privileges, role."
+  type: dict
+  returned: success
 """
 
 import os

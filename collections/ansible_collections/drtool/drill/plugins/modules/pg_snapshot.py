@@ -8,9 +8,9 @@ DOCUMENTATION = r"""
 module: pg_snapshot
 short_description: Copy a database within its cluster as a safety snapshot, put it back, or drop it
 description:
-  - C(taken) copies I(database) to a database of drtool's naming (C(CREATE DATABASE ...
+  - "C(taken) copies I(database) to a database of drtool's naming (C(CREATE DATABASE ...
     TEMPLATE ... STRATEGY FILE_COPY), owned as the original), counts the copy's rows exactly,
-    and closes the copy to connections. The server copies the files: no dump, no compression.
+    and closes the copy to connections. The server copies the files: no dump, no compression."
   - The copy is refused by the server while other sessions use I(database), when I(user) may
     not copy it, or when the disk is full; then, unless I(required), the module changes
     nothing and returns C(taken=false) with the C(reason), for the caller to dump instead.
@@ -20,13 +20,13 @@ description:
   - C(absent) drops the copy when there is one.
   - Database-level settings, grants and comments are not part of the copy (nor of a dump
     restored without C(--create)).
+extends_documentation_fragment:
+  - drtool.drill.postgres
 options:
-  host: {description: Server address., type: str, default: 127.0.0.1}
-  port: {description: Server port., type: int, default: 5432}
-  user: {description: Role to connect as., type: str, default: postgres}
-  password: {description: Password of I(user)., type: str}
-  database: {description: The database the snapshot is of., type: str, required: true}
-  connect_timeout: {description: Seconds to wait for a connection., type: int, default: 10}
+  database:
+    description: The database the snapshot is of.
+    type: str
+    required: true
   snapshot_id:
     description: The drill the snapshot belongs to; with I(database), it names the copy.
     type: str
@@ -36,9 +36,9 @@ options:
     type: str
   copy_oid:
     description:
-      - The copy's oid as the snapshot recorded it. With C(restored) and no copy left, the
+      - "The copy's oid as the snapshot recorded it. With C(restored) and no copy left, the
         database must be the copy (a rename keeps the oid: an earlier attempt put it back),
-        or the module fails, saying there is nothing to roll back to.
+        or the module fails, saying there is nothing to roll back to."
     type: int
   state:
     description: What to do with the copy.
@@ -59,14 +59,38 @@ author: drtool maintainers
 """
 
 RETURN = r"""
-copy_database: {description: The copy's database name., type: str, returned: always}
-exists: {description: Whether I(database) existed (C(taken))., type: bool, returned: always}
-taken: {description: Whether the copy was made (C(taken))., type: bool, returned: always}
-reason: {description: Why the server would not copy, when it would not., type: str, returned: always}
-counts: {description: Exact row count of every table of the copy., type: dict, returned: when taken}
-oid: {description: The copy's oid., type: int, returned: when taken}
-found: {description: Whether there was a copy (C(restored), C(absent))., type: bool, returned: always}
-drtool_note: {description: One line for the drill's journal., type: str, returned: always}
+copy_database:
+  description: The copy's database name.
+  type: str
+  returned: always
+exists:
+  description: Whether I(database) existed (C(taken)).
+  type: bool
+  returned: always
+taken:
+  description: Whether the copy was made (C(taken)).
+  type: bool
+  returned: always
+reason:
+  description: Why the server would not copy, when it would not.
+  type: str
+  returned: always
+counts:
+  description: Exact row count of every table of the copy.
+  type: dict
+  returned: when taken
+oid:
+  description: The copy's oid.
+  type: int
+  returned: when taken
+found:
+  description: Whether there was a copy (C(restored), C(absent)).
+  type: bool
+  returned: always
+drtool_note:
+  description: One line for the drill's journal.
+  type: str
+  returned: always
 """
 
 import hashlib

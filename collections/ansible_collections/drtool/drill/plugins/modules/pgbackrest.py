@@ -8,35 +8,87 @@ DOCUMENTATION = r"""
 module: pgbackrest
 short_description: Read or drive a pgBackRest stanza for drtool's physical method
 description:
-  - Runs C(pgbackrest) (an argument list, no shell) as I(os_user) when the module runs as root,
+  - "Runs C(pgbackrest) (an argument list, no shell) as I(os_user) when the module runs as root,
     with the configuration file given (else pgBackRest's default). drtool never reads or
-    writes that configuration: repository keys stay in it.
+    writes that configuration: repository keys stay in it."
   - C(info) returns the stanza's newest backup (or the one labelled I(label)); C(backup)
     takes one of I(backup_type) first and returns it; C(check) fails with pgBackRest's own
     error; C(verify) fails naming each file pgBackRest's verify found wrong (it exits 0 even
     then) and each hole in the stanza's WAL archive (which verify does not report).
 options:
-  command: {description: What to run., type: str, required: true, choices: [version, info, check, backup, verify]}
-  stanza: {description: The stanza., type: str}
-  config: {description: pgBackRest's configuration file; empty for its default., type: str, default: ""}
-  bin: {description: The pgbackrest program., type: str, default: pgbackrest}
-  os_user: {description: The user pgBackRest runs as (the cluster's)., type: str, default: postgres}
-  backup_type: {description: The type of backup to take (backup)., type: str, default: full, choices: [full, diff, incr]}
-  label: {description: The backup to describe (info); empty for the newest., type: str, default: ""}
-  before: {description: "info: the newest backup that ended before this time (ISO-8601, with its zone).", type: str, default: ""}
-  timeout_s: {description: Seconds the command may run., type: int, default: 3600}
+  command:
+    description: What to run.
+    type: str
+    required: true
+    choices: [version, info, check, backup, verify]
+  stanza:
+    description: The stanza.
+    type: str
+  config:
+    description: pgBackRest's configuration file; empty for its default.
+    type: str
+    default: ""
+  bin:
+    description: The pgbackrest program.
+    type: str
+    default: pgbackrest
+  os_user:
+    description: The user pgBackRest runs as (the cluster's).
+    type: str
+    default: postgres
+  backup_type:
+    description: The type of backup to take (backup).
+    type: str
+    default: full
+    choices: [full, diff, incr]
+  label:
+    description: The backup to describe (info); empty for the newest.
+    type: str
+    default: ""
+  before:
+    description: "info: the newest backup that ended before this time (ISO-8601, with its zone)."
+    type: str
+    default: ""
+  timeout_s:
+    description: Seconds the command may run.
+    type: int
+    default: 3600
 author: drtool maintainers
 """
 
 RETURN = r"""
-version: {description: pgBackRest's version., type: str, returned: always}
-backup: {description: "The backup (label, type, times, LSNs, WAL range, sizes)", type: dict, returned: info and backup}
-duration_s: {description: How long the command ran., type: float, returned: always}
-output: {description: What verify printed (its summary and the files it found wrong)., type: str, returned: verify}
-verified: {description: Every backup and WAL file checked out and the archive has no hole., type: bool, returned: verify}
-verify: {description: "verify's status, the problems it named, the holes in the archive a restore cannot pass (wal_gaps) and those no backup needs (expired_wal)", type: dict, returned: verify}
-labels: {description: The labels of the backups the repository holds., type: list, returned: verify}
-warnings_found: {description: "Holes in the archive no backup needs: point-in-time recovery cannot reach into them", type: list, returned: verify}
+version:
+  description: pgBackRest's version.
+  type: str
+  returned: always
+backup:
+  description: The backup (label, type, times, LSNs, WAL range, sizes)
+  type: dict
+  returned: info and backup
+duration_s:
+  description: How long the command ran.
+  type: float
+  returned: always
+output:
+  description: What verify printed (its summary and the files it found wrong).
+  type: str
+  returned: verify
+verified:
+  description: Every backup and WAL file checked out and the archive has no hole.
+  type: bool
+  returned: verify
+verify:
+  description: verify's status, the problems it named, the holes in the archive a restore cannot pass (wal_gaps) and those no backup needs (expired_wal)
+  type: dict
+  returned: verify
+labels:
+  description: The labels of the backups the repository holds.
+  type: list
+  returned: verify
+warnings_found:
+  description: "Holes in the archive no backup needs: point-in-time recovery cannot reach into them"
+  type: list
+  returned: verify
 """
 
 import datetime as dt

@@ -8,22 +8,34 @@ DOCUMENTATION = r"""
 module: reap
 short_description: Stop the processes a drill phase left running, by their run marker
 description:
-  - Every play of a drill phase runs its tasks with C(DRTOOL_RUN_ID=<drill id>) in their
+  - "Every play of a drill phase runs its tasks with C(DRTOOL_RUN_ID=<drill id>) in their
     environment, so whatever a task starts (pg_restore and its workers, a Redis loading an RDB,
     tar, the application's commands) carries the marker, whichever session or process group
     it ended up in. Cancelling C(ansible-playbook) does not stop them: ansible-core's task
-    workers call C(setsid()), so they outlive the run.
+    workers call C(setsid()), so they outlive the run."
   - This module finds them by reading C(/proc/*/environ), sends SIGTERM, waits up to
     I(timeout) seconds, then SIGKILLs whatever is left and waits until it is gone.
 options:
-  run_id: {description: The drill id the processes were started under., type: str, required: true}
-  timeout: {description: Seconds between SIGTERM and SIGKILL., type: int, default: 10}
+  run_id:
+    description: The drill id the processes were started under.
+    type: str
+    required: true
+  timeout:
+    description: Seconds between SIGTERM and SIGKILL.
+    type: int
+    default: 10
 author: drtool maintainers
 """
 
 RETURN = r"""
-stopped: {description: The processes found and stopped (pid and executable name; never arguments, which may hold secrets)., type: list, returned: always}
-killed: {description: PIDs that needed SIGKILL., type: list, returned: always}
+stopped:
+  description: The processes found and stopped (pid and executable name; never arguments, which may hold secrets).
+  type: list
+  returned: always
+killed:
+  description: PIDs that needed SIGKILL.
+  type: list
+  returned: always
 """
 
 import contextlib

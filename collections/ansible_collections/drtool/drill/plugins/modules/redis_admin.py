@@ -9,13 +9,18 @@ short_description: FLUSHALL or SHUTDOWN NOSAVE a Redis server
 description:
   - C(flushall) empties every database. C(shutdown) stops the server without saving, and
     waits until its port is closed; a server already down is not an error.
+extends_documentation_fragment:
+  - drtool.drill.redis
 options:
-  host: {description: Server address., type: str, default: 127.0.0.1}
-  port: {description: Server port., type: int, default: 6379}
-  password: {description: Server password., type: str}
-  connect_timeout: {description: Socket timeout in seconds., type: int, default: 10}
-  action: {description: What to do., type: str, required: true, choices: [flushall, shutdown]}
-  stop_timeout: {description: Seconds to wait for the port to close after SHUTDOWN., type: int, default: 30}
+  action:
+    description: What to do.
+    type: str
+    required: true
+    choices: [flushall, shutdown]
+  stop_timeout:
+    description: Seconds to wait for the port to close after SHUTDOWN.
+    type: int
+    default: 30
   rdb_path:
     description:
       - With C(shutdown), the RDB file about to be replaced. The server is left running and the
@@ -27,7 +32,10 @@ author: drtool maintainers
 """
 
 RETURN = r"""
-was_running: {description: Whether the server answered before the action., type: bool, returned: success}
+was_running:
+  description: Whether the server answered before the action.
+  type: bool
+  returned: success
 log_file:
   description:
     - With C(shutdown), the file the stopped server logged to (absolute), for the task that

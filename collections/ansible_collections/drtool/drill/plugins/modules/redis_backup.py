@@ -7,28 +7,50 @@ DOCUMENTATION = r"""
 module: redis_backup
 short_description: BGSAVE a Redis server and copy its RDB, with key counts taken atomically
 description:
-  - Optionally writes a sentinel key, then runs C(INFO keyspace), C(GET heartbeat) and
-    C(BGSAVE) in one MULTI/EXEC, so the counts describe exactly what the fork saved.
+  - Optionally writes a sentinel key, then pauses writes (C(CLIENT PAUSE ... WRITE)) while
+    it runs C(INFO keyspace), C(GET heartbeat) and C(BGSAVE), so the counts describe exactly
+    what the fork saved (BGSAVE inside MULTI/EXEC would only be scheduled).
   - Waits until the save has finished and succeeded, copies the RDB to I(dest) and returns
     its sha256.
+extends_documentation_fragment:
+  - drtool.drill.redis
 options:
-  host: {description: Server address., type: str, default: 127.0.0.1}
-  port: {description: Server port., type: int, default: 6379}
-  password: {description: Server password., type: str}
-  connect_timeout: {description: Socket timeout in seconds., type: int, default: 10}
-  dest: {description: Directory the RDB is copied into., type: path, required: true}
-  backup_root: {description: Backup directory the returned file paths are relative to., type: path, required: true}
-  rdb_path: {description: The server's RDB file; asked with CONFIG GET when not given., type: path}
-  sentinel_key: {description: Key written before the save., type: str}
-  sentinel_value: {description: Value of the sentinel key., type: str}
-  heartbeat_key: {description: Key holding the newest heartbeat (epoch seconds)., type: str}
-  save_timeout: {description: Seconds to wait for BGSAVE to finish., type: int, default: 600}
+  dest:
+    description: Directory the RDB is copied into.
+    type: path
+    required: true
+  backup_root:
+    description: Backup directory the returned file paths are relative to.
+    type: path
+    required: true
+  rdb_path:
+    description: The server's RDB file; asked with CONFIG GET when not given.
+    type: path
+  sentinel_key:
+    description: Key written before the save.
+    type: str
+  sentinel_value:
+    description: Value of the sentinel key.
+    type: str
+  heartbeat_key:
+    description: Key holding the newest heartbeat (epoch seconds).
+    type: str
+  save_timeout:
+    description: Seconds to wait for BGSAVE to finish.
+    type: int
+    default: 600
 author: drtool maintainers
 """
 
 RETURN = r"""
-counts: {description: Keys per database at the moment of the fork., type: dict, returned: success}
-files: {description: The RDB copy, with size and sha256., type: list, returned: success}
+counts:
+  description: Keys per database at the moment of the fork.
+  type: dict
+  returned: success
+files:
+  description: The RDB copy, with size and sha256.
+  type: list
+  returned: success
 """
 
 import datetime

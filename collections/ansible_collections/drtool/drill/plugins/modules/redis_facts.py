@@ -9,14 +9,19 @@ short_description: Reachability, loading state, key counts, sentinel and heartbe
 description:
   - Waits (up to I(wait_timeout)) until the server answers PING and has finished loading its
     dataset, then reports key counts per database, the sentinel key and the heartbeat key.
+extends_documentation_fragment:
+  - drtool.drill.redis
 options:
-  host: {description: Server address., type: str, default: 127.0.0.1}
-  port: {description: Server port., type: int, default: 6379}
-  password: {description: Server password., type: str}
-  connect_timeout: {description: Socket timeout in seconds., type: int, default: 10}
-  wait_timeout: {description: Seconds to wait for PING and loading to finish., type: int, default: 0}
-  sentinel_key: {description: Sentinel key to read., type: str}
-  heartbeat_key: {description: Key holding the newest heartbeat (epoch seconds)., type: str}
+  wait_timeout:
+    description: Seconds to wait for PING and loading to finish.
+    type: int
+    default: 0
+  sentinel_key:
+    description: Sentinel key to read.
+    type: str
+  heartbeat_key:
+    description: Key holding the newest heartbeat (epoch seconds).
+    type: str
   log_file:
     description: The server's log file. When a wait ends with no answer, its last lines (Redis's own reason) are quoted.
     type: path
@@ -24,9 +29,18 @@ author: drtool maintainers
 """
 
 RETURN = r"""
-ping: {description: Whether the server answered PING., type: bool, returned: success}
-counts: {description: Keys per database., type: dict, returned: success}
-run_id: {description: The server process's run_id (INFO server)., type: str, returned: success}
+ping:
+  description: Whether the server answered PING.
+  type: bool
+  returned: success
+counts:
+  description: Keys per database.
+  type: dict
+  returned: success
+run_id:
+  description: The server process's run_id (INFO server).
+  type: str
+  returned: success
 dir:
   description: The server's working directory (CONFIG GET dir); null when CONFIG is not allowed.
   type: str

@@ -21,21 +21,43 @@ description:
     holder.
   - C(state=held) fails the same way when another drill holds the lease (a rollback checks
     that its targets are still its own).
-  - C(state=stuck) marks this drill's lease as left for a person (its rollback failed): it
-    never expires and nobody takes it over until the file is removed by hand.
+  - "C(state=stuck) marks this drill's lease as left for a person (its rollback failed): it
+    never expires and nobody takes it over until the file is removed by hand."
   - C(state=absent) removes the file when it is this drill's; another drill's is left alone.
 options:
-  path: {description: The lock file., type: path, required: true}
-  state: {description: Take, check, keep for a person or release the lease., type: str, choices: [present, absent, held, stuck], default: present}
-  drill_id: {description: This drill's id., type: str, required: true}
-  env: {description: This drill's environment., type: str, default: ""}
-  controller: {description: Which controller and DRTOOL_HOME this drill runs from., type: str, default: ""}
-  lease_s: {description: Seconds the lease lasts when its holder never releases it., type: int, default: 21600}
+  path:
+    description: The lock file.
+    type: path
+    required: true
+  state:
+    description: Take, check, keep for a person or release the lease.
+    type: str
+    choices: [present, absent, held, stuck]
+    default: present
+  drill_id:
+    description: This drill's id.
+    type: str
+    required: true
+  env:
+    description: This drill's environment.
+    type: str
+    default: ""
+  controller:
+    description: Which controller and DRTOOL_HOME this drill runs from.
+    type: str
+    default: ""
+  lease_s:
+    description: Seconds the lease lasts when its holder never releases it.
+    type: int
+    default: 21600
 author: drtool maintainers
 """
 
 RETURN = r"""
-holder: {description: The lease found on the file (drill_id, env, controller, expires_at), if any., type: dict, returned: always}
+holder:
+  description: The lease found on the file (drill_id, env, controller, expires_at), if any.
+  type: dict
+  returned: always
 """
 
 import fcntl
