@@ -65,6 +65,9 @@ TIER_CASES: dict[str, tuple[dict[str, Any], bool]] = {
     "t-declared-prod": ({"drtool_tier": "prod-copy",
                          "drtool_nonproduction_tiers": ["prod-copy"]}, False),
     "t-not-a-target": ({"drtool_tier": "staging", "drtool_drill_target": False}, False),
+    # Only true marks a drill target, as drtool's own check reads it.
+    **{f"t-marked-{i}": ({"drtool_tier": "staging", "drtool_drill_target": mark}, False)
+       for i, mark in enumerate(("yes", "true", 1))},
 }
 
 
