@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import click
 
 from drtool.cli.common import json_option, print_json
+from drtool.errors import ConfigError
 from drtool.sandbox import manage
 
 
@@ -32,6 +35,9 @@ def _show(box: manage.Sandbox) -> None:
 @json_option
 def up(as_json: bool) -> int:
     """Create, seed and start the sandbox; installs missing packages as root. Idempotent."""
+    if importlib.util.find_spec("moto") is None:
+        raise ConfigError("the sandbox needs drtool's sandbox extra (its S3 server): "
+                          "pip install 'drtool[sandbox]'")
     box = manage.up()
     if box.cleared:
         click.echo(f"drtool: removed the PostgreSQL clusters at {box.cleared}: an earlier "
