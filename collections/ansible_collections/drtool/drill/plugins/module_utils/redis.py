@@ -57,4 +57,4 @@ def heartbeat_iso(value):
         stamp = float(value)
     except ValueError:
         return None
-    return datetime.datetime.fromtimestamp(stamp, tz=datetime.UTC).isoformat()
+    return datetime.datetime.fromtimestamp(stamp, tz=datetime.timezone.utc).isoformat()

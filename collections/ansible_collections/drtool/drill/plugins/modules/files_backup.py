@@ -122,7 +122,7 @@ def main():
     root, dest = params["path"].rstrip("/") or "/", params["dest"]
     os.makedirs(dest, mode=0o700, exist_ok=True)
     listing, archive = os.path.join(dest, LISTING), os.path.join(dest, ARCHIVE)
-    now = datetime.datetime.now(datetime.UTC).isoformat()
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
     header = {"root": root, "exclude": params["exclude"]}
 
     if not os.path.exists(root) and params["missing_ok"]:
@@ -146,7 +146,7 @@ def main():
     with open(names, "wb") as handle:
         for path, _info in entries:
             handle.write(os.fsencode(path) + b"\0")
-    consistent_at = datetime.datetime.now(datetime.UTC).isoformat()
+    consistent_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
     try:
         rc, _out, err = module.run_command(
             [params["tar"], "--create", "--file", archive, "--directory", root,

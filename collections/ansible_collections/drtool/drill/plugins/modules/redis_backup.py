@@ -135,7 +135,7 @@ def main():
     os.makedirs(params["dest"], exist_ok=True)
     shutil.copyfile(rdb_path, os.path.join(params["dest"], "dump.rdb"))
     files = describe_tree(params["dest"], os.path.relpath(params["dest"], params["backup_root"]))
-    saved_at = datetime.datetime.fromtimestamp(seconds + micros / 1e6, tz=datetime.UTC)
+    saved_at = datetime.datetime.fromtimestamp(seconds + micros / 1e6, tz=datetime.timezone.utc)
     module.exit_json(
         changed=True,
         consistent_at=saved_at.isoformat(),
