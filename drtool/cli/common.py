@@ -134,7 +134,9 @@ def env_option(command: Any) -> Any:
     @functools.wraps(command)
     def with_environment(*args: Any, env_name: str | None, inventories: tuple[Path, ...],
                          **kwargs: Any) -> Any:
-        forget_given_inventories()  # only this command's -i counts (tests run several)
+        # Only this command's -i and descriptions count (tests run several in one process).
+        forget_given_inventories()
+        _DESCRIBED.clear()
         if inventories:
             env_name = name_inventory(env_name, inventories)
         elif env_name is None:

@@ -73,8 +73,8 @@ def install(env_name: str, drill_cron: str | None, cron: str | None, backup_cron
         env_name, folder if use_systemd else None)
     picked = drill_backup or (choose.LATEST if backups_scheduled else choose.FRESH)
     # A job that starts while the other runs (an hourly backup, a weekly drill) waits.
-    wait = [*inventory, "--lock-wait", str(sched.LOCK_WAIT_S)]
-    jobs = [(job, expression, extra) for job, expression, extra in (
+    wait = ["--lock-wait", str(sched.LOCK_WAIT_S)]
+    jobs = [(job, expression, inventory + extra) for job, expression, extra in (
         ("backup", backup_cron, wait),
         ("verify-backups", verify_cron, wait),
         ("drill", drill_cron,
