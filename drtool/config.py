@@ -97,6 +97,10 @@ class Environment:
     phase_time_limits: dict[str, float] | None = None
     # The team's own checks of the restored data (drtool_checks), run in the verify phase.
     checks: tuple[TeamCheck, ...] = ()
+    # A recovery's view (`drtool recover`): each component's target is its recovery side;
+    # `unrecovered` names the components that declare none (no phase touches them).
+    recovering: bool = False
+    unrecovered: tuple[str, ...] = ()
 
     def component(self, name: str) -> Component:
         return next(c for c in self.components if c.name == name)
@@ -174,10 +178,12 @@ def _positive_number(value: Any) -> float | None:
     return number if number > 0 else None
 
 
-def check_environment(name: str, described: dict[str, dict[str, Any]]
+def check_environment(name: str, described: dict[str, dict[str, Any]],
+                      recovering: bool = False
                       ) -> tuple[dict[str, Any], list[Problem], list[Problem]]:
     """Judge an environment from its described hosts; return its settings, every problem,
-    and every refusal of the production guard.
+    and every refusal of the production guard. With `recovering`, the components are the
+    recovery's (each target its recovery side) and the refusals the recovery's rules.
 
     Given {host: settings} as playbooks/describe.yml resolved them; the only outside look is
     `ssh -G` for the ssh hosts whose connection_address is not known yet (and DNS).
@@ -236,10 +242,19 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
     if tiers_problem:
         problems.append(Problem(tiers_problem, key="drtool_nonproduction_tiers"))
     refusals = guard_problems(components, described)
+    drilled = components
+    if recovering:
+        components = kinds.from_described(described, kinds.RECOVERY)
+        refusals = recovery_problems(components, drilled, described)
     targets = list(kinds.targets(components))
     declared_checks = setting("checks", team_checks.LIST)
-    check_problems = team_checks.problems_of(declared_checks, components, set(described),
-                                             set(targets))
+    check_problems = team_checks.problems_of(declared_checks, drilled, set(described),
+                                             set(kinds.targets(drilled)))
+    if recovering and not check_problems:
+        # A recovery runs the checks of what it recovers (and those naming their host).
+        names = {c.name for c in components}
+        declared_checks = [e for e in declared_checks or [] if "host" in e
+                           or (e.get("component") or e.get("service")) in names]
     problems += [Problem(message, key=key) for key, message in check_problems]
     tiers = {described[h].get("tier") for h in targets}
     settings = {
@@ -255,6 +270,8 @@ def check_environment(name: str, described: dict[str, dict[str, Any]]
         "store_s3": store_s3, "evidence_s3": evidence_s3, "phase_limits": phase_limits,
         "checks": () if check_problems else team_checks.from_entries(declared_checks,
                                                                      components),
+        "unrecovered": tuple(c.name for c in drilled
+                             if c.name not in {r.name for r in components}),
     }
     return settings, problems, refusals
 
@@ -272,7 +289,8 @@ def setting_of(described: dict[str, dict[str, Any]], field: str, key: str,
 
 def environment_from_description(name: str, inventory: Inventory | Path,
                                  described: dict[str, dict[str, Any]],
-                                 touches_targets: bool = True) -> Environment:
+                                 touches_targets: bool = True,
+                                 recovering: bool = False) -> Environment:
     """Build an Environment, or raise ConfigError listing every problem with its file.
 
     The production guard's refusals count only when the operation touches the restore
@@ -282,8 +300,8 @@ def environment_from_description(name: str, inventory: Inventory | Path,
     if isinstance(inventory, Path):
         inventory = Inventory((inventory,))
     described = with_connection_addresses(described)
-    settings, problems, refusals = check_environment(name, described)
-    if touches_targets:
+    settings, problems, refusals = check_environment(name, described, recovering)
+    if touches_targets or recovering:
         problems += refusals
     if problems:
         raise ConfigError(f"inventory {inventory} is not usable",
@@ -299,6 +317,7 @@ def environment_from_description(name: str, inventory: Inventory | Path,
         requires_sandbox=settings["requires_sandbox"], notify=settings["notify"],
         store_s3=settings["store_s3"], evidence_s3=settings["evidence_s3"],
         phase_time_limits=settings["phase_limits"], checks=settings["checks"],
+        recovering=recovering, unrecovered=settings["unrecovered"] if recovering else (),
     )
 
 
@@ -446,12 +465,45 @@ def guard_problems(components: tuple[Component, ...],
     return problems + tree_problems(components, described)
 
 
+def recovery_problems(recovered: tuple[Component, ...], components: tuple[Component, ...],
+                      described: dict[str, dict[str, Any]]) -> list[Problem]:
+    """The refusals of a recovery (`drtool recover`), whose targets are the components'
+    recovery sides (`recovered`). A recovery target may be a production-tier host and may
+    be its own component's source (the rebuilt primary): the drill rules do not apply, the
+    operator's confirmation by name does (drtool.cli). It must not be another component's
+    source (the same server endpoint), and a recovered tree must not overlap another's
+    data. One Problem per violation; none declared is one Problem."""
+    if not recovered:
+        return [Problem("no component declares a `recovery` side: `drtool recover` restores "
+                        "each component onto the host its `recovery` names")]
+    problems = []
+    for component in recovered:
+        family = kinds.family(component)
+        target = component.target
+        if family is None or target is None:
+            continue
+        for other in kinds.of_family(components, family):
+            if other.source is None or other.name == component.name:
+                continue
+            same = (endpoints(described[target.host], target)
+                    & endpoints(described[other.source.host], other.source))
+            if same:
+                where = ", ".join(f"{a}:{p}" for a, p in sorted(same))
+                problems.append(Problem(
+                    f"refused as a recovery target of {component.name}: its {family} endpoint "
+                    f"{where} is the backup source of {other.name} on {other.source.host}",
+                    kinds.kind(component).LIST, target.host))
+    return problems + tree_problems(recovered, described, own_source=True)
+
+
 def tree_problems(components: tuple[Component, ...],
-                  described: dict[str, dict[str, Any]]) -> list[Problem]:
+                  described: dict[str, dict[str, Any]],
+                  own_source: bool = False) -> list[Problem]:
     """A directory tree the disaster empties (a files component's target) must not be `/`,
     nor be, hold or lie inside a source's tree, or any other data directory the components
     declare, on the same machine (by host, or by address as `machine` says; local
-    connections are all this machine). One Problem per overlap."""
+    connections are all this machine). One Problem per overlap. With `own_source` (a
+    recovery), a tree may be its own component's source tree."""
     problems = []
     for component in components:
         target = component.target
@@ -461,7 +513,7 @@ def tree_problems(components: tuple[Component, ...],
         tree = normal_path(target.path)
         found = ["is /"] if tree == PurePosixPath("/") else [
             overlap for other in components for overlap in _overlaps(
-                tree, component, other, described)]
+                tree, component, other, described, own_source)]
         problems += [Problem(f"refused as a destructive target: the tree {tree} of "
                              f"{component.name} {why}; the disaster empties it",
                              kinds.files.LIST, target.host) for why in found]
@@ -469,13 +521,14 @@ def tree_problems(components: tuple[Component, ...],
 
 
 def _overlaps(tree: PurePosixPath, component: Component, other: Component,
-              described: dict[str, dict[str, Any]]) -> list[str]:
+              described: dict[str, dict[str, Any]], own_source: bool = False) -> list[str]:
     """How `tree` (component's target) overlaps each side of `other` on its machine."""
     module = kinds.kind(other)
     found = []
     for side, place in ((kinds.SOURCE, other.source), (kinds.TARGET, other.target)):
         if (module.PATH_KEY is None or place is None or not place.path
                 or path_problem(place.path) or (other is component and side == kinds.TARGET)
+                or (own_source and other is component and side == kinds.SOURCE)
                 or component.target is None
                 or not _same_machine(described, component.target.host, place.host)):
             continue

@@ -332,7 +332,8 @@ def slim(folder: Path, hosts: dict[str, Any], keep: set[str]) -> None:
         kept = [e for e in values.get(variable) or [] if e["name"] in keep]
         values[variable] = kept
         used |= {e.get("host") for e in kept} | {
-            e[side]["host"] for e in kept for side in ("source", "target") if side in e}
+            e[side]["host"] for e in kept for side in ("source", "target", "recovery")
+            if "host" in e.get(side, {})}
     values["drtool_checks"] = [c for c in values.get("drtool_checks") or []
                                if (c.get("component") or c.get("service")) in keep]
     path.write_text(yaml.safe_dump(values, sort_keys=False))

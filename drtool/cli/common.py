@@ -209,8 +209,10 @@ json_option = click.option("--json", "as_json", is_flag=True,
 
 
 def load(env_name: str, runs_phases: bool = True,
-         touches_targets: bool = True) -> tuple[Environment, AnsibleAdapter]:
+         touches_targets: bool = True,
+         recovering: bool = False) -> tuple[Environment, AnsibleAdapter]:
     """Find, read and validate an environment; ConfigError (exit 2) lists every problem.
+    With `recovering`, its recovery's view (`drtool recover`: each target a recovery side).
 
     With `runs_phases`, an environment that lives in the sandbox must also have every
     sandbox service running (OrchestrationError, exit 3, otherwise).
@@ -219,7 +221,7 @@ def load(env_name: str, runs_phases: bool = True,
     hosts = described(env_name, inventory)
     adapter = AnsibleAdapter(paths.content_root(), inventory.sources, paths.runs_dir(),
                              env_name)
-    env = environment_from_description(env_name, inventory, hosts, touches_targets)
+    env = environment_from_description(env_name, inventory, hosts, touches_targets, recovering)
     if runs_phases and env.requires_sandbox:
         from drtool.sandbox import manage  # noqa: PLC0415 - only the sandbox needs it
 

@@ -27,7 +27,7 @@ from drtool.components import postgres as postgres_kind
 from drtool.core.clock import utc_now
 from drtool.core.identity import CHECK as GUARD_CHECK
 from drtool.core.model import PASSED, Journal
-from drtool.core.phases import TOUCHES_TARGETS
+from drtool.core.phases import RECOVER, TOUCHES_TARGETS
 from drtool.drill.engine import Drill
 from drtool.drill.plan import build_plan
 from drtool.errors import ConfigError, LockedError
@@ -61,8 +61,11 @@ def run_operation(env_name: str, operation: str, as_json: bool, backup_id: str |
          note: str | None = None, outputs: Outputs | None = None,
          seed: int | None = None, lock_wait: int = 0,
          target_time: dt.datetime | None = None,
-         recovery: tuple[str, str] | None = None) -> int:
-    env, adapter = load(env_name, touches_targets=operation in TOUCHES_TARGETS)
+         recovery: tuple[str, str] | None = None,
+         confirmed: str | None = None, replace_existing: bool = False,
+         operator: str | None = None, chosen_as: str | None = None) -> int:
+    env, adapter = load(env_name, touches_targets=operation in TOUCHES_TARGETS,
+                        recovering=operation == RECOVER)
     # The option that asked for a recovery target, named in the refusal.
     option = "--target-time" if target_time is not None else None if recovery is None else (
         {"time": "--target-time", "lsn": "--target-lsn"}.get(recovery[0], "--to"))
@@ -85,13 +88,17 @@ def run_operation(env_name: str, operation: str, as_json: bool, backup_id: str |
                            "lock", err=True)
                 waiting = True
             time.sleep(2)
-        spec, chosen = backup_id, None
+        # A recovery's backup was chosen before its plan was confirmed: exactly that one.
+        spec, chosen = backup_id, chosen_as
         if operation == "drill" and backup_id is not None:
             spec, chosen = choose.choose(open_store(env).catalog(), backup_id, seed, env.name)
         drill = Drill(env, operation, adapter, ConsoleProgress(), backup_id=spec, note=note,
-                      chosen=chosen, target_time=target_time, recovery=recovery)
+                      chosen=chosen, target_time=target_time, recovery=recovery,
+                      confirmed=confirmed, replace_existing=replace_existing,
+                      operator=operator)
         if chosen not in (None, choose.NAMED) and spec != shown:
-            click.echo(f"drtool: drilling backup {spec} ({chosen})", err=True)
+            doing = "recovering from" if operation == RECOVER else "drilling"
+            click.echo(f"drtool: {doing} backup {spec} ({chosen})", err=True)
             shown = spec
         try:
             journal = drill.run()

@@ -15,11 +15,12 @@ from types import ModuleType
 from typing import Any
 
 from drtool.components import files, postgres, redis, service
-from drtool.components.model import SOURCE, TARGET, Component, Place
+from drtool.components.model import RECOVERY, SOURCE, TARGET, Component, Place
 
 # The kind modules, by kind name: the one place a new kind is registered.
 KINDS: dict[str, ModuleType] = {m.KIND: m for m in (postgres, redis, files, service)}
-__all__ = ["KINDS", "SOURCE", "TARGET", "Component", "Place", "family", "from_described",
+__all__ = ["KINDS", "RECOVERY", "SOURCE", "TARGET", "Component", "Place", "family",
+           "from_described",
            "kind", "of_family", "sources", "targets"]
 
 
@@ -57,11 +58,14 @@ def of_family(components: Iterable[Component], name: str) -> list[Component]:
     return [c for c in components if family(c) == name]
 
 
-def from_described(described: Mapping[str, Mapping[str, Any]]) -> tuple[Component, ...]:
+def from_described(described: Mapping[str, Mapping[str, Any]],
+                   targets: str = TARGET) -> tuple[Component, ...]:
     """The components as playbooks/describe.yml resolved them on their hosts (each host
     publishes `components`: [{name, kind, side, values}]), in their lists' order (the
     first host's `component_lists`). Entries it could not resolve are left out: the
-    schema's problems (drtool.components.schema) say why."""
+    schema's problems (drtool.components.schema) say why. With `targets` RECOVERY, each
+    component's target is its recovery side, and those without one are left out: the
+    estate `drtool recover` restores."""
     sides: dict[str, dict[str, Any]] = {}
     for host in sorted(described):
         for found in described[host].get("components") or []:
@@ -77,8 +81,10 @@ def from_described(described: Mapping[str, Mapping[str, Any]]) -> tuple[Componen
     for name in [n for n in order if n in sides]:
         found = sides[name]
         module = KINDS[found["kind"]]
+        if targets == RECOVERY and found.get(RECOVERY) is None:
+            continue  # declares no recovery side: not recovered
         try:
-            out.append(module.from_sides(name, found.get(SOURCE), found.get(TARGET)))
+            out.append(module.from_sides(name, found.get(SOURCE), found.get(targets)))
         except (KeyError, TypeError, ValueError):
             continue  # malformed: the schema reports it
     return tuple(out)

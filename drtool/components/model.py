@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SOURCE, TARGET = "source", "target"
+# The side `drtool recover` restores onto, on the day of a real disaster: in a recovery, it is
+# each component's target (see drtool.components.from_described).
+RECOVERY = "recovery"
 
 
 @dataclass(frozen=True)

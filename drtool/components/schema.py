@@ -129,10 +129,16 @@ def entry_schema(roles: Path, kind: str) -> dict[str, Any]:
     properties = {"name": {"type": "string"}, **settings, **spec["entry"]}
     required = ["name"]
     if spec["sides"]:
-        properties.update(source=side, target=side)
+        # `recovery`: where `drtool recover` restores it on the day of a real disaster.
+        properties.update(source=side, target=side, recovery=side)
         required += ["source", "target"]
     else:
         required.append("host")
+        # A service's recovery: how it runs once its stores are recovered (its host, unless
+        # it says another, and any of its settings).
+        properties["recovery"] = {"type": "object", "additionalProperties": False,
+                                  "properties": {"host": {"type": "string", "minLength": 1},
+                                                 **settings}}
     return {"type": "object", "required": required, "additionalProperties": False,
             "properties": properties}
 
@@ -166,7 +172,7 @@ def problems_of(lists: Mapping[str, Any], hosts: set[str], roles: Path
             name = entry.get("name")
             if isinstance(name, str):
                 found += name_problems(key, name, names, "component")
-            for side in ("source", "target", None):
+            for side in ("source", "target", "recovery", None):
                 where = entry.get(side) if side else (entry if not spec["sides"] else None)
                 host = where.get("host") if isinstance(where, dict) else None
                 if isinstance(host, str) and host and host not in hosts:

@@ -15,7 +15,7 @@ Pure: given the facts the preflight roles published, returns one Check per resto
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from drtool import components as kinds
@@ -24,6 +24,7 @@ from drtool.core.model import FAILED, PASSED, Check
 
 CHECK = "guard.identity"
 EXPECTED = "an identity of its own (no backup source's or production host's)"
+RECOVERY_EXPECTED = "no other component's backup source (its own, or a new server)"
 MACHINE = "machine_id_sha256"  # published instead of the id: machine-id(5) keeps it private
 
 
@@ -59,12 +60,7 @@ def identity_checks(facts: Mapping[tuple[str, str], Mapping[str, Any]],
     nobody could ask)."""
     components = list(components)
     checks = []
-    for component in components:
-        family = kinds.family(component)
-        if family is None or component.target is None:
-            continue
-        host = component.target.host
-        mine = facts.get((component.name, kinds.TARGET), {})
+    for component, family, host, mine in _targets(facts, components):
         problems = []
         for other in kinds.of_family(components, family):
             for side in (kinds.SOURCE, kinds.TARGET):
@@ -84,15 +80,71 @@ def identity_checks(facts: Mapping[tuple[str, str], Mapping[str, Any]],
         if family == "postgres" and methods.is_physical(str(component.settings.get("method"))):
             problems += _data_directory_problems(component, mine,
                                                  facts.get((component.name, kinds.SOURCE), {}))
-        if family == "postgres":
-            detail = f"system_identifier {mine.get('system_identifier')}"
-        else:
-            detail = f"run_id {mine.get('run_id')}, RDB {_rdb(mine)}"
-        checks.append(Check(CHECK, where(component), EXPECTED,
-                            "shared or unknown" if problems else "distinct",
-                            FAILED if problems else PASSED,
-                            "; ".join(problems) if problems else detail))
+        checks.append(_check(component, EXPECTED, "shared or unknown", problems,
+                             _identity(family, mine)))
     return checks
+
+
+def recovery_checks(facts: Mapping[tuple[str, str], Mapping[str, Any]],
+                    components: Iterable[Component],
+                    seen: Iterable[Mapping[str, Any]]) -> list[Check]:
+    """One `guard.identity` Check per PostgreSQL or Redis recovery target (`drtool recover`:
+    each component's target is its recovery side). A recovery may restore onto a
+    production-tier host, and onto its own component's source (the rebuilt primary); it is
+    refused when the target is another component's source, of this environment or another:
+    the backup sources drtool has seen, `seen` ([{env, component, family, host, identity}],
+    from the newest journals; see drtool.drill.seen_sources). A target known to be its own
+    component's source is never refused (two environments may read one server). Sources
+    are not asked now (on the day, they may be gone): what the journals recorded counts,
+    and an identity nobody recorded cannot be compared."""
+    seen = list(seen)
+    checks = []
+    for component, family, host, mine in _targets(facts, components):
+        own = [s for s in seen if s.get("component") == component.name
+               and s.get("own") and _same_store(family, mine, s.get("identity") or {})]
+        problems = [] if own else [
+            problem for s in seen if s.get("family") == family and not (
+                s.get("own") and s.get("component") == component.name)
+            for problem in _compare(
+                family, host, mine,
+                f"backup source {s.get('host')} ({s.get('component')}"
+                + ("" if s.get("own") else f" of environment {s.get('env')}") + ")",
+                s.get("identity") or {}, False)]
+        checks.append(_check(component, RECOVERY_EXPECTED, "shared", problems,
+                             _identity(family, mine)
+                             + (" (its own backup source)" if own else "")))
+    return checks
+
+
+def _identity(family: str, mine: Mapping[str, Any]) -> str:
+    """A target's identity, as a passed check's detail records it."""
+    if family == "postgres":
+        return f"system_identifier {mine.get('system_identifier')}"
+    return f"run_id {mine.get('run_id')}, RDB {_rdb(mine)}"
+
+
+def _check(component: Component, expected: str, refused: str, problems: list[str],
+           detail: str) -> Check:
+    """The identity Check of `component`'s target: failed with its `problems`, if any."""
+    return Check(CHECK, where(component), expected, refused if problems else "distinct",
+                 FAILED if problems else PASSED, "; ".join(problems) if problems else detail)
+
+
+def _targets(facts: Mapping[tuple[str, str], Mapping[str, Any]],
+             components: Iterable[Component]
+             ) -> Iterator[tuple[Component, str, str, Mapping[str, Any]]]:
+    """(component, family, target host, the target's identity facts) of each PostgreSQL or
+    Redis component with a target."""
+    for component in components:
+        family = kinds.family(component)
+        if family is not None and component.target is not None:
+            yield (component, family, component.target.host,
+                   facts.get((component.name, kinds.TARGET), {}))
+
+
+def _same_store(family: str, mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
+    """Whether two identities are known and the same store."""
+    return bool(_compare(family, "-", mine, "-", theirs, False))
 
 
 def _compare(service: str, host: str, mine: Mapping[str, Any], other: str,

@@ -21,7 +21,10 @@ from typing import Any
 #    (`drill --backup latest|random|random-verified|ID`), and says which; a cluster declared
 #    `databases: all` has `all_databases: true` in `scope.components`.
 # 8: `rpo_by_store`: per restored store, its data loss and its backup part's age.
-SCHEMA_VERSION = 8
+# 9: `operator` (who ran it: a recovery's, from --operator or the environment); operation
+#    `recover` (`drtool recover`: `disaster_declared_at` is when it began), with
+#    `scope.unrecovered`.
+SCHEMA_VERSION = 9
 
 # Phase and drill statuses.
 PENDING, RUNNING, PASSED, FAILED, SKIPPED, ABORTED = (
@@ -163,6 +166,7 @@ class Journal:
     inventory: str | None = None
     scope: dict[str, Any] | None = None
     note: str | None = None  # the operator's, from `drtool drill --note`
+    operator: str | None = None  # who ran it (`drtool recover --operator`, else $USER)
     notifications: list[Notification] = field(default_factory=list)
     # What went wrong without changing the verdict (an evidence copy or a store housekeeping
     # step that failed), one line each.

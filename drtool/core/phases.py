@@ -24,6 +24,10 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     # Outside any drill, on its own schedule: every backup read back and checked where it is
     # kept (drtool's store by drtool, a method's repository by its tool); nothing restored.
     "verify-backups": (BACKUPS,),
+    # `drtool recover`, on the day of a real disaster: what a drill runs after its disaster,
+    # onto the components' recovery sides, from a stored backup; the safety snapshot is kept
+    # for its operator, and nothing is rolled back unasked (core.rollback.RECOVER).
+    "recover": (PREFLIGHT, SNAPSHOT, RESTORE, RESTART, VERIFY),
     # No phase of its own: it rolls back the targets of drills that were killed (see
     # drtool.drill.rollback), which every operation that touches the targets does first.
     "rollback": (),
@@ -36,7 +40,8 @@ ALL_PHASES: tuple[str, ...] = tuple(dict.fromkeys(p for phases in OPERATIONS.val
 
 # Operations that touch the restore targets: the production guard must allow them (verify's
 # write check writes to the target too). A backup only reads the primaries.
-TOUCHES_TARGETS = frozenset({"drill", "restore", "verify", "rollback"})
+TOUCHES_TARGETS = frozenset({"drill", "restore", "verify", "rollback", "recover"})
+RECOVER = "recover"
 
 # Phases that change what a restore target holds or runs: once one has started, a failed
 # drill must roll the targets back from the safety snapshot (core.rollback judges it).

@@ -243,3 +243,63 @@ def refusal(checks: Iterable[Check]) -> str | None:
     lines = [f"{c.target}: {c.detail}" if c.name == REDIS_FILES else c.describe()
              for c in checks if not c.passed]
     return "; ".join(lines) if lines else None
+
+
+OCCUPIED = "recover.target"
+OCCUPIED_EXPECTED = "nothing live to replace (or --replace-existing)"
+
+
+def occupancy_checks(postgres: Mapping[str, Mapping[str, Any]],
+                     redis: Mapping[str, Mapping[str, Any]],
+                     components: Iterable[Component], replace: bool,
+                     files: Mapping[str, Mapping[str, Any]] | None = None) -> list[Check]:
+    """`drtool recover`'s refusal to replace live data unasked: one Check per PostgreSQL or
+    Redis recovery target, from what its preflight found there ({component: {side: facts}}:
+    a database of the component's with a table holding a row, its size and newest heartbeat;
+    a Redis server holding keys, how many and its newest heartbeat; a tree holding entries,
+    how many at its top). Failed when the target
+    holds data and `replace` (--replace-existing) was not given; passed, saying what was
+    found and replaced, when it was."""
+    checks = []
+    for component in components:
+        if component.target is None or component.kind not in ("postgres", "redis", "files"):
+            continue
+        stats = {"postgres": postgres, "redis": redis, "files": files or {}}[component.kind]
+        found = (stats.get(component.name) or {}).get(TARGET) or {}
+        if component.kind == "files":
+            entries = found.get("entries")
+            held = [f"the tree {found.get('path')} holds {entries} entries at its top"] \
+                if entries not in (None, "", 0, "0") else []
+            unknown = entries in (None, "")
+        elif component.kind == "postgres":
+            held = [f"database {name} ({_size(int(o.get('size_bytes') or 0))}, "
+                    f"{o.get('tables')} tables"
+                    + (f", newest heartbeat {o['heartbeat_at']}" if o.get("heartbeat_at") else "")
+                    + ")"
+                    for name, o in sorted((found.get("occupancy") or {}).items())
+                    if isinstance(o, dict) and o.get("has_rows")]
+            unknown = found.get("occupancy") is None
+        else:
+            counts = {db: n for db, n in (found.get("counts") or {}).items() if n}
+            held = [f"{sum(counts.values())} keys in " + ", ".join(sorted(counts))
+                    + (f", newest heartbeat {found['heartbeat_at']}"
+                       if found.get("heartbeat_at") else "")] if counts else []
+            unknown = "counts" not in found
+        where = f"{component.target.host}/{component.name}"
+        if unknown:  # a physical method's target is not measured
+            checks.append(Check(OCCUPIED, where, OCCUPIED_EXPECTED, "unknown",
+                                PASSED if replace else FAILED,
+                                "the preflight did not say what the target holds"
+                                + ("; replaced (--replace-existing)" if replace else
+                                   "; give --replace-existing once you know it holds nothing "
+                                   "you need")))
+        elif not held:
+            checks.append(Check(OCCUPIED, where, OCCUPIED_EXPECTED, "empty", PASSED,
+                                "nothing of the component's there yet"))
+        else:
+            checks.append(Check(OCCUPIED, where, OCCUPIED_EXPECTED, "holds data",
+                                PASSED if replace else FAILED,
+                                ("replaced (--replace-existing): " if replace else
+                                 "it holds live data; give --replace-existing to replace it: ")
+                                + "; ".join(held)))
+    return checks

@@ -12,6 +12,10 @@ SNAPSHOT = "snapshot"
 CLEANUP = "cleanup"
 # Phases that change what a restore target holds or runs (drtool.core.phases says the same).
 CHANGES_TARGETS = frozenset({"disaster", "restore", "restart", "cleanup"})
+# `drtool recover`: a recovery is never rolled back unasked (it restores what a real
+# disaster lost; putting back what was there before would undo it): a killed one gives back
+# its leases and keeps its safety snapshot for its operator.
+RECOVER = "recover"
 
 
 def changed_targets(journal: Journal) -> bool:
@@ -28,16 +32,19 @@ def awaits_rollback(journal: Journal) -> bool:
     and whose rollback has not passed: one that failed, or was itself cut short, is tried
     again, and until it passes no operation may touch the targets."""
     done = journal.rollback is not None and journal.rollback.status == PASSED
-    return journal.status == RUNNING and changed_targets(journal) and not done
+    return (journal.status == RUNNING and journal.operation != RECOVER
+            and changed_targets(journal) and not done)
 
 
 def holds_leases(journal: Journal) -> bool:
     """A journal whose process died (it still says running) after its snapshot phase began,
     so after it leased its targets, but with nothing to roll back: its leases are to be
-    given back (a drill killed before it changed anything leaves its targets as they were)."""
+    given back (a drill killed before it changed anything leaves its targets as they were;
+    a killed recovery is never rolled back)."""
     leased = any(p.name == SNAPSHOT and p.status not in (PENDING, SKIPPED)
                  for p in journal.phases)
-    return journal.status == RUNNING and leased and not changed_targets(journal)
+    return journal.status == RUNNING and leased and (
+        journal.operation == RECOVER or not changed_targets(journal))
 
 
 def cleanup_started(journal: Journal) -> bool:

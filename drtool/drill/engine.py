@@ -61,7 +61,7 @@ from drtool.drill import backups_check, facts, rollback
 from drtool.drill.journal_writer import JournalWriter
 from drtool.drill.plan import identity_lock_keys, target_lock_keys
 from drtool.drill.recovery import adopt_fallback_journals, record_unrecorded, scrub_killed
-from drtool.drill.scope import inventory_version, scope_of
+from drtool.drill.scope import inventory_version, scope_of, seen_sources
 from drtool.drill.versions import base_versions
 from drtool.errors import ConfigError, LockedError, OrchestrationError, StoreError
 from drtool.ops import notify
@@ -130,6 +130,8 @@ class Drill:
         clock: Clock = utc_now, backup_id: str | None = None, note: str | None = None,
         monotonic: Monotonic = time.monotonic, chosen: str | None = None,
         target_time: dt.datetime | None = None, recovery: tuple[str, str] | None = None,
+        confirmed: str | None = None, replace_existing: bool = False,
+        operator: str | None = None,
     ) -> None:
         self.env, self.operation, self.ansible, self.progress, self.clock = (
             env, operation, ansible, progress, clock)
@@ -154,6 +156,10 @@ class Drill:
         # What `drtool restore` recovers the physical clusters to, when not the point their
         # backup recorded: (type, target), see postgres.recovery_of.
         self.recovery = recovery
+        # `drtool recover`: the environment's name as its operator confirmed it (the guard
+        # role asserts it), and whether live data on a recovery target may be replaced.
+        self.confirmed = confirmed
+        self.replace_existing = replace_existing
         # The running phase's start and time limit: every run of its playbook shares them.
         self.phase_clock: tuple[Moment, float] | None = None
         self.answers: dict[str, preflight.Answer] = {}
@@ -177,7 +183,13 @@ class Drill:
             pid=os.getpid(), objectives=env.objectives, inventory=str(env.inventory),
             phases=[PhaseRecord(name) for name in self.phase_names], tool_versions=base_versions(),
             scope=scope_of(env, inventory_version(env.inventory.folder)), note=note,
+            operator=operator,
         )
+        if operation == ph.RECOVER:
+            # The operator declares the disaster by running the recovery: its RTO runs from
+            # here to the verified restore.
+            self.journal.disaster_declared_at = self.journal.started_at
+            self.marks[ph.DISASTER] = self.began
         if self.manifest is not None:
             self.journal.backup = self._backup_ref(self.manifest)
             self._bind_found_databases()
@@ -541,7 +553,8 @@ class Drill:
         they run the playbook: every other host would skip every task, at the cost of a
         process per task. None for preflight: every host."""
         if name == ph.PREFLIGHT:
-            return None
+            # A recovery's: the hosts it acts on (its sources may be gone); else every host.
+            return self._hosts_of(ph.VERIFY) if self.operation == ph.RECOVER else None
         if name == ph.BACKUPS:  # only the repositories of methods that keep their own
             return sorted({c.source.host for c in kinds.of_family(self.env.components, "postgres")
                            if c.source is not None
@@ -635,11 +648,16 @@ class Drill:
             "drtool_touches_targets": self.operation in ph.TOUCHES_TARGETS,
             # A restore keeps its safety snapshot for its operator: files beside the target,
             # never a copy of a database left in the target's cluster (roles/drtool_postgres).
-            "drtool_snapshot_kept": self.operation == "restore",
+            "drtool_snapshot_kept": self.operation in ("restore", ph.RECOVER),
             "drtool_controller": paths.controller_id(),
             # The backup playbook's first run dumps; the roles check is a run of its own.
             "drtool_backup_step": "dump",
         }
+        if self.operation == ph.RECOVER:
+            # The roles act on each component's recovery side; the guard role's recovery
+            # rule asserts the name the operator confirmed.
+            values.update(drtool_target_side="recovery",
+                          drtool_recover_confirmed=self.confirmed or "")
         if self.backup_id:
             # Where the backup lives in the store, on this machine. Where each host stages it
             # (drtool_backup_path) and keeps safety snapshots (drtool_snapshot_path) is the
@@ -652,7 +670,7 @@ class Drill:
         if self.manifest is not None and self.manifest.physical:
             # A restore may be asked for another target than its backup recorded; a drill to
             # a time recorded that time (and the backup before it) in its manifest.
-            asked = self.recovery if self.operation == "restore" else None
+            asked = self.recovery if self.operation in ("restore", ph.RECOVER) else None
             values["drtool_postgres_recovery_of"] = postgres_kind.recovery_of(
                 self.manifest, asked)
         return values
@@ -712,6 +730,8 @@ class Drill:
         snapshot exists to roll back to."""
         if self.journal.failure is None and not self.cancelled:
             return False
+        if self.operation == ph.RECOVER:
+            return False  # never undone unasked: its snapshot is kept (core.rollback.RECOVER)
         snapshot = any(r.name == ph.SNAPSHOT and r.status == PASSED for r in self.journal.phases)
         return snapshot and self.targets_changed
 
@@ -778,9 +798,15 @@ class Drill:
         """Ask every host, in parallel, what the drill needs; record every check. Returns the
         failures as one line, or None when all passed."""
         hosts = self.env.hosts
+        components = list(self.env.components)
+        if self.operation == ph.RECOVER:
+            # On the day the sources may be gone: a recovery asks only the hosts it acts on.
+            acting = set(self._hosts_of(ph.VERIFY) or ())
+            hosts = {h: s for h, s in hosts.items() if h in acting}
+            components = [dataclasses.replace(c, source=None) for c in components]
         with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
             futures = {host: pool.submit(ssh.ask, settings, preflight.commands_for(
-                host, settings, self.env.components)) for host, settings in hosts.items()}
+                host, settings, components)) for host, settings in hosts.items()}
             self.answers = {host: future.result() for host, future in futures.items()}
         try:
             newest = next((b for b in self.store.catalog() if b.complete), None)
@@ -806,9 +832,22 @@ class Drill:
             entry["identity"] = {side: facts[(entry["name"], side)]
                                  for side in (kinds.SOURCE, kinds.TARGET)
                                  if (entry["name"], side) in facts}
-        if self.operation in ph.TOUCHES_TARGETS:
+        if self.operation == ph.RECOVER:
+            guarded = identity.recovery_checks(facts, self.env.components,
+                                               seen_sources(self.env.name))
+            occupied = preflight.occupancy_checks(
+                postgres, redis, self.env.components, self.replace_existing,
+                run.stats.get("drtool_files_preflight", {}))
+            self.journal.checks.extend(occupied)
+            full = verdict.failed(occupied)
+            if full and not verdict.failed(guarded):
+                self.journal.checks.extend(guarded)
+                return ("; ".join(f"{c.target}: {c.detail}" for c in full), "guard",
+                        sorted({c.target.split("/")[0] for c in full}))
+        elif self.operation in ph.TOUCHES_TARGETS:
             guarded = identity.identity_checks(facts, self.env.components,
                                                self.env.production_hosts())
+        if self.operation in ph.TOUCHES_TARGETS:
             self.journal.checks.extend(guarded)
             refused = verdict.failed(guarded)
             if refused:
@@ -838,9 +877,13 @@ class Drill:
                 continue
             answer = self.answers.get(component.target.host)
             version = answer.outputs.get("version.pg_restore", (1, ""))[1] if answer else ""
+            server = str(source.get("server_version", ""))
+            if not server and self.manifest is not None:
+                # A recovery does not ask its sources: the backup says what they ran.
+                server = next((p.server_version for p in self.manifest.postgres
+                               if p.component == component.name), "")
             versions.append(preflight.pg_restore_check(
-                identity.where(component), version, component.source.host,
-                str(source.get("server_version", ""))))
+                identity.where(component), version, component.source.host, server))
         self.journal.checks.extend(versions)
         targets = [c for c in kinds.of_family(self.env.components, "redis") if c.target]
         files = preflight.redis_file_checks(  # the RDB a restore replaces is the one loaded
@@ -1087,7 +1130,7 @@ class Drill:
                                f"the {self.operation}, outside its phases")
         if warning:
             journal.warnings.append(warning)
-        if self.operation == "drill":
+        if self.operation in ("drill", ph.RECOVER):
             declared = self.marks.get(ph.DISASTER)
             journal.rto_s = timing.rto_seconds(declared, self.marks.get(ph.VERIFY))
             if self.manifest is not None:
@@ -1102,7 +1145,10 @@ class Drill:
                     self.target_time or parse_iso(journal.disaster_declared_at),
                     journal.rpo_measured_from,
                     manifest_parts(self.manifest), self.manifest.backup_id)
-            if journal.objectives is not None and journal.failure is None and not self.cancelled:
+            # A recovery's times are measured, and reported against the objectives; its
+            # verdict is whether the data came back, not how fast.
+            if (journal.objectives is not None and journal.failure is None
+                    and not self.cancelled and self.operation == "drill"):
                 objective = verdict.objective_checks(
                     journal.objectives, journal.rto_s, journal.rpo_measured_s,
                     journal.rpo_backup_age_s)

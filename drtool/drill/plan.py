@@ -21,12 +21,18 @@ def build_plan(env: Environment, operation: str) -> list[dict[str, Any]]:
     for phase in OPERATIONS[operation]:
         steps = []
         if phase == PREFLIGHT:
-            steps = [_step(env, host, None, PREFLIGHT_ACTION) for host in sorted(env.hosts)]
+            steps = [_step(env, host, None, PREFLIGHT_ACTION) for host in sorted(env.hosts)
+                     if not env.recovering or host in _acting(env)]
         for component in env.components:
             for side, action in kinds.kind(component).plan(component).get(phase, []):
                 place = component.place(side)
                 if place is not None:
                     steps.append(_step(env, place.host, component, action))
+        if phase == RESTORE and env.recovering:
+            # A recovery has no disaster: its services stop once every file has passed.
+            steps = [_step(env, c.target.host, c, "stops the application, once every file "
+                                                 "passed its check")
+                     for c in env.components if c.kind == "service" and c.target] + steps
         if phase == VERIFY:
             for check in env.checks:  # the team's own, after drtool's
                 what = ("writes" if check.spec.get("writes") is True
@@ -48,6 +54,13 @@ def build_plan(env: Environment, operation: str) -> list[dict[str, Any]]:
                                                    "every file against the manifest"})
         plan.append({"phase": phase, "steps": steps})
     return plan
+
+
+def _acting(env: Environment) -> set[str]:
+    """The hosts a recovery acts on (its targets, services and checks): the only ones its
+    preflight asks, since its sources may be gone."""
+    return ({c.target.host for c in env.components if c.target is not None}
+            | {check.host for check in env.checks})
 
 
 def _step(env: Environment, host: str, component: kinds.Component | None,

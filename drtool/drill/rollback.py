@@ -105,6 +105,9 @@ def extravars_of(journal: Journal, store_backup_path: Path | None) -> dict[str, 
         # itself (the inventory may have changed since the drill was killed).
         "drtool_guard_identity": True,
     }
+    if journal.operation == judge.RECOVER:
+        # Its targets were the components' recovery sides, confirmed by name when it ran.
+        values.update(drtool_target_side="recovery", drtool_recover_confirmed=journal.env)
     if journal.backup is not None and store_backup_path is not None:
         values["drtool_backup_id"] = journal.backup.id
         values["drtool_store_backup_path"] = str(store_backup_path)
@@ -150,9 +153,11 @@ def release_killed(ansible: AnsibleAdapter, env: str, by: str, clock: Clock,
             problems.append(f"drill {journal.drill_id} was killed holding its targets' "
                             f"leases, and what it left running could not be stopped: {problem}")
             continue
+        changed = judge.changed_targets(journal)  # only a recovery's, never rolled back
         try:
             # Killed before it changed its targets: its snapshot is not needed either.
-            run = ansible.run("release", {**extravars, "drtool_release_discard_snapshot": True},
+            run = ansible.run("release", {**extravars,
+                                          "drtool_release_discard_snapshot": not changed},
                               path.parent / "artifacts" / "release")
         except OrchestrationError as exc:
             problems.append(f"drill {journal.drill_id} was killed holding its targets' "
@@ -163,8 +168,16 @@ def release_killed(ansible: AnsibleAdapter, env: str, by: str, clock: Clock,
                             f"leases, and they could not be given back: {reasons(run)}")
             continue
         # Over now: its journal says so (and it is not looked at again).
-        end_killed(journal, f"drtool was killed (process {journal.pid} was gone) before it "
+        end_killed(journal, f"drtool was killed (process {journal.pid} was gone) after it "
+                            f"changed its recovery targets; nothing was rolled back (its "
+                            f"safety snapshot is kept), and their leases were given back by "
+                            f"{by}" if changed else
+                            f"drtool was killed (process {journal.pid} was gone) before it "
                             f"changed its targets; their leases were given back by {by}", clock)
+        if changed:
+            problems.append(f"recovery {journal.drill_id} was killed after it changed its "
+                            "recovery targets: they hold what it restored so far; run "
+                            "`drtool recover` again")
         JournalWriter(path.parent, journal).save()
     return problems
 

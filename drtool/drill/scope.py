@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from drtool import components as kinds
+from drtool import paths
 from drtool.config import Environment
+from drtool.drill.journal_writer import load_journals
 
 
 def inventory_version(inventory: Path) -> dict[str, Any]:
@@ -55,9 +57,13 @@ def scope_of(env: Environment, version: dict[str, Any]) -> dict[str, Any]:
                    **({"after": list(c.after)} if c.after else {})}
                   for c in env.components]
     stores = [store for c in env.components for store in kinds.kind(c).stores(c)]
-    return {"tier": env.tier, "inventory": str(env.inventory), "inventory_version": version,
-            "cadence_days": env.cadence_days, "hosts": hosts, "components": components,
-            "data_stores": stores}
+    scope = {"tier": env.tier, "inventory": str(env.inventory), "inventory_version": version,
+             "cadence_days": env.cadence_days, "hosts": hosts, "components": components,
+             "data_stores": stores}
+    if env.recovering:
+        # A recovery's targets are the components' recovery sides; these declare none.
+        scope["unrecovered"] = list(env.unrecovered)
+    return scope
 
 
 def _roles(env: Environment, host: str) -> list[str]:
@@ -72,3 +78,27 @@ def _roles(env: Environment, host: str) -> list[str]:
             role = "" if component.source is None else " restore target"
             roles.append(f"{label}{role} {component.name}")
     return roles
+
+
+def seen_sources(env: str) -> list[dict[str, Any]]:
+    """The backup sources drtool has seen, by what they are: for every environment with
+    evidence under DRTOOL_HOME, the source identities its newest journal that recorded any
+    holds, as [{env, component, family, host, identity, own}] (`own`: of environment
+    `env`). What a recovery's guard compares its targets with (core.identity)."""
+    root = paths.drtool_home() / "evidence"
+    found: list[dict[str, Any]] = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        for _path, journal in reversed(load_journals(folder)):
+            entries = [e for e in (journal.scope or {}).get("components", [])
+                       if (e.get("identity") or {}).get(kinds.SOURCE)]
+            if not entries:
+                continue
+            for entry in entries:
+                family = kinds.KINDS[entry["kind"]].FAMILY if entry.get("kind") in kinds.KINDS \
+                    else None
+                found.append({"env": journal.env, "component": entry.get("name"),
+                              "family": family, "host": entry.get("source"),
+                              "identity": entry["identity"][kinds.SOURCE],
+                              "own": journal.env == env})
+            break
+    return found

@@ -82,6 +82,13 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None,
         out.print(f"RPO       measured {seconds(journal.rpo_measured_s)}, backup age "
                   f"{seconds(journal.rpo_backup_age_s)}  (objective {objectives.rpo_s:g} s)"
                   f"  {_verdict(journal, 'objective.rpo')}")
+    if journal.operation == "recover":
+        objective = f"  (objective {objectives.rto_s:g} s)" if objectives else ""
+        out.print(f"Recovery  {seconds(journal.rto_s)} from its start to the verified restore"
+                  f"{objective}")
+        out.print(f"Data lost measured {seconds(journal.rpo_measured_s)}, backup age "
+                  f"{seconds(journal.rpo_backup_age_s)}"
+                  + (f"  (objective {objectives.rpo_s:g} s)" if objectives else ""))
     if journal.checks:
         # Every check, as a restore-drill log: what was expected, what was found.
         out.print("Checks")
@@ -104,6 +111,11 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None,
     if journal.failure is not None:
         where = f" at {journal.failure.phase}" if journal.failure.phase else ""
         out.print(f"Failure{where}: {escape(journal.failure.reason)}", soft_wrap=True)
+    if journal.operation == "recover" and any(p.name == "snapshot" and p.status == PASSED
+                                              for p in journal.phases):
+        out.print(f"Snapshot  what the targets held before is kept (nothing is rolled back "
+                  f"unasked): on each target's host, in its drtool_snapshot_path for "
+                  f"{journal.drill_id}", soft_wrap=True)
     colour = STYLE.get(journal.status, "")
     out.print(f"Verdict   [bold {colour}]{journal.status.upper()}[/]")
     for copy in journal.evidence_copies:
@@ -125,10 +137,20 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None,
 
 
 def render_plan(env: Environment, plan: list[dict[str, Any]],
-                console: Console | None = None) -> None:
-    """The ordered plan of a drill: each phase, its hosts, and what is destroyed where."""
-    out = console or Console(highlight=False)
-    out.print(f"Plan for a drill on {env.name} (tier {env.tier}); nothing has been changed.")
+                console: Console | None = None, operation: str = "drill",
+                backup: str | None = None, to_stderr: bool = False) -> None:
+    """The ordered plan of a drill (or a recovery, from `backup`): each phase, its hosts,
+    and what is destroyed where."""
+    out = console or Console(highlight=False, stderr=to_stderr)
+    if operation == "recover":
+        out.print(f"Plan to recover {env.name} from backup {escape(backup or '-')} onto its "
+                  "recovery targets; nothing has been changed.")
+        if env.unrecovered:
+            out.print(f"[yellow]Not recovered (no recovery side declared): "
+                      f"{escape(', '.join(env.unrecovered))}[/]")
+    else:
+        out.print(f"Plan for a drill on {env.name} (tier {env.tier}); nothing has been "
+                  "changed.")
     for index, phase in enumerate(plan, start=1):
         out.print(f"[bold]{index}. {phase['phase']}[/]")
         for step in phase["steps"]:

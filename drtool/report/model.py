@@ -86,6 +86,7 @@ def drill_entry(item: Recorded, remediation: Mapping[str, str] | None = None) ->
         "seq": item.seq, "drill_id": record["drill_id"], "operation": record.get("operation"),
         "status": record.get("status"), "started_at": record.get("started_at"),
         "ended_at": record.get("ended_at"), "note": journal.get("note"),
+        "operator": journal.get("operator"),
         "rto_s": record.get("rto_s"), "rpo_measured_s": record.get("rpo_measured_s"),
         "rpo_backup_age_s": record.get("rpo_backup_age_s"),
         "objectives": objectives or None,
@@ -260,10 +261,14 @@ def quarterly_report(env: str, quarter: Quarter, history: list[Recorded],
     entries = sorted((drill_entry(r, remediation) for r in in_quarter
                       if r.record.get("operation") == "drill"),
                      key=lambda e: e["started_at"] or "")
+    # Real recoveries (`drtool recover`): incidents, shown apart from the drills.
+    incidents = sorted((drill_entry(r, remediation) for r in in_quarter
+                        if r.record.get("operation") == "recover"),
+                       key=lambda e: e["started_at"] or "")
     others: dict[str, int] = {}
     for r in in_quarter:
         operation = r.record.get("operation", "?")
-        if operation != "drill":
+        if operation not in ("drill", "recover"):
             others[operation] = others.get(operation, 0) + 1
     # Scope and objectives as the newest drill saw them (else the newest record of any kind).
     newest = entries[-1] if entries else None
@@ -312,6 +317,7 @@ def quarterly_report(env: str, quarter: Quarter, history: list[Recorded],
                for kind in (SCHEDULED, FRESH)},
         },
         "drills": entries,
+        "incidents": incidents,
         "exceptions": [e for e in entries if e["status"] != "passed"],
         "cadence": cadence_compliance(cadence_days, quarter.start, as_of, entries,
                                       last_pass_before),

@@ -15,7 +15,9 @@ from drtool.errors import ConfigError
 from drtool.store.base import BackupSummary
 
 LATEST, RANDOM, RANDOM_VERIFIED, NAMED = "latest", "random", "random-verified", "named"
-CHOICES = (LATEST, RANDOM, RANDOM_VERIFIED)
+# The newest backup a passed drill restored: what `drtool recover` takes unless told.
+LATEST_VERIFIED = "latest-verified"
+CHOICES = (LATEST, RANDOM, RANDOM_VERIFIED, LATEST_VERIFIED)
 # What a drill that makes its own backup records as its backup's choice.
 FRESH = "fresh"
 
@@ -27,12 +29,14 @@ def choose(catalog: list[BackupSummary], spec: str, seed: int | None = None,
     complete = sorted((b for b in catalog if b.complete), key=lambda b: b.id, reverse=True)
     if spec not in CHOICES:
         return spec, NAMED  # the store says whether it exists (Drill reads its manifest)
-    pool = [b for b in complete if b.verified] if spec == RANDOM_VERIFIED else complete
+    verified = spec in (RANDOM_VERIFIED, LATEST_VERIFIED)
+    pool = [b for b in complete if b.verified] if verified else complete
     if not pool:
-        what = "verified backup" if spec == RANDOM_VERIFIED else "complete backup"
+        what = "verified backup" if verified else "complete backup"
         raise ConfigError(f"--backup {spec}: the store of {env or 'the environment'} holds no "
                           f"{what}; make one with `drtool backup --env {env or 'ENV'}`"
-                          + (" and drill it" if spec == RANDOM_VERIFIED else ""))
-    if spec == LATEST:
-        return pool[0].id, LATEST
+                          + (" and drill it" if verified else "")
+                          + (", or name one: --backup latest, or its id" if complete else ""))
+    if spec in (LATEST, LATEST_VERIFIED):
+        return pool[0].id, spec
     return random.Random(seed).choice(pool).id, spec  # noqa: S311 - a pick, not a secret

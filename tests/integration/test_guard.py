@@ -71,29 +71,66 @@ TIER_CASES: dict[str, tuple[dict[str, Any], bool]] = {
 }
 
 
-def test_the_guard_role_allows_only_the_exact_non_production_tiers(tmp_path: Path):
-    hosts = {name: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                    "drtool_drill_target": True, **variables}
-             for name, (variables, _allowed) in TIER_CASES.items()}
+def guard_says(tmp_path: Path, inventory_data: dict[str, Any], play: str,
+               forks: int) -> tuple[dict[str, str], str]:
+    """Run `play` (GUARD_PLAY or a variant) on an inventory of `inventory_data` (mode
+    0600: it may hold the sandbox's passwords); what the guard said to each host, and what
+    ansible-playbook printed."""
     inventory = tmp_path / "hosts.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    inventory.write_text(yaml.safe_dump(inventory_data))
+    inventory.chmod(0o600)
     playbook = tmp_path / "guard.yml"
-    playbook.write_text(GUARD_PLAY)
+    playbook.write_text(play)
     out = tmp_path / "said.json"
     env = dict(os.environ, ANSIBLE_CONFIG=str(content_root() / "ansible.cfg"),
-               ANSIBLE_ANY_ERRORS_FATAL="false", ANSIBLE_FORKS=str(len(TIER_CASES)),
+               ANSIBLE_ANY_ERRORS_FATAL="false", ANSIBLE_FORKS=str(forks),
                PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook),
                            "-e", f"out={out}"], env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:]
-    said = json.loads(out.read_text())
+    return json.loads(out.read_text()), done.stdout
+
+
+def test_the_guard_role_allows_only_the_exact_non_production_tiers(tmp_path: Path):
+    hosts = {name: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                    "drtool_drill_target": True, **variables}
+             for name, (variables, _allowed) in TIER_CASES.items()}
+    said, _output = guard_says(tmp_path, {"all": {"hosts": hosts}}, GUARD_PLAY, len(TIER_CASES))
     assert sorted(said) == sorted(TIER_CASES)
     assert {n for n, s in said.items() if s == "allowed"} == {
         n for n, (_v, allowed) in TIER_CASES.items() if allowed}
     assert "tier=\"Production\"" in said["t-1"] and "tier=null" in said["t-6"]
     assert "exactly one of sandbox, lab, dev, test, staging, drill," in said["t-1"]
     assert "is not a drill target" in said["t-not-a-target"]
+
+
+RECOVERY_PLAY = GUARD_PLAY.replace(
+    "ansible.builtin.import_role:\n            name: drtool_guard",
+    "ansible.builtin.include_role:\n            name: drtool_guard\n"
+    "            tasks_from: recovery")
+
+
+def test_the_guard_role_lets_a_recovery_onto_confirmed_declared_recovery_targets_only(
+        tmp_path: Path):
+    # Each host is a production-tier host (the drill rules would refuse every one); the
+    # recovery rule asks for the environment's name confirmed and a declared recovery side.
+    hosts = {name: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                    "drtool_tier": "production", **variables}
+             for name, variables in {
+                 "r-ok": {"drtool_recover_confirmed": "prod"},
+                 "r-unconfirmed": {},
+                 "r-wrong-name": {"drtool_recover_confirmed": "staging"},
+                 "r-not-declared": {"drtool_recover_confirmed": "prod"}}.items()}
+    clusters = [{"name": f"db-{host}", "source": {"host": "src"}, "target": {"host": "t"},
+                 "recovery": {"host": host}}
+                for host in ("r-ok", "r-unconfirmed", "r-wrong-name")]
+    said, _output = guard_says(tmp_path, {"all": {"hosts": hosts, "vars": {
+        "drtool_env": "prod", "drtool_postgres_clusters": clusters}}}, RECOVERY_PLAY, 4)
+    assert said["r-ok"] == "allowed"
+    assert 'confirmed: "(nothing)"' in said["r-unconfirmed"]
+    assert 'confirmed: "staging", environment: "prod"' in said["r-wrong-name"]
+    assert "(here: none)" in said["r-not-declared"]
 
 
 def test_describe_publishes_the_address_ssh_really_uses_and_the_tier_as_it_is(
@@ -334,21 +371,8 @@ def test_the_guard_role_refuses_a_target_that_is_the_primary_behind_a_forwarder(
     hosts = {"pg-primary": {}, "redis-primary": {},
              **{target: {"drtool_drill_target": True} for target in (
                  "pg-forwarded", "pg-target", "redis-forwarded", "redis-target")}}
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"vars": local, "hosts": hosts}}))
-    inventory.chmod(0o600)
-    playbook = tmp_path / "guard.yml"
-    playbook.write_text(GUARD_PLAY)
-    out = tmp_path / "said.json"
-    env = dict(os.environ, ANSIBLE_CONFIG=str(content_root() / "ansible.cfg"),
-               ANSIBLE_ANY_ERRORS_FATAL="false", ANSIBLE_FORKS="6",
-               PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     before = primary_state(sandbox)
-    done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook),
-                           "-e", f"out={out}"], env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert done.returncode == 0, done.stdout[-3000:]
-    said = json.loads(out.read_text())
+    said, output = guard_says(tmp_path, {"all": {"vars": local, "hosts": hosts}}, GUARD_PLAY, 6)
     assert said["pg-target"] == "allowed" and said["redis-target"] == "allowed", said
     with pg(sandbox, "pg_primary", "postgres") as admin:
         system = admin.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
@@ -361,5 +385,5 @@ def test_the_guard_role_refuses_a_target_that_is_the_primary_behind_a_forwarder(
         f"redis-primary: same Redis run_id {run_id}; redis-forwarded uses backup source "
         "redis-primary's RDB file: ")
     secrets = (sandbox.secret("postgres_password"), sandbox.secret("redis_password"))
-    assert not any(secret in done.stdout for secret in secrets)
+    assert not any(secret in output for secret in secrets)
     assert primary_state(sandbox) == before

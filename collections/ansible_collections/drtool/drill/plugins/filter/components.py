@@ -2,7 +2,11 @@
 drtool_redis_instances, drtool_services) for the plays that run them.
 
 A component is a list entry with a stable `name`; a data component has a `source` and a
-`target` side, each naming an inventory `host`; a service names its `host` directly. The
+`target` side, each naming an inventory `host`; a service names its `host` directly. Any
+component may also declare a `recovery` side: where `drtool recover` restores it (or, for a
+service, how it runs there) on the day of a real disaster. A recovery runs every phase with
+`drtool_target_side: recovery`: the roles still act on their "target", found at the
+component's `recovery` side instead (see `place`). The
 roles take flat variables (drtool_postgres_port, ...): `resolve` gives one component's
 values for one side, by the role's variable names without their prefix, from (lowest first)
 the role's defaults, the host's own variables, the component's keys and its side's keys.
@@ -16,6 +20,8 @@ from ansible.errors import AnsibleFilterError
 # call it `host` (drtool_postgres_host). A side's `host` is the inventory host it is on.
 SIDE_KEYS = {"address": "host", "host": "inventory_host"}
 SIDES = ("source", "target")
+# The side `drtool recover` restores onto; a service's inherits the service's `host`.
+RECOVERY = "recovery"
 # Each kind's inventory list (roles/drtool_component/defaults/main.yml runs them in order).
 LISTS = {"postgres": "drtool_postgres_clusters", "redis": "drtool_redis_instances",
          "files": "drtool_file_trees", "service": "drtool_services"}
@@ -34,11 +40,26 @@ def _entries(entries):
 
 
 def _side(entry, side):
-    """The dict of `side` of a component entry; a service's side is the entry itself."""
+    """The dict of `side` of a component entry; a service's side is the entry itself, and
+    its recovery side the service's `host` with what its `recovery` sets."""
     if side == "host":
         return entry
     value = entry.get(side) if isinstance(entry, dict) else None
-    return value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        return {}
+    if side == RECOVERY and "host" not in value and "source" not in entry and "host" in entry:
+        return {"host": entry["host"], **value}
+    return value
+
+
+def place(side, targets="target", service=False):
+    """The key a component's `side` is found at: a target is at `targets` ("target" in a
+    drill, "recovery" in a recovery); a service's target is the entry itself ("host")."""
+    if side != "target":
+        return side
+    if targets == RECOVERY:
+        return RECOVERY
+    return "host" if service else "target"
 
 
 def on_host(entries, side, host):
@@ -89,31 +110,33 @@ def only(names, wanted=None):
     return [name for name in names if name in wanted]
 
 
-def components_of(kinds, host_vars, host, side, wanted=None):
-    """[{kind, name}] of every component on `host` at `side`, kind by kind in the order of
-    `kinds` (drtool_component_kinds entries: {kind, list}), each kind's in declared order;
-    a service is on its `host`; only those named in `wanted` unless it is None. One list for
-    one include loop: a phase dispatches each component without an include per kind."""
+def components_of(kinds, host_vars, host, side, wanted=None, targets="target"):
+    """[{kind, name, at}] of every component on `host` at `side`, kind by kind in the order
+    of `kinds` (drtool_component_kinds entries: {kind, list}), each kind's in declared order;
+    a service is on its `host`; only those named in `wanted` unless it is None; `at`: the key
+    its side is found at (see `place`). One list for one include loop: a phase dispatches
+    each component without an include per kind."""
     found = []
     for entry in kinds:
         entries = host_vars.get(entry["list"], [])
-        names = on_host(entries, "host" if entry["kind"] == "service" else side, host)
-        found += [{"kind": entry["kind"], "name": name} for name in only(names, wanted)]
+        at = place(side, targets, entry["kind"] == "service")
+        names = on_host(entries, at, host)
+        found += [{"kind": entry["kind"], "name": name, "at": at} for name in only(names, wanted)]
     return found
 
 
-def here(host_vars, host, side="target", kinds=None):
-    """The names of every component (of `kinds`, default all) on `host` at `side`, read
-    from the host's variables; a service counts as a target."""
+def here(host_vars, host, side="target", kinds=None, targets="target"):
+    """The names of every component (of `kinds`, default all) on `host` at `side` (a target
+    at `targets`: see `place`), read from the host's variables; a service counts as a
+    target."""
     names = []
     for kind, variable in LISTS.items():
         if kinds is not None and kind not in kinds:
             continue
         entries = host_vars.get(variable, [])
-        if kind == "service":
-            names += on_host(entries, "host", host) if side == "target" else []
-        else:
-            names += on_host(entries, side, host)
+        if kind == "service" and side != "target":
+            continue
+        names += on_host(entries, place(side, targets, kind == "service"), host)
     return names
 
 
@@ -145,7 +168,7 @@ def resolve(entries, name, side, host_vars, role_defaults, prefix):
         if variable.startswith(prefix):
             out[variable[len(prefix):]] = host_vars.get(variable, default)
     for key, value in entry.items():
-        if key not in (*SIDES, "name", "host"):
+        if key not in (*SIDES, RECOVERY, "name", "host"):
             out[key] = value
     for key, value in _side(entry, side).items():
         out[SIDE_KEYS.get(key, key)] = value
@@ -153,18 +176,18 @@ def resolve(entries, name, side, host_vars, role_defaults, prefix):
     return out
 
 
-def checks_on(checks, host, host_vars):
+def checks_on(checks, host, host_vars, targets="target"):
     """The names of the team's checks (drtool_checks) that run on inventory host `host`: a
-    check of a data component runs on its restore target's host, one of a service on the
-    service's host, and one that names a `host` there."""
+    check of a data component runs on its restore target's host (at `targets`: see
+    `place`), one of a service on the service's host, and one that names a `host` there."""
     where = {}
     for variable in (LISTS["postgres"], LISTS["redis"]):
         for entry in _entries(host_vars.get(variable)):
             if isinstance(entry, dict):
-                where[entry.get("name")] = _side(entry, "target").get("host")
+                where[entry.get("name")] = _side(entry, place("target", targets)).get("host")
     for entry in _entries(host_vars.get(LISTS["service"])):
         if isinstance(entry, dict):
-            where[entry.get("name")] = entry.get("host")
+            where[entry.get("name")] = _side(entry, place("target", targets, True)).get("host")
     return [check.get("name") for check in _entries(checks) if isinstance(check, dict)
             and (check.get("host") or where.get(check.get("component") or check.get("service")))
             == host]
@@ -177,7 +200,7 @@ def described(host_vars, host, defaults):
     out = []
     for kind, variable in LISTS.items():
         entries = host_vars.get(variable, [])
-        sides = ("host",) if kind == "service" else SIDES
+        sides = ("host", RECOVERY) if kind == "service" else (*SIDES, RECOVERY)
         prefix = "drtool_%s_" % kind
         kind_defaults = {k: v for k, v in (defaults.get(kind) or {}).items()
                          if k[len(prefix):] not in SECRET_KEYS}
@@ -211,4 +234,4 @@ class FilterModule:
         return {"on_host": on_host, "only": only, "here": here,
                 "components_of": components_of, "field": field, "waves": waves,
                 "resolve": resolve, "public": public, "described": described,
-                "sides_on": sides_on, "checks_on": checks_on}
+                "sides_on": sides_on, "checks_on": checks_on, "place": place}

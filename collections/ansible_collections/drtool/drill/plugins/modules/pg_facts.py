@@ -56,6 +56,14 @@ options:
     description: Also return C(machine_id_sha256), the sha256 of the host's /etc/machine-id (never the id itself).
     type: bool
     default: false
+  occupancy:
+    description:
+      - Also return C(occupancy), what each database of I(present) that exists holds now - its
+        size, its tables, whether any holds a row, and its newest heartbeat (I(heartbeat_query),
+        where it answers) - for C(drtool recover), which refuses to replace a live database
+        unasked.
+    type: bool
+    default: false
 author: drtool maintainers
 """
 
@@ -88,6 +96,10 @@ system_identifier:
   description: The cluster's system identifier (pg_control_system()), as a string; null when it cannot be read.
   type: str
   returned: always
+occupancy:
+  description: "{database: {size_bytes, tables, has_rows, heartbeat_at}} for each database of I(present) that exists."
+  type: dict
+  returned: with occupancy
 """
 
 import uuid
@@ -99,6 +111,7 @@ from ansible_collections.drtool.drill.plugins.module_utils.host import (
 )
 from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
     CONNECTION_ARGS,
+    RELATIONS_SQL,
     SENTINEL_DDL,
     connect,
     exact_counts,
@@ -118,6 +131,25 @@ def write_check(conn):
     row = conn.execute("SELECT value FROM drtool.sentinel WHERE backup_id = %s", (key,)).fetchone()
     conn.execute("DELETE FROM drtool.sentinel WHERE backup_id = %s", (key,))
     return {"written": key, "read_back": row[0] if row else None}
+
+
+def occupancy(psycopg, params, database):
+    """What `database` holds now: its size, its tables, whether any table holds a row (it
+    stops at the first that does), and its newest heartbeat where the query answers."""
+    from psycopg import sql  # noqa: PLC0415
+
+    with connect(psycopg, params, database=database) as conn:
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        tables = conn.execute(RELATIONS_SQL).fetchall()
+        has_rows = False
+        for schema, name, _kind in tables:
+            query = sql.SQL("SELECT EXISTS (SELECT FROM {}.{})").format(
+                sql.Identifier(schema), sql.Identifier(name))
+            if conn.execute(query).fetchone()[0]:
+                has_rows = True
+                break
+        return {"size_bytes": size, "tables": len(tables), "has_rows": has_rows,
+                "heartbeat_at": newest_heartbeat(conn, params["heartbeat_query"])}
 
 
 def folder_name(name):
@@ -160,6 +192,7 @@ def main():
         tools=dict(type="list", elements="str", default=[]),
         bin_dir=dict(type="path", default=None),
         machine_identity=dict(type="bool", default=False),
+        occupancy=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=args, supports_check_mode=True)
     params = module.params
@@ -186,6 +219,9 @@ def main():
                       present={name: name in there for name in params["present"]})
         if params["machine_identity"]:
             result["machine_id_sha256"] = machine_id_sha256()
+        if params["occupancy"]:
+            result["occupancy"] = {name: occupancy(psycopg, params, name)
+                                   for name in params["present"] if name in there}
         if found is not None:
             names = [row[0] for row in found]
             # Each name becomes a folder of the backup and the snapshot (postgres/CLUSTER/NAME):

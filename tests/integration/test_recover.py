@@ -1,0 +1,170 @@
+"""`drtool recover` on the sandbox, as on the day of a real disaster: a production-tier copy
+of it whose recovery targets are its primaries. Each refusal changes nothing (no
+confirmation, live data on a target, a target that is another environment's source); then
+the primaries are lost (their databases dropped, their Redis emptied) and recovered from a
+backup, with the data, the checks, the journal, the history and the report proved."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Drtool, copy_inventory_with_components, pg, rd
+
+pytestmark = pytest.mark.integration
+
+ENV = "recover"
+ELSEWHERE = "recover-elsewhere"
+
+
+@pytest.fixture(scope="module")
+def backup(sandbox: Drtool) -> dict[str, Any]:
+    """The production-tier copy (a cluster of two databases, a Redis and the API, recovered
+    onto the primaries they run on) and one backup of it; its journal."""
+    copy_inventory_with_components(sandbox, ENV, {"drtool_tier": "production"})
+    code, journal = sandbox.json("backup", "--env", ENV)
+    assert code == 0, journal.get("failure")
+    return journal
+
+
+def journals(drtool: Drtool, env: str) -> set[str]:
+    folder = drtool.home / "evidence" / env
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def orders(drtool: Drtool) -> int:
+    with pg(drtool, "pg_primary") as conn:
+        return int(conn.execute("SELECT count(*) FROM orders").fetchone()[0])
+
+
+def test_the_plan_restores_onto_the_recovery_targets_from_the_backup(sandbox: Drtool, backup):
+    code, plan = sandbox.json("recover", "--env", ENV, "--backup", "latest", "--plan")
+    assert code == 0
+    assert plan["operation"] == "recover" and plan["backup"] == backup["backup"]["id"]
+    assert [p["phase"] for p in plan["plan"]] == [
+        "preflight", "snapshot", "restore", "restart", "verify"]
+    restore = next(p for p in plan["plan"] if p["phase"] == "restore")["steps"]
+    assert [(s["host"], s["component"]) for s in restore] == [
+        ("sandbox-app", "api"), ("sandbox-pg-primary", "main"),
+        ("sandbox-redis-primary", "cache")]
+    assert restore[0]["action"].startswith("stops the application")
+    # No step of a drill target: a recovery touches only what `recovery` names.
+    assert not any(s["host"].endswith("-target") for p in plan["plan"] for s in p["steps"])
+
+
+def test_without_the_environments_name_confirmed_nothing_runs(sandbox: Drtool, backup):
+    before, count = journals(sandbox, ENV), orders(sandbox)
+    done = sandbox("recover", "--env", ENV, "--backup", "latest")  # stdin is no terminal
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"drtool: error: a recovery is confirmed by typing the environment's name on a "
+        f"terminal, or with --confirm {ENV}: nothing was changed")
+    wrong = sandbox("recover", "--env", ENV, "--backup", "latest", "--confirm", "sandbox")
+    assert wrong.returncode == 2 and "--confirm names 'sandbox'" in wrong.stderr
+    assert journals(sandbox, ENV) == before and orders(sandbox) >= count
+
+
+def test_live_data_on_a_recovery_target_is_refused_saying_what_is_there(
+        sandbox: Drtool, backup):
+    count = orders(sandbox)
+    code, journal = sandbox.json("recover", "--env", ENV, "--backup", "latest",
+                                 "--confirm", ENV)
+    assert code == 2, journal.get("failure")
+    assert journal["operation"] == "recover" and journal["status"] == "failed"
+    assert journal["failure"]["phase"] == "preflight" and journal["failure"]["kind"] == "guard"
+    occupied = {c["target"]: c for c in journal["checks"] if c["name"] == "recover.target"}
+    assert occupied["sandbox-pg-primary/main"]["status"] == "failed"
+    assert "give --replace-existing to replace it: database appdb (" in (
+        occupied["sandbox-pg-primary/main"]["detail"])
+    assert "newest heartbeat 20" in occupied["sandbox-pg-primary/main"]["detail"]
+    assert " keys in db0" in occupied["sandbox-redis-primary/cache"]["detail"]
+    assert [p["status"] for p in journal["phases"][1:]] == ["skipped"] * 4
+    assert orders(sandbox) == count
+
+
+def test_a_recovery_target_that_is_another_environments_source_is_refused(
+        sandbox: Drtool, backup):
+    # An environment that backs up the drill target's cluster and would recover it onto the
+    # primary: the primary is the recover environment's source, as its backup recorded.
+    copy_inventory_with_components(sandbox, ELSEWHERE, {
+        "drtool_tier": "production",
+        "drtool_postgres_clusters[0].source.port": "{{ drtool_sandbox_port_base | int + 2 }}",
+        "drtool_postgres_clusters[0].source.data_dir":
+            "{{ drtool_sandbox_postgres_root }}/pg_target/data"}, keep={"main"})
+    store = sandbox.home / "backups" / ELSEWHERE
+    shutil.copytree(Path(backup["backup"]["location"]), store / backup["backup"]["id"])
+    code, journal = sandbox.json("recover", "--env", ELSEWHERE, "--backup", "latest",
+                                 "--confirm", ELSEWHERE)
+    assert code == 2, journal.get("failure")
+    assert journal["failure"]["kind"] == "guard"
+    refused = next(c for c in journal["checks"] if c["name"] == "guard.identity")
+    assert refused["status"] == "failed" and refused["target"] == "sandbox-pg-primary/main"
+    assert (f"is backup source sandbox-pg-primary (main of environment {ENV}): same "
+            "PostgreSQL system_identifier") in refused["detail"]
+    assert [p["status"] for p in journal["phases"][1:]] == ["skipped"] * 4
+
+
+def test_lost_primaries_are_recovered_with_their_data_their_checks_and_the_evidence(
+        sandbox: Drtool, backup):
+    manifest = json.loads((Path(backup["backup"]["location"]) / "manifest.json").read_text())
+    counts = {p["database"]: p["counts"] for p in manifest["postgres"]}
+    keys = next(r for r in manifest["redis"] if r["component"] == "cache")["counts"]
+    # The disaster: the application goes down, the databases and the cache are lost.
+    subprocess.run([sys.executable, "-m", "drtool.sandbox.app", "stop", "--config",
+                    str(sandbox.home / "sandbox" / "app.json")], env=sandbox.env, check=True)
+    with pg(sandbox, "pg_primary", "postgres") as conn:
+        conn.autocommit = True
+        for database in ("appdb", "shop"):
+            conn.execute(f"DROP DATABASE {database} WITH (FORCE)")
+    rd(sandbox, "redis_primary").flushall()
+
+    code, journal = sandbox.json("recover", "--env", ENV, "--backup", "latest", "--confirm",
+                                 ENV, "--operator", "ana (on call)", "--note", "INC-42")
+    assert code == 0, journal.get("failure")
+    assert (journal["operation"], journal["status"]) == ("recover", "passed")
+    assert (journal["operator"], journal["note"]) == ("ana (on call)", "INC-42")
+    assert [p["status"] for p in journal["phases"]] == ["passed"] * 5
+    assert journal["disaster_declared_at"] == journal["started_at"] and journal["rto_s"] > 0
+    assert journal["rollback"] is None and journal["schema_version"] == 9
+    checks = {(c["name"], c["target"]): c for c in journal["checks"]}
+    assert checks[("recover.target", "sandbox-pg-primary/main")]["actual"] == "empty"
+    assert checks[("recover.target", "sandbox-redis-primary/cache")]["actual"] == "empty"
+    assert all(c["status"] == "passed" for c in journal["checks"])
+    team = {c["name"] for c in journal["checks"] if c["name"].startswith("team.")}
+    assert {"team.orders-exist", "team.current-prices", "team.customer-profile",
+            "team.api-reports-the-restored-orders"} <= team
+
+    # The data came back on the primaries, the application runs on them again.
+    assert orders(sandbox) == counts["appdb"]["public.orders"]
+    with pg(sandbox, "pg_primary", "shop") as conn:
+        owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database "
+                             "WHERE datname = 'shop'").fetchone()[0]
+        changes = conn.execute("SELECT count(*) FROM shop.price_changes").fetchone()[0]
+    assert owner == "shop_owner" and changes == counts["shop"]["shop.price_changes"]
+    assert rd(sandbox, "redis_primary").dbsize() >= sum(keys.values())
+    status = {row["service"]: row for row in json.loads(
+        sandbox("sandbox", "status", "--json").stdout)}
+    assert status["app"]["pid"], status["app"]
+
+    # The evidence: chained into the history, an incident in the report, no secret in it.
+    code, records = sandbox.json("history", "--env", ENV)
+    assert any(r["drill_id"] == journal["drill_id"] and r["operation"] == "recover"
+               for r in records)
+    assert sandbox("evidence", "verify").returncode == 0
+    out = sandbox.home / "recover-report"
+    report = sandbox("report", "--env", ENV, "--format", "md", "--out", str(out))
+    assert report.returncode == 0, report.stderr
+    text = next(out.glob("*.md")).read_text()
+    incidents = text.split("## Incidents: real recoveries", 1)[1].split("\n## ", 1)[0]
+    assert journal["drill_id"] in incidents and "ana (on call)" in incidents
+    assert "PASSED" in incidents and "INC-42" in incidents
+    evidence = sandbox.home / "evidence" / ENV / journal["drill_id"]
+    for secret in (sandbox.secret("postgres_password"), sandbox.secret("redis_password")):
+        assert not [p for p in evidence.rglob("*") if p.is_file()
+                    and secret.encode() in p.read_bytes()]
