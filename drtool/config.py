@@ -101,6 +101,8 @@ class Environment:
     # `unrecovered` names the components that declare none (no phase touches them).
     recovering: bool = False
     unrecovered: tuple[str, ...] = ()
+    # Whom the runbook names (drtool_contacts): ({name, role, reach}, ...).
+    contacts: tuple[dict[str, str], ...] = ()
 
     def component(self, name: str) -> Component:
         return next(c for c in self.components if c.name == name)
@@ -212,6 +214,9 @@ def check_environment(name: str, described: dict[str, dict[str, Any]],
             problems.append(Problem(f"must be a positive number of seconds, got "
                                     f"{first.get(field)!r}", key=key))
         objectives[field] = value or 0.0
+    contacts, contact_problem = parse_contacts(setting("contacts", "drtool_contacts"))
+    if contact_problem:
+        problems.append(Problem(contact_problem, key="drtool_contacts"))
     cadence = setting("cadence_days", "drtool_drill_cadence_days")
     if cadence not in (None, "") and _positive_number(cadence) is None:
         problems.append(Problem(f"must be a positive number of days, got {cadence!r}",
@@ -270,10 +275,33 @@ def check_environment(name: str, described: dict[str, dict[str, Any]],
         "store_s3": store_s3, "evidence_s3": evidence_s3, "phase_limits": phase_limits,
         "checks": () if check_problems else team_checks.from_entries(declared_checks,
                                                                      components),
+        "contacts": contacts,
         "unrecovered": tuple(c.name for c in drilled
                              if c.name not in {r.name for r in components}),
     }
     return settings, problems, refusals
+
+
+CONTACT_KEYS = ("name", "role", "reach")
+
+
+def parse_contacts(value: Any) -> tuple[tuple[dict[str, str], ...], str | None]:
+    """`drtool_contacts`: a list of {name, role, reach} (name required, each a line of
+    text), whom a runbook names on the day; (contacts, problem)."""
+    if value in (None, "", []):
+        return (), None
+    why = ("must be a list of {name, role, reach}, each a line of text (name required): "
+           "the people the runbook names")
+    if not isinstance(value, list):
+        return (), why
+    out = []
+    for entry in value:
+        if (not isinstance(entry, dict) or set(entry) - set(CONTACT_KEYS)
+                or not isinstance(entry.get("name"), str) or not entry["name"].strip()
+                or not all(isinstance(v, str) and "\n" not in v for v in entry.values())):
+            return (), why
+        out.append({k: str(entry.get(k) or "") for k in CONTACT_KEYS})
+    return tuple(out), None
 
 
 def setting_of(described: dict[str, dict[str, Any]], field: str, key: str,
@@ -318,6 +346,7 @@ def environment_from_description(name: str, inventory: Inventory | Path,
         store_s3=settings["store_s3"], evidence_s3=settings["evidence_s3"],
         phase_time_limits=settings["phase_limits"], checks=settings["checks"],
         recovering=recovering, unrecovered=settings["unrecovered"] if recovering else (),
+        contacts=settings["contacts"],
     )
 
 

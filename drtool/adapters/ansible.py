@@ -344,9 +344,10 @@ class AnsibleAdapter:
             result.error = playbook_error(artifact_dir / "stdout")
         return result
 
-    def describe(self) -> dict[str, dict[str, Any]]:
+    def describe(self, recovering: bool = False) -> dict[str, dict[str, Any]]:
         """Every host's settings as Ansible resolves them ({host: {...}}), from
-        playbooks/describe.yml, which connects to no host. Raises ConfigError when the
+        playbooks/describe.yml, which connects to no host; `recovering`: as a recovery
+        resolves them (drtool_target_side: recovery). Raises ConfigError when the
         inventory cannot be resolved (a bad template, a missing variable)."""
         self.scratch.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="describe-", dir=self.scratch))
@@ -354,7 +355,9 @@ class AnsibleAdapter:
             run = self.run("describe", {"drtool_env": self.env_name,
                                         "drtool_backup_id": "BACKUP_ID",
                                         "drtool_store_backup_path": "STORE_PATH",
-                                        "drtool_drill_id": "DRILL_ID"},
+                                        "drtool_drill_id": "DRILL_ID",
+                                        **({"drtool_target_side": "recovery"}
+                                           if recovering else {})},
                            scratch / "describe")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -170,16 +170,18 @@ def _refuse_limit(_ctx: click.Context, param: click.Parameter, value: str | None
 
 # Each inventory's hosts as describe.yml resolved them, by (environment name, inventory):
 # naming an environment from its inventory and loading it resolve it once.
-_DESCRIBED: dict[tuple[str, Inventory], dict[str, dict[str, Any]]] = {}
+_DESCRIBED: dict[tuple[str, Inventory, bool], dict[str, dict[str, Any]]] = {}
 
 
-def described(env_name: str, inventory: Inventory) -> dict[str, dict[str, Any]]:
-    """The environment's hosts as Ansible resolves them (ConfigError when it cannot)."""
-    key = (env_name, inventory)
+def described(env_name: str, inventory: Inventory,
+              recovering: bool = False) -> dict[str, dict[str, Any]]:
+    """The environment's hosts as Ansible resolves them (ConfigError when it cannot); as a
+    recovery resolves them with `recovering`."""
+    key = (env_name, inventory, recovering)
     if key not in _DESCRIBED:
         adapter = AnsibleAdapter(paths.content_root(), inventory.sources, paths.runs_dir(),
                                  env_name)
-        _DESCRIBED[key] = adapter.describe()
+        _DESCRIBED[key] = adapter.describe(recovering)
     return _DESCRIBED[key]
 
 
@@ -218,7 +220,7 @@ def load(env_name: str, runs_phases: bool = True,
     sandbox service running (OrchestrationError, exit 3, otherwise).
     """
     inventory = find_inventory(env_name)
-    hosts = described(env_name, inventory)
+    hosts = described(env_name, inventory, recovering)
     adapter = AnsibleAdapter(paths.content_root(), inventory.sources, paths.runs_dir(),
                              env_name)
     env = environment_from_description(env_name, inventory, hosts, touches_targets, recovering)

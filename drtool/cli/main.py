@@ -23,7 +23,7 @@ COMMANDS = {
     "drill": "operations:drill", "backup": "operations:backup",
     "restore": "operations:restore", "verify": "operations:verify",
     "rollback": "operations:rollback", "validate": "operations:validate",
-    "recover": "recover:recover",
+    "recover": "recover:recover", "runbook": "runbook:runbook_command",
     "history": "history:history", "report": "report:report", "status": "status:status",
     "schedule": "schedule:schedule", "notify": "notify:notify", "backups": "backups:backups",
     "evidence": "evidence:evidence", "sandbox": "sandbox:sandbox", "lab": "lab:lab",

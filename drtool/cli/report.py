@@ -182,4 +182,7 @@ def _quarter(history: History, env: str, quarter: str | None, notes: dict[str, s
         find_inventory(env)  # an unknown environment is an error; a quiet one is reported
     data = model.quarterly_report(env, period, gather.recorded(history, env),
                                   gather.chain(history, env, now), now, GENERATED_BY, notes)
+    written = paths.drtool_home() / "runbooks" / env / f"runbook-{env}.html"
+    if data["runbook"] is not None and written.is_file():
+        data["runbook"]["file"] = str(written)  # the newest `drtool runbook` wrote
     return env, data, f"{env}-{period.label}"

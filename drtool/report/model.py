@@ -318,6 +318,7 @@ def quarterly_report(env: str, quarter: Quarter, history: list[Recorded],
         },
         "drills": entries,
         "incidents": incidents,
+        "runbook": runbook_proof(entries, env),
         "exceptions": [e for e in entries if e["status"] != "passed"],
         "cadence": cadence_compliance(cadence_days, quarter.start, as_of, entries,
                                       last_pass_before),
@@ -327,6 +328,22 @@ def quarterly_report(env: str, quarter: Quarter, history: list[Recorded],
     }
     report["headline"] = headline(report)
     return report
+
+
+def runbook_proof(entries: list[dict[str, Any]], env: str) -> dict[str, Any] | None:
+    """What the quarter's last passed drill proves of the recovery procedure (`drtool
+    runbook`): its id, and how long each of its steps took, as the runbook shows them."""
+    passed = [e for e in entries if e["status"] == "passed"]
+    if not passed:
+        return None
+    last = passed[-1]
+    steps = [{"step": name, "duration_s": last["phase_durations"].get(name)}
+             for name in ("snapshot", "restore", "restart", "verify")
+             if name in last["phase_durations"]]
+    steps[1:1] = [{"step": f"restore of {r['component']}", "duration_s": r["duration_s"]}
+                  for r in last["restores"]] if steps else []
+    return {"drill_id": last["drill_id"], "ended_at": last["ended_at"], "steps": steps,
+            "command": f"drtool runbook --env {env}", "file": None}
 
 
 def sign_off() -> list[dict[str, str]]:

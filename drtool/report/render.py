@@ -116,9 +116,15 @@ def charts(report: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+# Each kind of report's templates: quarterly, drill, runbook.
+TEMPLATE_OF = {"quarterly": "quarterly", "drill": "drill", "runbook": "runbook"}
+
+
 def render_html(report: dict[str, Any]) -> str:
-    template = "quarterly.html.j2" if report["kind"] == "quarterly" else "drill.html.j2"
-    if report["kind"] == "quarterly":
+    template = f"{TEMPLATE_OF[report['kind']]}.html.j2"
+    if report["kind"] == "runbook":
+        extra: dict[str, Any] = {}
+    elif report["kind"] == "quarterly":
         extra = {"charts": charts(report)}
     else:
         where = report["drill"].get("recovery")
@@ -127,7 +133,7 @@ def render_html(report: dict[str, Any]) -> str:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    template = "quarterly.md.j2" if report["kind"] == "quarterly" else "drill.md.j2"
+    template = f"{TEMPLATE_OF[report['kind']]}.md.j2"
     return environment().get_template(template).render(r=report, phases=DRILL_PHASES)
 
 

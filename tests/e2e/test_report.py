@@ -4,11 +4,13 @@ marked by their note. The HTML is opened in Debian's headless Chromium."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -204,16 +206,7 @@ def test_the_markdown_names_every_drill_and_its_failures(report_files, quarter_h
 def test_the_html_renders_in_chromium_with_charts_and_no_errors(report_files, tmp_path):
     report = json.loads(report_files["json"].read_text())
     measured_rto = sum(1 for d in report["drills"] if d["rto_s"] is not None)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        problems: list[str] = []
-        requests: list[str] = []
-        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}")
-                if m.type in ("error", "warning") else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(report_files["html"].as_uri())
+    with opened(report_files["html"]) as (page, problems, requests):
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
         charts = page.locator("svg.chart")
@@ -222,7 +215,6 @@ def test_the_html_renders_in_chromium_with_charts_and_no_errors(report_files, tm
         chart_shot = charts.first.screenshot()
         tables = page.locator("table").count()
         height = page.evaluate("document.documentElement.scrollHeight")
-        browser.close()
     assert problems == [] and requests == [report_files["html"].as_uri()]
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -255,6 +247,26 @@ def test_one_drill_report_and_no_secret_in_any_report(sandbox: Drtool, quarter_h
                    if path.suffix == ".pdf" else path.read_text())
         for secret in secrets:
             assert secret not in content, f"a secret is in {path}"
+
+
+@contextlib.contextmanager
+def opened(html: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
+    """`html` open in headless Chromium, 1100 px wide: (the page, every console error or
+    warning and page error so far, every URL it requested so far)."""
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        problems: list[str] = []
+        requests: list[str] = []
+        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}")
+                if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(html.as_uri())
+        try:
+            yield page, problems, requests
+        finally:
+            browser.close()
 
 
 def chromium() -> str:

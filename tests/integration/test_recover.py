@@ -168,3 +168,17 @@ def test_lost_primaries_are_recovered_with_their_data_their_checks_and_the_evide
     for secret in (sandbox.secret("postgres_password"), sandbox.secret("redis_password")):
         assert not [p for p in evidence.rglob("*") if p.is_file()
                     and secret.encode() in p.read_bytes()]
+
+
+def test_a_runbook_no_drill_proves_says_so_at_its_top_and_exits_1(sandbox: Drtool, backup):
+    out = sandbox.home / "recover-runbook"
+    done = sandbox("runbook", "--env", ENV, "--format", "md,json", "--out", str(out))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (f"drtool: the runbook of {ENV} is not proven: no drill of "
+                                   "this environment has passed: the procedure is unproven")
+    text = (out / f"runbook-{ENV}.md").read_text()
+    assert text.splitlines()[4].startswith("> **NOT PROVEN RECENTLY")
+    data = json.loads((out / f"runbook-{ENV}.json").read_text())
+    assert data["backup"]["id"] == backup["backup"]["id"] and data["backup"]["verified_by"] is None
+    assert {t["host"] for t in data["targets"]} == {
+        "sandbox-pg-primary", "sandbox-redis-primary", "sandbox-app"}
