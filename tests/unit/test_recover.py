@@ -230,3 +230,14 @@ def test_the_filters_send_a_recoverys_targets_to_the_recovery_sides():
     checks = [{"name": "orders", "component": "main"}, {"name": "api-up", "service": "api"}]
     assert filters.checks_on(checks, "pg1", host_vars, "recovery") == ["orders"]
     assert filters.checks_on(checks, "pg2", host_vars) == ["orders"]
+
+
+def test_a_schedule_never_runs_a_recovery():
+    from click.testing import CliRunner
+
+    from drtool.cli.main import cli
+    from drtool.ops import schedule
+
+    assert "recover" not in schedule.JOBS
+    shown = CliRunner().invoke(cli, ["schedule", "install", "--help"]).output
+    assert "recover" not in shown and "--drill-cron" in shown
