@@ -32,7 +32,7 @@ from drtool.util.files import atomic_write
 GENERATED_BY = {"drtool": drtool.__version__}
 
 
-def _formats(value: str) -> list[str]:
+def formats_of(value: str) -> list[str]:
     chosen = [f.strip().lower() for f in value.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in render.FORMATS]
     if unknown or not chosen:
@@ -109,7 +109,7 @@ def report(env_name: str | None, quarter: str | None, drill_id: str | None, form
         raise click.UsageError("give either --env (a quarterly report) or --drill (one drill)")
     if drill_id is not None and quarter is not None:
         raise click.UsageError("--quarter goes with --env, not with --drill")
-    formats = _formats(format_list)
+    formats = formats_of(format_list)
     notes = _remediation(remediation_file)
     now = utc_now()
     with History(paths.history_db()) as history:

@@ -11,21 +11,27 @@ import click
 
 from drtool import paths
 from drtool.cli.common import FilePath, env_option, json_option, load, print_json
-from drtool.cli.report import GENERATED_BY, _formats
+from drtool.cli.report import GENERATED_BY, formats_of
 from drtool.core.clock import utc_now
 from drtool.drill.recovery import record_unrecorded
 from drtool.errors import ConfigError, StoreError
 from drtool.report import gather, render, runbook
+from drtool.store import choose
 from drtool.store.base import BackupSummary
 from drtool.store.history import History
 from drtool.store.open import open_store
 
 
 def newest_backup(catalog: list[BackupSummary]) -> BackupSummary | None:
-    """The backup a recovery takes by default: the newest a drill verified, else the newest
-    complete one (the runbook says it is not verified)."""
-    complete = sorted((b for b in catalog if b.complete), key=lambda b: b.id, reverse=True)
-    return next((b for b in complete if b.verified), complete[0] if complete else None)
+    """The backup a recovery takes by default (`drtool recover`'s own rule: the newest a
+    drill verified), else the newest complete one (the runbook says it is not verified)."""
+    for spec in (choose.LATEST_VERIFIED, choose.LATEST):
+        try:
+            picked, _how = choose.choose(catalog, spec)
+        except ConfigError:  # none of that kind
+            continue
+        return next(b for b in catalog if b.id == picked)
+    return None
 
 
 def manifest_sha256(location: str) -> str | None:
@@ -52,7 +58,7 @@ def runbook_command(env_name: str, format_list: str, out_dir: Path | None,
     newest passed drill (and its median over the quarter). Exit 0 when written, 1 when
     written but no passed drill within the cadence proves it (the runbook says so at its
     top), 2 for bad arguments or an environment that declares no recovery side."""
-    formats = _formats(format_list)
+    formats = formats_of(format_list)
     env, _adapter = load(env_name, runs_phases=False, touches_targets=False, recovering=True)
     store = open_store(env)
     now = utc_now()

@@ -24,7 +24,7 @@ from drtool.adapters import modules
 from drtool.components import methods
 from drtool.components import postgres as postgres_kind
 from drtool.components import service as service_kind
-from drtool.config import Environment
+from drtool.config import STORE_BACKUP_PATH, Environment
 from drtool.core.clock import parse_iso
 from drtool.core.manifest import Manifest
 from drtool.report.model import Recorded, quarter_of
@@ -147,8 +147,8 @@ def _where(component: kinds.Component) -> str:
 def _host_path(env: Environment, host: str, backup_id: str, store_path: str | None) -> str:
     """Where `host` stages the backup (drtool_backup_path), with its id filled in."""
     path = str(env.hosts.get(host, {}).get("backup_path") or "")
-    if path.startswith("STORE_PATH") and store_path:
-        path = store_path + path[len("STORE_PATH"):]
+    if path.startswith(STORE_BACKUP_PATH) and store_path:
+        path = store_path + path[len(STORE_BACKUP_PATH):]
     return path.replace("BACKUP_ID", backup_id) or f"(drtool_backup_path)/{backup_id}"
 
 
