@@ -27,7 +27,7 @@ from drtool.components import postgres as postgres_kind
 from drtool.core.clock import utc_now
 from drtool.core.identity import CHECK as GUARD_CHECK
 from drtool.core.model import PASSED, Journal
-from drtool.core.phases import RECOVER, TOUCHES_TARGETS
+from drtool.core.phases import RECOVER, RECOVERY_SIDE, TOUCHES_TARGETS
 from drtool.drill.engine import Drill
 from drtool.drill.plan import build_plan
 from drtool.errors import ConfigError, LockedError
@@ -63,9 +63,10 @@ def run_operation(env_name: str, operation: str, as_json: bool, backup_id: str |
          target_time: dt.datetime | None = None,
          recovery: tuple[str, str] | None = None,
          confirmed: str | None = None, replace_existing: bool = False,
-         operator: str | None = None, chosen_as: str | None = None) -> int:
+         operator: str | None = None, chosen_as: str | None = None,
+         undoes: Journal | None = None) -> int:
     env, adapter = load(env_name, touches_targets=operation in TOUCHES_TARGETS,
-                        recovering=operation == RECOVER)
+                        recovering=operation in RECOVERY_SIDE)
     # The option that asked for a recovery target, named in the refusal.
     option = "--target-time" if target_time is not None else None if recovery is None else (
         {"time": "--target-time", "lsn": "--target-lsn"}.get(recovery[0], "--to"))
@@ -95,7 +96,7 @@ def run_operation(env_name: str, operation: str, as_json: bool, backup_id: str |
         drill = Drill(env, operation, adapter, ConsoleProgress(), backup_id=spec, note=note,
                       chosen=chosen, target_time=target_time, recovery=recovery,
                       confirmed=confirmed, replace_existing=replace_existing,
-                      operator=operator)
+                      operator=operator, undoes=undoes)
         if chosen not in (None, choose.NAMED) and spec != shown:
             doing = "recovering from" if operation == RECOVER else "drilling"
             click.echo(f"drtool: {doing} backup {spec} ({chosen})", err=True)

@@ -5,6 +5,10 @@ from a stored backup, onto the components' recovery sides: hosts that may be pro
 tier, and may be the rebuilt source itself. Never unattended: the plan is printed first and
 the environment's name must be typed back on a terminal (or given to --confirm); `drtool
 schedule` never installs it.
+
+`drtool recover --undo ID` puts a recovery's targets back as its safety snapshot found them
+(a wrong backup, a wrong environment): the same confirmation, the rollback playbook, and a
+journal of its own (operation `undo-recover`) that names the recovery it undid.
 """
 
 from __future__ import annotations
@@ -12,12 +16,17 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from typing import Any
 
 import click
 
+from drtool import paths
 from drtool.cli.common import env_option, json_option, load, not_text, print_json
 from drtool.cli.operations import check_note, run_operation
-from drtool.core.phases import RECOVER
+from drtool.core import rollback
+from drtool.core.model import Journal
+from drtool.core.phases import RECOVER, UNDO_RECOVER
+from drtool.drill.journal_writer import load_journals
 from drtool.drill.plan import build_plan
 from drtool.errors import ConfigError
 from drtool.report.console import render_plan
@@ -65,6 +74,43 @@ def confirm(env_name: str, given: str | None) -> str:
     return env_name
 
 
+def undo_target(env_name: str, recovery_id: str) -> Journal:
+    """The journal of the recovery `--undo` names; ConfigError (exit 2, nothing changed)
+    when it cannot be undone, saying why."""
+    journals = [journal for _path, journal in load_journals(paths.evidence_dir(env_name))]
+    problem = rollback.undo_problem(recovery_id, journals)
+    if problem:
+        raise ConfigError(f"cannot undo {recovery_id} of {env_name}: {problem}; nothing was "
+                          "changed")
+    return next(j for j in journals if j.drill_id == recovery_id)
+
+
+def undo_plan(recovery: Journal) -> dict[str, Any]:
+    """What `--undo` does, from the recovery's journal: the targets it restored onto."""
+    components = [{"name": c.get("name"), "kind": c.get("kind"), "target": c.get("target")}
+                  for c in (recovery.scope or {}).get("components", [])
+                  if isinstance(c, dict) and c.get("target")]
+    return {"env": recovery.env, "operation": UNDO_RECOVER, "undoes": recovery.drill_id,
+            "recovery": {"started_at": recovery.started_at, "status": recovery.status,
+                         "operator": recovery.operator, "note": recovery.note,
+                         "backup": recovery.backup.id if recovery.backup else None},
+            "components": components}
+
+
+def print_undo_plan(plan: dict[str, Any], to_stderr: bool) -> None:
+    said = plan["recovery"]
+    by = f" by {said['operator']}" if said.get("operator") else ""
+    lines = [f"Plan to undo recovery {plan['undoes']} of {plan['env']} ({said['status']}, "
+             f"started {said['started_at']}{by}, from backup {said['backup']}): each target "
+             "it restored onto is put back as its safety snapshot found it, then its services "
+             "resumed; nothing has been changed."]
+    for component in plan["components"]:
+        target = component["target"]
+        where = target.get("host") if isinstance(target, dict) else target
+        lines.append(f"   {component['name']} ({component['kind']}) on {where}")
+    click.echo("\n".join(lines), err=to_stderr)
+
+
 @click.command()
 @env_option
 @click.option("--backup", "backup_spec", default=choose.LATEST_VERIFIED, show_default=True,
@@ -84,14 +130,20 @@ def confirm(env_name: str, given: str | None) -> str:
               help="Why: the incident, its ticket.")
 @click.option("--plan", "plan_only", is_flag=True,
               help="Print what would be restored where, from which backup, and stop.")
+@click.option("--undo", "undo_id", metavar="RECOVERY_ID",
+              help="Undo that recovery instead: put its targets back as its safety snapshot "
+                   "found them (the newest recovery first).")
 @json_option
 def recover(env_name: str, backup_spec: str, confirmed: str | None, replace_existing: bool,
-            operator: str | None, note: str | None, plan_only: bool, as_json: bool) -> int:
+            operator: str | None, note: str | None, plan_only: bool, undo_id: str | None,
+            as_json: bool) -> int:
     """Recover ENV from a backup onto its recovery targets, for a real disaster: integrity,
     restore, restart, verify, as its drills rehearsed them. Prints the plan, then asks for
     the environment's name (or takes --confirm). Its safety snapshot is kept; nothing is
-    rolled back unasked. Exit 0 recovered and verified, 1 a check failed, 2 refused or not
-    confirmed (nothing changed), 3 a step could not run."""
+    rolled back unasked; --undo puts it back. Exit 0 recovered (or undone) and verified, 1 a
+    check failed, 2 refused or not confirmed (nothing changed), 3 a step could not run."""
+    if undo_id is not None:
+        return undo(env_name, undo_id, confirmed, operator, note, plan_only, as_json)
     env, _adapter = load(env_name, runs_phases=not plan_only, recovering=True)
     backup_id, chosen = choose.choose(open_store(env).catalog(), backup_spec, None, env.name)
     plan = build_plan(env, RECOVER)
@@ -107,3 +159,21 @@ def recover(env_name: str, backup_spec: str, confirmed: str | None, replace_exis
     return run_operation(env_name, RECOVER, as_json, backup_id, note=note,
                          confirmed=confirmed, replace_existing=replace_existing,
                          operator=operator_of(operator), chosen_as=chosen)
+
+
+def undo(env_name: str, recovery_id: str, confirmed: str | None, operator: str | None,
+         note: str | None, plan_only: bool, as_json: bool) -> int:
+    """`drtool recover --undo`: the plan, the confirmation, then the rollback of the
+    recovery's targets from its safety snapshot, in a journal of its own."""
+    env, _adapter = load(env_name, runs_phases=not plan_only, recovering=True)
+    recovery = undo_target(env.name, recovery_id)
+    plan = undo_plan(recovery)
+    if as_json and plan_only:
+        print_json(plan)
+        return 0
+    print_undo_plan(plan, to_stderr=as_json)
+    if plan_only:
+        return 0
+    confirmed = confirm(env.name, confirmed)
+    return run_operation(env_name, UNDO_RECOVER, as_json, note=note, confirmed=confirmed,
+                         operator=operator_of(operator), undoes=recovery)

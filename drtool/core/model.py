@@ -24,7 +24,10 @@ from typing import Any
 # 9: `operator` (who ran it: a recovery's, from --operator or the environment); operation
 #    `recover` (`drtool recover`: `disaster_declared_at` is when it began), with
 #    `scope.unrecovered`.
-SCHEMA_VERSION = 9
+# 10: operation `undo-recover` (`drtool recover --undo ID`) with `undoes`: the recovery whose
+#    targets it put back from that recovery's safety snapshot; a recovery's `warnings` say
+#    where no safety snapshot was taken for want of room.
+SCHEMA_VERSION = 10
 
 # Phase and drill statuses.
 PENDING, RUNNING, PASSED, FAILED, SKIPPED, ABORTED = (
@@ -167,6 +170,7 @@ class Journal:
     scope: dict[str, Any] | None = None
     note: str | None = None  # the operator's, from `drtool drill --note`
     operator: str | None = None  # who ran it (`drtool recover --operator`, else $USER)
+    undoes: str | None = None  # `drtool recover --undo`: the recovery it undid
     notifications: list[Notification] = field(default_factory=list)
     # What went wrong without changing the verdict (an evidence copy or a store housekeeping
     # step that failed), one line each.

@@ -28,6 +28,9 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     # onto the components' recovery sides, from a stored backup; the safety snapshot is kept
     # for its operator, and nothing is rolled back unasked (core.rollback.RECOVER).
     "recover": (PREFLIGHT, SNAPSHOT, RESTORE, RESTART, VERIFY),
+    # `drtool recover --undo ID`: no phase of its own either: it puts a recovery's targets
+    # back from the safety snapshot that recovery kept (the rollback playbook).
+    "undo-recover": (),
     # No phase of its own: it rolls back the targets of drills that were killed (see
     # drtool.drill.rollback), which every operation that touches the targets does first.
     "rollback": (),
@@ -40,8 +43,11 @@ ALL_PHASES: tuple[str, ...] = tuple(dict.fromkeys(p for phases in OPERATIONS.val
 
 # Operations that touch the restore targets: the production guard must allow them (verify's
 # write check writes to the target too). A backup only reads the primaries.
-TOUCHES_TARGETS = frozenset({"drill", "restore", "verify", "rollback", "recover"})
-RECOVER = "recover"
+TOUCHES_TARGETS = frozenset({"drill", "restore", "verify", "rollback", "recover",
+                             "undo-recover"})
+RECOVER, UNDO_RECOVER = "recover", "undo-recover"
+# The operations whose targets are the components' recovery sides.
+RECOVERY_SIDE = frozenset({RECOVER, UNDO_RECOVER})
 
 # Phases that change what a restore target holds or runs: once one has started, a failed
 # drill must roll the targets back from the safety snapshot (core.rollback judges it).

@@ -303,3 +303,64 @@ def occupancy_checks(postgres: Mapping[str, Mapping[str, Any]],
                                  "it holds live data; give --replace-existing to replace it: ")
                                 + "; ".join(held)))
     return checks
+
+
+def snapshot_room_paths(components: Iterable[Component]) -> dict[str, list[str]]:
+    """Per host of a recovery's data targets, the files and trees its safety snapshot would
+    copy (a Redis RDB, a tree); a cluster's databases are sized by its preflight."""
+    paths: dict[str, list[str]] = {}
+    for component in components:
+        target = component.target
+        if target is None or component.kind not in ("postgres", "redis", "files"):
+            continue
+        measured = paths.setdefault(target.host, [])
+        if component.kind != "postgres" and target.path and target.path not in measured:
+            measured.append(target.path)
+    return paths
+
+
+def snapshot_room(room: Mapping[str, Mapping[str, Any]],
+                  postgres: Mapping[str, Mapping[str, Any]],
+                  components: Iterable[Component]) -> tuple[list[str], list[str]]:
+    """Where a recovery's safety snapshot fits: (the hosts to snapshot nothing on, a warning
+    for each). A host needs what its targets hold now (a database's size on disk, an RDB
+    file's, a tree's files'): an upper bound, since a dump is smaller than its database, so
+    a disk that is tight rather than full may go without. Hosts of one machine that share a
+    file system share its room, taken in the order of the hosts' names. A host whose room
+    was not measured is snapshotted (a snapshot that then runs out of room fails before the
+    recovery changes anything)."""
+    need: dict[str, int] = {}
+    names: dict[str, list[str]] = {}
+    for component in components:
+        target = component.target
+        if target is None or component.kind not in ("postgres", "redis", "files"):
+            continue
+        if component.kind == "postgres":
+            found = ((postgres.get(component.name) or {}).get(TARGET) or {}).get("occupancy")
+            held = sum(int(o.get("size_bytes") or 0) for o in (found or {}).values()
+                       if isinstance(o, dict))
+        else:
+            sizes = (room.get(target.host) or {}).get("sizes") or {}
+            held = int(sizes.get(target.path) or 0) if target.path else 0
+        need[target.host] = need.get(target.host, 0) + held
+        names.setdefault(target.host, []).append(component.name)
+    skip: list[str] = []
+    warnings: list[str] = []
+    left: dict[str, int] = {}  # per file system: what the hosts before this one left free
+    for host in sorted(need):
+        measured = room.get(host) or {}
+        free = measured.get("free_bytes")
+        if not isinstance(free, int):
+            continue
+        key = str(measured.get("filesystem") or host)
+        have = left.get(key, free)
+        if need[host] <= have:
+            left[key] = have - need[host]
+            continue
+        skip.append(host)
+        warnings.append(
+            f"no safety snapshot on {host}: what its recovery targets hold "
+            f"({', '.join(names[host])}) takes {_size(need[host])} and {measured.get('at')} "
+            f"has {_size(max(have, 0))} left: this recovery cannot be undone there (free "
+            "space, or set drtool_snapshot_path to a larger file system)")
+    return skip, warnings

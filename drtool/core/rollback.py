@@ -98,3 +98,43 @@ def rollback_checks(postgres: dict[str, dict[str, Any]], redis: dict[str, dict[s
             if kind == "redis" and not expected and not actual:
                 checks.append(_check(name, f"{host}:every database", 0, 0, True, "empty"))
     return checks
+
+
+UNDO_RECOVER = "undo-recover"
+
+
+def undo_problem(recovery_id: str, journals: list[Journal]) -> str | None:
+    """Why `drtool recover --undo recovery_id` must not run, given every journal of the
+    environment (oldest first), or None: the recovery exists, has ended, kept a safety
+    snapshot after which it changed its targets, has not been undone, and no later recovery
+    changed those targets since (undoing it would throw that one's work away)."""
+    found = next((j for j in journals if j.drill_id == recovery_id), None)
+    if found is None:
+        return f"no run {recovery_id} in the evidence"
+    if found.operation != RECOVER:
+        return (f"{recovery_id} is a {found.operation}, not a recovery: only a recovery is "
+                "undone this way (a drill's targets are rolled back by drtool itself)")
+    if found.status == RUNNING:
+        return (f"recovery {recovery_id} has not ended (or was killed: the next operation on "
+                "the environment, `drtool rollback` for one, closes it first)")
+    snapshot = next((p for p in found.phases if p.name == SNAPSHOT), None)
+    if snapshot is None or snapshot.status != PASSED:
+        return (f"recovery {recovery_id} kept no safety snapshot (its snapshot phase "
+                f"{snapshot.status if snapshot else 'never ran'}): there is nothing to put "
+                "back")
+    if not changed_targets(found):
+        return f"recovery {recovery_id} changed nothing on its targets: there is nothing to undo"
+    undone = [j for j in journals if j.operation == UNDO_RECOVER and j.undoes == recovery_id
+              and j.status == PASSED]
+    if undone:
+        return f"recovery {recovery_id} was undone already, by {undone[0].drill_id}"
+    undone_ids = {j.undoes for j in journals
+                  if j.operation == UNDO_RECOVER and j.status == PASSED}
+    later = [j for j in journals if j.operation == RECOVER and j.started_at > found.started_at
+             and j.drill_id not in undone_ids
+             and any(p.name in CHANGES_TARGETS and p.status not in (PENDING, SKIPPED)
+                     for p in j.phases)]
+    if later:
+        return (f"recovery {later[-1].drill_id} changed the same targets after it: undo that "
+                "one first")
+    return None

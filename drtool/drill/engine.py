@@ -131,7 +131,7 @@ class Drill:
         monotonic: Monotonic = time.monotonic, chosen: str | None = None,
         target_time: dt.datetime | None = None, recovery: tuple[str, str] | None = None,
         confirmed: str | None = None, replace_existing: bool = False,
-        operator: str | None = None,
+        operator: str | None = None, undoes: Journal | None = None,
     ) -> None:
         self.env, self.operation, self.ansible, self.progress, self.clock = (
             env, operation, ansible, progress, clock)
@@ -160,6 +160,10 @@ class Drill:
         # role asserts it), and whether live data on a recovery target may be replaced.
         self.confirmed = confirmed
         self.replace_existing = replace_existing
+        # `drtool recover --undo`: the recovery whose targets are put back from its snapshot.
+        self.undoes = undoes
+        # A recovery's hosts without room for its safety snapshot (found at its preflight).
+        self.snapshot_skip: list[str] = []
         # The running phase's start and time limit: every run of its playbook shares them.
         self.phase_clock: tuple[Moment, float] | None = None
         self.answers: dict[str, preflight.Answer] = {}
@@ -183,7 +187,7 @@ class Drill:
             pid=os.getpid(), objectives=env.objectives, inventory=str(env.inventory),
             phases=[PhaseRecord(name) for name in self.phase_names], tool_versions=base_versions(),
             scope=scope_of(env, inventory_version(env.inventory.folder)), note=note,
-            operator=operator,
+            operator=operator, undoes=undoes.drill_id if undoes else None,
         )
         if operation == ph.RECOVER:
             # The operator declares the disaster by running the recovery: its RTO runs from
@@ -253,6 +257,8 @@ class Drill:
                     self._evidence_lost(self.journal.phase(name))
                 if not passed:
                     break
+            if self.undoes is not None and not self.cancelled and not self.journal.failure:
+                self._undo(self.undoes)
         except Exception as exc:  # noqa: BLE001 - a bug must not leave targets half restored
             if os.environ.get("DRTOOL_DEBUG"):
                 traceback.print_exc()
@@ -648,16 +654,20 @@ class Drill:
             "drtool_touches_targets": self.operation in ph.TOUCHES_TARGETS,
             # A restore keeps its safety snapshot for its operator: files beside the target,
             # never a copy of a database left in the target's cluster (roles/drtool_postgres).
-            "drtool_snapshot_kept": self.operation in ("restore", ph.RECOVER),
+            "drtool_snapshot_kept": self.operation in ("restore", *ph.RECOVERY_SIDE),
             "drtool_controller": paths.controller_id(),
             # The backup playbook's first run dumps; the roles check is a run of its own.
             "drtool_backup_step": "dump",
         }
-        if self.operation == ph.RECOVER:
+        if self.operation in ph.RECOVERY_SIDE:
             # The roles act on each component's recovery side; the guard role's recovery
             # rule asserts the name the operator confirmed.
             values.update(drtool_target_side="recovery",
                           drtool_recover_confirmed=self.confirmed or "")
+        if self.operation == ph.RECOVER:
+            values.update(
+                drtool_snapshot_room_of=preflight.snapshot_room_paths(self.env.components),
+                drtool_snapshot_skip_hosts=self.snapshot_skip)
         if self.backup_id:
             # Where the backup lives in the store, on this machine. Where each host stages it
             # (drtool_backup_path) and keeps safety snapshots (drtool_snapshot_path) is the
@@ -736,6 +746,23 @@ class Drill:
         return snapshot and self.targets_changed
 
     def _rollback(self) -> None:
+        self._put_back(self._extravars(), cleanup_started(self.journal))
+
+    def _undo(self, recovery: Journal) -> None:
+        """`drtool recover --undo`: put the recovery's targets back from the safety snapshot
+        it kept, with the rollback playbook under that recovery's id (its snapshot folders
+        are named by it), and judge them against that snapshot like any rollback."""
+        store = (self.store.backup_path(recovery.backup.id) if recovery.backup else None)
+        record = self._put_back({**rollback.extravars_of(recovery, store),
+                                 "drtool_recover_confirmed": self.confirmed or ""}, False)
+        if record.status != PASSED:
+            self.journal.failure = Failure(
+                ph.ROLLBACK, f"recovery {recovery.drill_id} was not undone: {record.error}",
+                "check" if verdict.failed(self.journal.checks) else "orchestration")
+
+    def _put_back(self, extravars: dict[str, Any], cleanup: bool) -> PhaseRecord:
+        """Run the rollback playbook with `extravars` as this run's rollback record, and
+        keep the checks of what it restored."""
         record = PhaseRecord(ph.ROLLBACK, status=RUNNING)
         self.journal.rollback = record
         self.writer.save()
@@ -752,12 +779,12 @@ class Drill:
             artifacts = self.writer.artifact_dir(ph.ROLLBACK)
             record.artifacts = self.writer.relative(artifacts)
             self.journal.checks.extend(rollback.roll_back(
-                self.ansible, self._extravars(), artifacts, record,
-                cleanup_started(self.journal), self.clock, on_event))
+                self.ansible, extravars, artifacts, record, cleanup, self.clock, on_event))
         finally:
             self.rolling_back = False
         self.writer.save()
         self.progress.phase_ended(record)
+        return record
 
     def _roll_back_killed(self) -> None:
         """Before anything else: roll back the targets of any drill of this environment that
@@ -844,6 +871,11 @@ class Drill:
                 self.journal.checks.extend(guarded)
                 return ("; ".join(f"{c.target}: {c.detail}" for c in full), "guard",
                         sorted({c.target.split("/")[0] for c in full}))
+            # A safety snapshot where there is room for one; where there is not, the
+            # recovery goes on without, and says so (it cannot be undone there).
+            self.snapshot_skip, tight = preflight.snapshot_room(
+                run.stats.get("drtool_snapshot_room", {}), postgres, self.env.components)
+            self.journal.warnings.extend(tight)
         elif self.operation in ph.TOUCHES_TARGETS:
             guarded = identity.identity_checks(facts, self.env.components,
                                                self.env.production_hosts())

@@ -8,7 +8,7 @@ from typing import Any
 from drtool import components as kinds
 from drtool.config import Environment, endpoints, machine, normal_path
 from drtool.core.identity import MACHINE
-from drtool.core.phases import BACKUP, OPERATIONS, PREFLIGHT, RESTORE, VERIFY
+from drtool.core.phases import BACKUP, OPERATIONS, PREFLIGHT, RESTORE, SNAPSHOT, VERIFY
 
 PREFLIGHT_ACTION = ("checks over SSH: reachable, tools, services, free disk, clock skew; then "
                     "the Ansible preflight; changes nothing")
@@ -33,6 +33,14 @@ def build_plan(env: Environment, operation: str) -> list[dict[str, Any]]:
             steps = [_step(env, c.target.host, c, "stops the application, once every file "
                                                  "passed its check")
                      for c in env.components if c.kind == "service" and c.target] + steps
+        if phase == SNAPSHOT and env.recovering:
+            # Kept for `drtool recover --undo`, where there is room: a database's as a dump
+            # (a copy left in its cluster would hold its space until dropped by hand).
+            steps = [{**step, "action": "where there is room for it (measured at preflight; "
+                      "else none, and the journal says so): " + (
+                          "pg_dump of what its databases hold now" if step["kind"] == "postgres"
+                          else step["action"]) + "; kept for `drtool recover --undo`"}
+                     for step in steps]
         if phase == VERIFY:
             for check in env.checks:  # the team's own, after drtool's
                 what = ("writes" if check.spec.get("writes") is True

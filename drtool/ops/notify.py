@@ -207,6 +207,8 @@ def summary_line(journal: Journal) -> str:
             rto += f" (objective {journal.objectives.rto_s:g} s)"
             rpo += f" (objective {journal.objectives.rpo_s:g} s)"
         parts += [rto, rpo]
+    if journal.undoes:
+        parts.append(f"undoes recovery {journal.undoes}")
     if journal.failure is not None:
         where = f"{journal.failure.phase}: " if journal.failure.phase else ""
         parts.append(f"failure at {where}{journal.failure.reason}")
@@ -234,6 +236,7 @@ def json_payload(journal: Journal, journal_path: str) -> dict[str, Any]:
                      "kind": journal.failure.kind, "hosts": journal.failure.hosts}),
         "checks": {"passed": len(journal.checks) - failed, "failed": failed},
         "backup_id": journal.backup.id if journal.backup else None,
+        "undoes": journal.undoes,
         "summary": summary_line(journal),
         "journal": journal_path,
         "host": socket.gethostname(),

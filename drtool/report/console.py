@@ -75,6 +75,9 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None,
         out.print(f"Backup    {journal.backup.id}  consistent at {journal.backup.consistent_at}"
                   f"  {journal.backup.size or 0:,} bytes"
                   + (f"  ({journal.backup.chosen})" if journal.backup.chosen else ""))
+    if journal.undoes:
+        out.print(f"Undoes    recovery {journal.undoes}: its targets put back as its safety "
+                  "snapshot found them", soft_wrap=True)
     objectives = journal.objectives
     if journal.operation == "drill" and objectives is not None:
         out.print(f"RTO       {seconds(journal.rto_s)}  (objective {objectives.rto_s:g} s)"
@@ -113,9 +116,13 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None,
         out.print(f"Failure{where}: {escape(journal.failure.reason)}", soft_wrap=True)
     if journal.operation == "recover" and any(p.name == "snapshot" and p.status == PASSED
                                               for p in journal.phases):
+        tight = any(w.startswith("no safety snapshot on ") for w in journal.warnings)
         out.print(f"Snapshot  what the targets held before is kept (nothing is rolled back "
                   f"unasked): on each target's host, in its drtool_snapshot_path for "
-                  f"{journal.drill_id}", soft_wrap=True)
+                  f"{journal.drill_id}"
+                  + (", but not where a warning below says there was no room" if tight else "")
+                  + f"; `drtool recover --env {journal.env} --undo {journal.drill_id}` puts "
+                    "it back", soft_wrap=True)
     colour = STYLE.get(journal.status, "")
     out.print(f"Verdict   [bold {colour}]{journal.status.upper()}[/]")
     for copy in journal.evidence_copies:

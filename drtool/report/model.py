@@ -75,6 +75,9 @@ def met(value: float | None, objective: float | None) -> bool | None:
     return value <= objective
 
 
+INCIDENTS = ("recover", "undo-recover")
+
+
 def drill_entry(item: Recorded, remediation: Mapping[str, str] | None = None) -> dict[str, Any]:
     """One drill as the reports show it."""
     record, journal = item.record, item.journal or {}
@@ -86,7 +89,7 @@ def drill_entry(item: Recorded, remediation: Mapping[str, str] | None = None) ->
         "seq": item.seq, "drill_id": record["drill_id"], "operation": record.get("operation"),
         "status": record.get("status"), "started_at": record.get("started_at"),
         "ended_at": record.get("ended_at"), "note": journal.get("note"),
-        "operator": journal.get("operator"),
+        "operator": journal.get("operator"), "undoes": journal.get("undoes"),
         "rto_s": record.get("rto_s"), "rpo_measured_s": record.get("rpo_measured_s"),
         "rpo_backup_age_s": record.get("rpo_backup_age_s"),
         "objectives": objectives or None,
@@ -261,14 +264,15 @@ def quarterly_report(env: str, quarter: Quarter, history: list[Recorded],
     entries = sorted((drill_entry(r, remediation) for r in in_quarter
                       if r.record.get("operation") == "drill"),
                      key=lambda e: e["started_at"] or "")
-    # Real recoveries (`drtool recover`): incidents, shown apart from the drills.
+    # Real recoveries (`drtool recover`) and their undoing (`--undo`): incidents, shown apart
+    # from the drills.
     incidents = sorted((drill_entry(r, remediation) for r in in_quarter
-                        if r.record.get("operation") == "recover"),
+                        if r.record.get("operation") in INCIDENTS),
                        key=lambda e: e["started_at"] or "")
     others: dict[str, int] = {}
     for r in in_quarter:
         operation = r.record.get("operation", "?")
-        if operation not in ("drill", "recover"):
+        if operation != "drill" and operation not in INCIDENTS:
             others[operation] = others.get(operation, 0) + 1
     # Scope and objectives as the newest drill saw them (else the newest record of any kind).
     newest = entries[-1] if entries else None

@@ -22,7 +22,7 @@ def when(stamp: str) -> dt.datetime:
 
 def test_a_sandbox_drill_passes_with_every_journal_field(sandbox: Drtool, passed_drill):
     j = passed_drill
-    assert j["schema_version"] == 9 and j["env"] == "sandbox" and j["status"] == "passed"
+    assert j["schema_version"] == 10 and j["env"] == "sandbox" and j["status"] == "passed"
     assert j["operation"] == "drill" and j["failure"] is None
     assert when(j["started_at"]) < when(j["ended_at"])
     assert [p["name"] for p in j["phases"]] == DRILL_PHASES

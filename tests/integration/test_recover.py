@@ -131,7 +131,7 @@ def test_lost_primaries_are_recovered_with_their_data_their_checks_and_the_evide
     assert (journal["operator"], journal["note"]) == ("ana (on call)", "INC-42")
     assert [p["status"] for p in journal["phases"]] == ["passed"] * 5
     assert journal["disaster_declared_at"] == journal["started_at"] and journal["rto_s"] > 0
-    assert journal["rollback"] is None and journal["schema_version"] == 9
+    assert journal["rollback"] is None and journal["schema_version"] == 10
     checks = {(c["name"], c["target"]): c for c in journal["checks"]}
     assert checks[("recover.target", "sandbox-pg-primary/main")]["actual"] == "empty"
     assert checks[("recover.target", "sandbox-redis-primary/cache")]["actual"] == "empty"
@@ -168,6 +168,104 @@ def test_lost_primaries_are_recovered_with_their_data_their_checks_and_the_evide
     for secret in (sandbox.secret("postgres_password"), sandbox.secret("redis_password")):
         assert not [p for p in evidence.rglob("*") if p.is_file()
                     and secret.encode() in p.read_bytes()]
+
+
+def test_a_recovery_over_live_data_is_undone_from_its_safety_snapshot(sandbox: Drtool, backup):
+    # What the primaries hold now and the backup does not: a table and a key.
+    with pg(sandbox, "pg_primary") as conn:
+        conn.execute("CREATE TABLE undo_marker (n int)")
+        conn.execute("INSERT INTO undo_marker SELECT generate_series(1, 3)")
+        conn.commit()
+    rd(sandbox, "redis_primary").set("undo:marker", "kept")
+    try:
+        code, recovered = sandbox.json("recover", "--env", ENV, "--backup", "latest",
+                                       "--confirm", ENV, "--replace-existing")
+        assert code == 0, recovered.get("failure")
+        with pg(sandbox, "pg_primary") as conn:
+            assert conn.execute("SELECT to_regclass('undo_marker')").fetchone()[0] is None
+        assert rd(sandbox, "redis_primary").get("undo:marker") is None
+
+        plan = sandbox("recover", "--env", ENV, "--undo", recovered["drill_id"], "--plan")
+        assert plan.returncode == 0, plan.stderr
+        assert plan.stdout.startswith(f"Plan to undo recovery {recovered['drill_id']} of {ENV}")
+        assert "main (postgres) on sandbox-pg-primary" in plan.stdout
+        unconfirmed = sandbox("recover", "--env", ENV, "--undo", recovered["drill_id"])
+        assert unconfirmed.returncode == 2 and "nothing was changed" in unconfirmed.stderr
+
+        code, undo = sandbox.json("recover", "--env", ENV, "--undo", recovered["drill_id"],
+                                  "--confirm", ENV, "--note", "INC-43: wrong backup")
+        assert code == 0, undo.get("failure")
+        assert (undo["operation"], undo["status"], undo["undoes"]) == (
+            "undo-recover", "passed", recovered["drill_id"])
+        assert undo["rollback"]["status"] == "passed" and undo["phases"] == []
+        rolled = [c for c in undo["checks"] if c["name"].startswith("rollback.")]
+        assert rolled and all(c["status"] == "passed" for c in rolled)
+        assert any(c["name"] == "rollback.postgres.row_count"
+                   and c["target"].endswith("public.undo_marker") and c["actual"] == 3
+                   for c in rolled), rolled
+        # The primaries hold again what they held before the recovery.
+        with pg(sandbox, "pg_primary") as conn:
+            assert conn.execute("SELECT count(*) FROM undo_marker").fetchone()[0] == 3
+        assert rd(sandbox, "redis_primary").get("undo:marker") == "kept"
+
+        again = sandbox("recover", "--env", ENV, "--undo", recovered["drill_id"],
+                        "--confirm", ENV)
+        assert again.returncode == 2
+        assert again.stderr.strip().splitlines()[-1] == (
+            f"drtool: error: cannot undo {recovered['drill_id']} of {ENV}: recovery "
+            f"{recovered['drill_id']} was undone already, by {undo['drill_id']}; nothing "
+            "was changed")
+        out = sandbox.home / "undo-report"
+        assert sandbox("report", "--env", ENV, "--format", "md", "--out",
+                       str(out)).returncode == 0
+        incidents = next(out.glob("*.md")).read_text().split(
+            "## Incidents: real recoveries", 1)[1].split("\n## ", 1)[0]
+        assert f"`{undo['drill_id']}` undoes `{recovered['drill_id']}`" in incidents
+    finally:
+        with pg(sandbox, "pg_primary") as conn:
+            conn.execute("DROP TABLE IF EXISTS undo_marker")
+            conn.commit()
+        rd(sandbox, "redis_primary").delete("undo:marker")
+
+
+def test_where_there_is_no_room_for_a_safety_snapshot_the_recovery_goes_on_and_says_so(
+        sandbox: Drtool, backup):
+    # The snapshots go to a small file system: room for the Redis RDB, not for the databases.
+    cache = rd(sandbox, "redis_primary")
+    cache.save()
+    said = cache.config_get("dir") | cache.config_get("dbfilename")
+    rdb = (Path(said["dir"]) / said["dbfilename"]).stat().st_size
+    with pg(sandbox, "pg_primary", "postgres") as conn:
+        databases = conn.execute("SELECT sum(pg_database_size(datname)) FROM pg_database "
+                                 "WHERE datname IN ('appdb', 'shop')").fetchone()[0]
+    size = rdb + 2**20
+    assert databases > size
+    tight = sandbox.home / "tight"
+    tight.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(tight)],
+                   check=True)
+    try:
+        # The same environment (another would be refused: the primaries are its sources).
+        copy_inventory_with_components(sandbox, ENV, {
+            "drtool_tier": "production",
+            "drtool_snapshot_path": f"{tight}/{{{{ drtool_drill_id }}}}"})
+        code, journal = sandbox.json("recover", "--env", ENV, "--backup", "latest",
+                                     "--confirm", ENV, "--replace-existing")
+        assert code == 0, journal.get("failure")
+        assert [p["status"] for p in journal["phases"]] == ["passed"] * 5
+        tight_warnings = [w for w in journal["warnings"] if w.startswith("no safety snapshot")]
+        assert len(tight_warnings) == 1, journal["warnings"]
+        assert tight_warnings[0].startswith(
+            "no safety snapshot on sandbox-pg-primary: what its recovery targets hold (main) "
+            "takes ")
+        assert f"and {tight} has " in tight_warnings[0]
+        # Only the Redis was snapshotted, and the snapshot is kept for an undo.
+        kept = tight / journal["drill_id"]
+        assert sorted(p.name for p in kept.iterdir()) == ["redis"]
+        assert (kept / "redis" / "cache" / "state.json").is_file()
+    finally:
+        copy_inventory_with_components(sandbox, ENV, {"drtool_tier": "production"})
+        subprocess.run(["umount", str(tight)], check=True)
 
 
 def test_a_runbook_no_drill_proves_says_so_at_its_top_and_exits_1(sandbox: Drtool, backup):

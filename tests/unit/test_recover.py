@@ -10,7 +10,7 @@ import pytest
 from drtool.cli.recover import check_operator, confirm, operator_of
 from drtool.components import RECOVERY, Component, Place, from_described
 from drtool.config import recovery_problems
-from drtool.core import rollback
+from drtool.core import preflight, rollback
 from drtool.core.identity import recovery_checks
 from drtool.core.model import FAILED, PASSED, RUNNING, SKIPPED, Journal, PhaseRecord
 from drtool.core.preflight import occupancy_checks
@@ -182,6 +182,45 @@ def test_a_killed_recovery_is_never_rolled_back_but_gives_its_leases_back():
     assert rollback.holds_leases(before) and not rollback.awaits_rollback(before)
 
 
+def run(drill_id, operation, status, *phases, at="03", undoes=None):
+    names = ("preflight", "snapshot", "restore", "restart", "verify")
+    return Journal(drill_id, "prod", operation, f"2026-12-07T{at}:00:00Z", status=status,
+                   undoes=undoes,
+                   phases=[PhaseRecord(n, s) for n, s in zip(names, phases, strict=False)])
+
+
+def test_only_an_ended_recovery_with_a_kept_snapshot_and_nothing_newer_is_undone():
+    done = run("r1", "recover", FAILED, PASSED, PASSED, FAILED, SKIPPED, SKIPPED)
+    assert rollback.undo_problem("r1", [done]) is None
+    assert rollback.undo_problem("r9", [done]) == "no run r9 in the evidence"
+    drill = run("d1", "drill", PASSED, PASSED, PASSED, PASSED)
+    assert rollback.undo_problem("d1", [drill]).startswith("d1 is a drill, not a recovery")
+    running = run("r1", "recover", RUNNING, PASSED, PASSED, RUNNING)
+    assert "has not ended" in rollback.undo_problem("r1", [running])
+    no_snapshot = run("r1", "recover", FAILED, PASSED, FAILED, SKIPPED)
+    assert rollback.undo_problem("r1", [no_snapshot]) == (
+        "recovery r1 kept no safety snapshot (its snapshot phase failed): there is nothing "
+        "to put back")
+    refused = run("r1", "recover", FAILED, FAILED, SKIPPED, SKIPPED)
+    assert "its snapshot phase skipped" in rollback.undo_problem("r1", [refused])
+    unchanged = run("r1", "recover", FAILED, PASSED, PASSED, SKIPPED)
+    assert "changed nothing" in rollback.undo_problem("r1", [unchanged])
+    # Undone once, it is not undone again; an undo that failed may be tried again.
+    failed_undo = run("u1", "undo-recover", FAILED, at="04", undoes="r1")
+    assert rollback.undo_problem("r1", [done, failed_undo]) is None
+    undone = run("u2", "undo-recover", PASSED, at="05", undoes="r1")
+    assert rollback.undo_problem("r1", [done, failed_undo, undone]) == (
+        "recovery r1 was undone already, by u2")
+    # A later recovery changed the same targets: it is undone first, then this one may be.
+    later = run("r2", "recover", PASSED, PASSED, PASSED, PASSED, PASSED, PASSED, at="06")
+    assert rollback.undo_problem("r1", [done, later]) == (
+        "recovery r2 changed the same targets after it: undo that one first")
+    later_undone = run("u3", "undo-recover", PASSED, at="07", undoes="r2")
+    assert rollback.undo_problem("r1", [done, later, later_undone]) is None
+    refused_later = run("r3", "recover", FAILED, FAILED, SKIPPED, at="08")
+    assert rollback.undo_problem("r1", [done, refused_later]) is None
+
+
 def summary(backup_id, verified):
     return BackupSummary(backup_id, "2026-12-07T03:00:00Z", 10, f"/store/{backup_id}", True,
                          "20261207T040000Z-abc123" if verified else None)
@@ -241,3 +280,34 @@ def test_a_schedule_never_runs_a_recovery():
     assert "recover" not in schedule.JOBS
     shown = CliRunner().invoke(cli, ["schedule", "install", "--help"]).output
     assert "recover" not in shown and "--drill-cron" in shown
+
+
+def test_a_safety_snapshot_is_taken_where_there_is_room_and_skipped_saying_why_elsewhere():
+    pg1 = Component("main", "postgres", None, Place("pg1", port=5432, path="/srv/pg"))
+    cache = Component("cache", "redis", None, Place("pg1", port=6379, path="/srv/dump.rdb"))
+    tree = Component("uploads", "files", None, Place("files1", path="/srv/uploads"))
+    api = Component("api", "service", None, Place("app"))
+    components = [pg1, cache, tree, api]
+    assert preflight.snapshot_room_paths(components) == {
+        "pg1": ["/srv/dump.rdb"], "files1": ["/srv/uploads"]}
+    postgres = {"main": {"target": {"occupancy": {
+        "appdb": {"size_bytes": 300 * 2**20}, "shop": {"size_bytes": 100 * 2**20}}}}}
+    room = {"pg1": {"at": "/var/lib/drtool", "free_bytes": 2**30, "filesystem": "m:1",
+                    "sizes": {"/srv/dump.rdb": 50 * 2**20}},
+            "files1": {"at": "/var/lib/drtool", "free_bytes": 10 * 2**20, "filesystem": "m2:1",
+                       "sizes": {"/srv/uploads": 20 * 2**20}}}
+    skip, warnings = preflight.snapshot_room(room, postgres, components)
+    assert skip == ["files1"]
+    assert warnings == [
+        "no safety snapshot on files1: what its recovery targets hold (uploads) takes "
+        "20.0 MiB and /var/lib/drtool has 10.0 MiB left: this recovery cannot be undone there "
+        "(free space, or set drtool_snapshot_path to a larger file system)"]
+    # Two hosts of one machine share a file system: the second gets what the first left
+    # (460 MiB: 20 for files1, then 440 left where pg1 needs 450).
+    shared = {**room, "files1": {**room["files1"], "filesystem": "m:1", "free_bytes": 460 * 2**20}}
+    assert preflight.snapshot_room(shared, postgres, components)[0] == ["pg1"]
+    # Empty targets always fit; an unmeasured host is snapshotted (a snapshot that runs out
+    # of room fails before anything is changed).
+    assert preflight.snapshot_room({"pg1": {"free_bytes": 0, "sizes": {}}}, {},
+                                   [pg1, cache]) == ([], [])
+    assert preflight.snapshot_room({}, postgres, components) == ([], [])

@@ -26,7 +26,7 @@ def test_journal_round_trips_and_is_saved_as_json(tmp_path):
     writer = JournalWriter(tmp_path / "d-1", journal)
     writer.save()
     data = json.loads(writer.path.read_text())
-    assert data["schema_version"] == 9 and data["phases"][0]["tasks"][0]["host"] == "h"
+    assert data["schema_version"] == 10 and data["phases"][0]["tasks"][0]["host"] == "h"
     assert journal_from_dict(data) == journal
     assert [j.drill_id for _p, j in load_journals(tmp_path)] == ["d-1"]
 
