@@ -8,6 +8,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -319,6 +320,18 @@ def verify(env_name: str, backup_id: str, as_json: bool) -> int:
     return run_operation(env_name, "verify", as_json, backup_id)
 
 
+def recovery_line(recovery: dict[str, Any]) -> str:
+    """validate's line on what `drtool recover` would restore."""
+    if not recovery["recovered"]:
+        return ("recovery: no component declares a recovery side: `drtool recover` has "
+                "nothing to restore")
+    line = (f"recovery: `drtool recover` restores {', '.join(recovery['recovered'])} onto "
+            "their recovery sides")
+    if recovery["unrecovered"]:
+        line += f"; none declared for {', '.join(recovery['unrecovered'])}"
+    return line
+
+
 @click.command()
 @env_option
 @json_option
@@ -339,25 +352,38 @@ def validate(env_name: str, as_json: bool) -> int:
     from drtool.config import check_environment, find_inventory, render  # noqa: PLC0415
 
     inventory = find_inventory(env_name)
-    settings, problems, refusals = check_environment(env_name,
-                                                     described(env_name, inventory))
+    hosts_described = described(env_name, inventory)
+    settings, problems, refusals = check_environment(env_name, hosts_described)
     production = settings["production"]
     lines = [render(inventory.folder, p) for p in problems]
     refused = [render(inventory.folder, p) for p in refusals]
     ok = not lines and (production or not refused)
+    # What `drtool recover` would restore, and what it would refuse (it does not change
+    # whether the environment validates: a recovery is confirmed, and checked, on the day).
+    recovery: dict[str, Any] = {"recovered": [], "unrecovered": [], "refused": []}
+    if not lines:
+        seen, _same, recovery_refusals = check_environment(env_name, hosts_described,
+                                                           recovering=True)
+        recovery = {"recovered": [c.name for c in seen["components"]],
+                    "unrecovered": list(seen["unrecovered"]),
+                    "refused": [render(inventory.folder, p) for p in recovery_refusals]}
     if as_json:
         print_json({"env": env_name, "inventory": str(inventory), "valid": ok,
-                    "tier": settings["tier"], "problems": lines, "drills_refused": refused})
+                    "tier": settings["tier"], "problems": lines, "drills_refused": refused,
+                    "recovery": recovery})
     else:
         for line in lines:
             click.echo(f"problem: {line}")
         for line in refused:
             click.echo(f"drills refused: {line}")
+        for line in recovery["refused"]:
+            click.echo(f"recovery refused: {line}")
         if ok:
             hosts = sum(len(h) for h in settings["groups"].values())
             what = "can be backed up; drills are refused (tier production)" if production else (
                 "can be drilled")
             click.echo(f"{env_name}: {inventory}: {hosts} hosts, {what}")
+            click.echo(recovery_line(recovery))
     if not ok:  # the problems are the report, on stdout; stderr says, on one line, that it failed
         count = len(lines) + (0 if production else len(refused))
         click.echo(f"drtool: error: {env_name}: {count} problem{'s' if count != 1 else ''} in "

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Drtool, copy_inventory_with_components, pg, rd
+from tests.conftest import Drtool, alive, copy_inventory_with_components, pg, rd, wait_for_phase
+from tests.integration.test_interrupts import REAL_BIN, WRAPPER, wait_for_file, wrapped_bin_dir
 
 pytestmark = pytest.mark.integration
 
@@ -226,6 +227,61 @@ def test_a_recovery_over_live_data_is_undone_from_its_safety_snapshot(sandbox: D
             conn.execute("DROP TABLE IF EXISTS undo_marker")
             conn.commit()
         rd(sandbox, "redis_primary").delete("undo:marker")
+
+
+def test_a_killed_recovery_is_closed_not_rolled_back_and_can_then_be_undone(
+        sandbox: Drtool, backup):
+    with pg(sandbox, "pg_primary") as conn:
+        conn.execute("CREATE TABLE undo_marker (n int)")
+        conn.execute("INSERT INTO undo_marker SELECT generate_series(1, 3)")
+        conn.commit()
+    # The recovery's first pg_restore waits, long enough to be killed in it.
+    bindir = wrapped_bin_dir(sandbox, "slow-bin-recover", "pg_restore",
+                             WRAPPER.format(real=REAL_BIN))
+    (bindir / "slow-calls").write_text("1 40\n")
+    copy_inventory_with_components(sandbox, ENV, {
+        "drtool_tier": "production",
+        "drtool_postgres_clusters[0].recovery.bin_dir": str(bindir)})
+    try:
+        recovery = sandbox.popen("recover", "--env", ENV, "--backup", "latest", "--confirm",
+                                 ENV, "--replace-existing")
+        restore_pid = wait_for_file(bindir / "slow-1.pid")
+        journal_path = wait_for_phase(sandbox.home / "evidence" / ENV, "restore",
+                                      proc=recovery)
+        recovery.kill()  # SIGKILL: no handler runs; its journal still says running
+        recovery.wait(timeout=30)
+        recovery_id = json.loads(journal_path.read_text())["drill_id"]
+        early = sandbox("recover", "--env", ENV, "--undo", recovery_id, "--confirm", ENV)
+        assert early.returncode == 2 and "has not ended (or was killed" in early.stderr
+
+        # The next operation closes it: never rolled back, its leases given back, a warning.
+        done = sandbox("rollback", "--env", ENV)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (f"recovery {recovery_id} was killed after it changed its recovery targets: "
+                "they hold what it restored so far") in " ".join(done.stdout.split())
+        assert not alive(restore_pid)
+        killed = json.loads(journal_path.read_text())
+        assert killed["status"] == "aborted" and killed["rollback"] is None
+        assert "nothing was rolled back (its safety snapshot is kept)" in (
+            killed["failure"]["reason"])
+        assert not [p for p in (sandbox.home / "sandbox" / "leases").glob("*.lease")
+                    if recovery_id in p.read_text()]
+
+        # Its operator puts the targets back from the snapshot it kept.
+        code, undo = sandbox.json("recover", "--env", ENV, "--undo", recovery_id,
+                                  "--confirm", ENV)
+        assert code == 0, undo.get("failure")
+        assert undo["undoes"] == recovery_id and undo["rollback"]["status"] == "passed"
+        with pg(sandbox, "pg_primary") as conn:
+            assert conn.execute("SELECT count(*) FROM undo_marker").fetchone()[0] == 3
+        status = {row["service"]: row for row in json.loads(
+            sandbox("sandbox", "status", "--json").stdout)}
+        assert status["app"]["pid"], status["app"]
+    finally:
+        copy_inventory_with_components(sandbox, ENV, {"drtool_tier": "production"})
+        with pg(sandbox, "pg_primary") as conn:
+            conn.execute("DROP TABLE IF EXISTS undo_marker")
+            conn.commit()
 
 
 def test_where_there_is_no_room_for_a_safety_snapshot_the_recovery_goes_on_and_says_so(

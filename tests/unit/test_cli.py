@@ -44,7 +44,12 @@ def test_an_unknown_environment_is_a_configuration_error(capsys):
 def test_a_validate_on_a_fresh_home_works(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("DRTOOL_HOME", str(tmp_path / "new"))
     assert main(["validate", "--env", "staging"]) == 0
-    assert "staging" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "staging" in out
+    # Staging declares recovery sides for two of its components.
+    assert out.splitlines()[-1] == (
+        "recovery: `drtool recover` restores main, cache onto their recovery sides; none "
+        "declared for reporting, queue, api, worker")
 
 
 def test_help_and_version_exit_0(capsys):
