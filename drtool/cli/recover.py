@@ -28,6 +28,7 @@ from drtool.core.model import Journal
 from drtool.core.phases import RECOVER, UNDO_RECOVER
 from drtool.drill.journal_writer import load_journals
 from drtool.drill.plan import build_plan
+from drtool.drill.scope import scope_of
 from drtool.errors import ConfigError
 from drtool.report.console import render_plan
 from drtool.store import choose
@@ -55,7 +56,7 @@ def operator_of(given: str | None) -> str:
         return f"uid {os.getuid()}"
 
 
-def confirm(env_name: str, given: str | None) -> str:
+def confirm(env_name: str, given: str | None, doing: str = "recover it onto") -> str:
     """The environment's name as the operator confirmed it: --confirm, else typed back on
     a terminal. ConfigError (exit 2, nothing changed) when neither matches."""
     if given is not None:
@@ -66,8 +67,8 @@ def confirm(env_name: str, given: str | None) -> str:
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise ConfigError(f"a recovery is confirmed by typing the environment's name on a "
                           f"terminal, or with --confirm {env_name}: nothing was changed")
-    typed = click.prompt(f"Type the environment's name ({env_name}) to recover it onto the "
-                         "targets above", default="", show_default=False, err=True)
+    typed = click.prompt(f"Type the environment's name ({env_name}) to {doing} the targets "
+                         "above", default="", show_default=False, err=True)
     if typed.strip() != env_name:
         raise ConfigError(f"not confirmed ({typed.strip()!r} is not {env_name}): nothing was "
                           "changed")
@@ -113,10 +114,9 @@ def print_undo_plan(plan: dict[str, Any], to_stderr: bool) -> None:
 
 @click.command()
 @env_option
-@click.option("--backup", "backup_spec", default=choose.LATEST_VERIFIED, show_default=True,
-              metavar="latest-verified|latest|ID",
-              help="The backup to recover from: the newest one a passed drill restored, the "
-                   "newest complete one, or the one named.")
+@click.option("--backup", "backup_spec", metavar="latest-verified|latest|ID",
+              help="The backup to recover from: the newest one a passed drill restored (the "
+                   "default: latest-verified), the newest complete one, or the one named.")
 @click.option("--confirm", "confirmed", metavar="ENV",
               help="The environment's name, confirming the recovery when no terminal can be "
                    "asked (a runbook's script).")
@@ -134,7 +134,7 @@ def print_undo_plan(plan: dict[str, Any], to_stderr: bool) -> None:
               help="Undo that recovery instead: put its targets back as its safety snapshot "
                    "found them (the newest recovery first).")
 @json_option
-def recover(env_name: str, backup_spec: str, confirmed: str | None, replace_existing: bool,
+def recover(env_name: str, backup_spec: str | None, confirmed: str | None, replace_existing: bool,
             operator: str | None, note: str | None, plan_only: bool, undo_id: str | None,
             as_json: bool) -> int:
     """Recover ENV from a backup onto its recovery targets, for a real disaster: integrity,
@@ -143,7 +143,11 @@ def recover(env_name: str, backup_spec: str, confirmed: str | None, replace_exis
     rolled back unasked; --undo puts it back. Exit 0 recovered (or undone) and verified, 1 a
     check failed, 2 refused or not confirmed (nothing changed), 3 a step could not run."""
     if undo_id is not None:
+        if backup_spec is not None or replace_existing:
+            raise click.UsageError("--undo puts a recovery's targets back from its own safety "
+                                   "snapshot: it takes no --backup or --replace-existing")
         return undo(env_name, undo_id, confirmed, operator, note, plan_only, as_json)
+    backup_spec = backup_spec or choose.LATEST_VERIFIED
     env, _adapter = load(env_name, runs_phases=not plan_only, recovering=True)
     backup_id, chosen = choose.choose(open_store(env).catalog(), backup_spec, None, env.name)
     plan = build_plan(env, RECOVER)
@@ -167,6 +171,11 @@ def undo(env_name: str, recovery_id: str, confirmed: str | None, operator: str |
     recovery's targets from its safety snapshot, in a journal of its own."""
     env, _adapter = load(env_name, runs_phases=not plan_only, recovering=True)
     recovery = undo_target(env.name, recovery_id)
+    drift = rollback.undo_drift(recovery.scope, scope_of(env, {}))
+    if drift:
+        raise ConfigError(f"cannot undo {recovery_id} of {env.name}: the recovery targets "
+                          f"changed since it ran ({'; '.join(drift)}): its snapshot is of "
+                          "the targets it restored onto; nothing was changed")
     plan = undo_plan(recovery)
     if as_json and plan_only:
         print_json(plan)
@@ -174,6 +183,6 @@ def undo(env_name: str, recovery_id: str, confirmed: str | None, operator: str |
     print_undo_plan(plan, to_stderr=as_json)
     if plan_only:
         return 0
-    confirmed = confirm(env.name, confirmed)
+    confirmed = confirm(env.name, confirmed, "put back")
     return run_operation(env_name, UNDO_RECOVER, as_json, note=note, confirmed=confirmed,
                          operator=operator_of(operator), undoes=recovery)

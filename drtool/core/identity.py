@@ -20,7 +20,7 @@ from typing import Any
 
 from drtool import components as kinds
 from drtool.components import Component, methods
-from drtool.core.model import FAILED, PASSED, Check
+from drtool.core.model import FAILED, PASSED, Check, Journal
 
 CHECK = "guard.identity"
 EXPECTED = "an identity of its own (no backup source's or production host's)"
@@ -224,3 +224,44 @@ def _rdb(facts: Mapping[str, Any]) -> str:
     if facts.get("dir") in (None, "") or facts.get("dbfilename") in (None, ""):
         return "unknown"
     return f"{str(facts['dir']).rstrip('/')}/{facts['dbfilename']}"
+
+
+UNDO_EXPECTED = "the server the recovery restored onto"
+
+
+def undo_checks(facts: Mapping[tuple[str, str], Mapping[str, Any]],
+                components: Iterable[Component], recovery: Journal) -> list[Check]:
+    """One `guard.identity` Check per PostgreSQL or Redis target of `drtool recover --undo`:
+    failed unless the server there now is the one the recovery recorded at its preflight
+    (the same machine and PostgreSQL system_identifier, or data directory for a physical
+    copy, whose system_identifier the restore itself changes; the same Redis RDB file on the
+    same machine: its run_id changes when it restarts). Its snapshot is of that server."""
+    recorded = {entry.get("name"): (entry.get("identity") or {}).get(kinds.TARGET) or {}
+                for entry in (recovery.scope or {}).get("components", [])
+                if isinstance(entry, dict)}
+    checks = []
+    for component, family, host, mine in _targets(facts, components):
+        theirs = recorded.get(component.name) or {}
+        if family == "postgres":
+            keys: tuple[str, ...] = ((MACHINE, "data_directory") if theirs.get("data_directory")
+                                     else (MACHINE, "system_identifier"))
+        else:
+            keys = (MACHINE, "dir", "dbfilename")
+        problems = []
+        if not theirs or any(theirs.get(k) in (None, "") for k in keys):
+            problems.append(f"recovery {recovery.drill_id} recorded no identity of "
+                            f"{component.name}'s target: its snapshot cannot be matched to "
+                            "the server there now")
+        else:
+            differ = [k for k in keys if str(mine.get(k)) != str(theirs.get(k))]
+            if differ:
+                problems.append(f"{host} is not the server recovery {recovery.drill_id} "
+                                f"restored {component.name} onto: its "
+                                + ", ".join(f"{k} is {mine.get(k)}, was {theirs.get(k)}"
+                                            for k in differ))
+        checks.append(Check(CHECK, where(component), UNDO_EXPECTED,
+                            "another" if problems else "the same",
+                            FAILED if problems else PASSED,
+                            "; ".join(problems) if problems
+                            else _identity(family, mine) + ", as the recovery recorded it"))
+    return checks

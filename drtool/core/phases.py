@@ -28,9 +28,10 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     # onto the components' recovery sides, from a stored backup; the safety snapshot is kept
     # for its operator, and nothing is rolled back unasked (core.rollback.RECOVER).
     "recover": (PREFLIGHT, SNAPSHOT, RESTORE, RESTART, VERIFY),
-    # `drtool recover --undo ID`: no phase of its own either: it puts a recovery's targets
-    # back from the safety snapshot that recovery kept (the rollback playbook).
-    "undo-recover": (),
+    # `drtool recover --undo ID`: a preflight (the targets are still the servers that
+    # recovery restored onto), then it puts them back from the safety snapshot that recovery
+    # kept, with the rollback playbook (drtool.drill.engine: Drill._undo).
+    "undo-recover": (PREFLIGHT,),
     # No phase of its own: it rolls back the targets of drills that were killed (see
     # drtool.drill.rollback), which every operation that touches the targets does first.
     "rollback": (),

@@ -321,27 +321,36 @@ def snapshot_room_paths(components: Iterable[Component]) -> dict[str, list[str]]
 
 def snapshot_room(room: Mapping[str, Mapping[str, Any]],
                   postgres: Mapping[str, Mapping[str, Any]],
-                  components: Iterable[Component]) -> tuple[list[str], list[str]]:
+                  components: Iterable[Component],
+                  redis: Mapping[str, Mapping[str, Any]] | None = None
+                  ) -> tuple[list[str], list[str]]:
     """Where a recovery's safety snapshot fits: (the hosts to snapshot nothing on, a warning
-    for each). A host needs what its targets hold now (a database's size on disk, an RDB
-    file's, a tree's files'): an upper bound, since a dump is smaller than its database, so
-    a disk that is tight rather than full may go without. Hosts of one machine that share a
-    file system share its room, taken in the order of the hosts' names. A host whose room
-    was not measured is snapshotted (a snapshot that then runs out of room fails before the
-    recovery changes anything)."""
+    for each). A host needs an estimate of what its targets hold now: a database's size on
+    disk (its dump is smaller), a physical cluster's data directory (copied as it is), a
+    Redis RDB file (else the memory Redis uses, when it holds keys and keeps no file), a
+    tree's files (tar adds its headers). Hosts that share a file system on one machine share
+    its room, taken in the order of the hosts' names. A host whose room could not be
+    measured is snapshotted, with a warning (a snapshot that runs out of room fails before
+    the recovery changes anything)."""
     need: dict[str, int] = {}
     names: dict[str, list[str]] = {}
     for component in components:
         target = component.target
         if target is None or component.kind not in ("postgres", "redis", "files"):
             continue
-        if component.kind == "postgres":
-            found = ((postgres.get(component.name) or {}).get(TARGET) or {}).get("occupancy")
-            held = sum(int(o.get("size_bytes") or 0) for o in (found or {}).values()
-                       if isinstance(o, dict))
+        said = (postgres.get(component.name) or {}).get(TARGET) or {}
+        sizes = (room.get(target.host) or {}).get("sizes") or {}
+        if component.kind == "postgres" and isinstance(said.get("room"), dict):
+            held = int(said["room"].get("data_dir_bytes") or 0)  # a physical copy
+        elif component.kind == "postgres":
+            held = sum(int(o.get("size_bytes") or 0) for o in (said.get("occupancy") or {})
+                       .values() if isinstance(o, dict))
         else:
-            sizes = (room.get(target.host) or {}).get("sizes") or {}
             held = int(sizes.get(target.path) or 0) if target.path else 0
+            stored = (redis or {}).get(component.name, {}).get(TARGET) or {}
+            if component.kind == "redis" and not held and any(
+                    (stored.get("counts") or {}).values()):
+                held = int(stored.get("used_memory") or 0)
         need[target.host] = need.get(target.host, 0) + held
         names.setdefault(target.host, []).append(component.name)
     skip: list[str] = []
@@ -351,8 +360,13 @@ def snapshot_room(room: Mapping[str, Mapping[str, Any]],
         measured = room.get(host) or {}
         free = measured.get("free_bytes")
         if not isinstance(free, int):
+            if measured.get("error"):
+                warnings.append(f"the room for a safety snapshot on {host} could not be "
+                                f"measured ({measured['error']}): it is taken anyway")
             continue
-        key = str(measured.get("filesystem") or host)
+        # A file system is known by its machine and device; without a machine id, by host.
+        filesystem = str(measured.get("filesystem") or "")
+        key = filesystem if filesystem and not filesystem.startswith(":") else host
         have = left.get(key, free)
         if need[host] <= have:
             left[key] = have - need[host]

@@ -138,3 +138,26 @@ def undo_problem(recovery_id: str, journals: list[Journal]) -> str | None:
         return (f"recovery {later[-1].drill_id} changed the same targets after it: undo that "
                 "one first")
     return None
+
+
+def undo_drift(recorded: dict[str, Any] | None, now: dict[str, Any]) -> list[str]:
+    """How the restore targets the inventory declares now differ from those a recovery
+    restored onto (two journal scopes' `data_stores`): an undo puts back a snapshot of those,
+    onto these. One line per component that differs; [] when none does."""
+    def targets(scope: dict[str, Any] | None) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for store in (scope or {}).get("data_stores", []):
+            if isinstance(store, dict) and store.get("role") == "restore target":
+                found.setdefault(str(store.get("component")), set()).add(
+                    f"{store.get('host')} {store.get('endpoint')}")
+        return found
+
+    then, current = targets(recorded), targets(now)
+    lines = []
+    for name in sorted(set(then) | set(current)):
+        was, nowhere = sorted(then.get(name, ())), sorted(current.get(name, ()))
+        if was == nowhere:
+            continue
+        lines.append(f"{name}: recovered onto {', '.join(was) or 'nothing'}, declared now "
+                     f"at {', '.join(nowhere) or 'no recovery side'}")
+    return lines

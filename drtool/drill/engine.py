@@ -56,9 +56,9 @@ from drtool.core.model import (
     PhaseRecord,
     TaskRecord,
 )
-from drtool.core.rollback import cleanup_started
+from drtool.core.rollback import cleanup_started, undo_problem
 from drtool.drill import backups_check, facts, rollback
-from drtool.drill.journal_writer import JournalWriter
+from drtool.drill.journal_writer import JournalWriter, load_journals
 from drtool.drill.plan import identity_lock_keys, target_lock_keys
 from drtool.drill.recovery import adopt_fallback_journals, record_unrecorded, scrub_killed
 from drtool.drill.scope import inventory_version, scope_of, seen_sources
@@ -560,7 +560,7 @@ class Drill:
         process per task. None for preflight: every host."""
         if name == ph.PREFLIGHT:
             # A recovery's: the hosts it acts on (its sources may be gone); else every host.
-            return self._hosts_of(ph.VERIFY) if self.operation == ph.RECOVER else None
+            return self._hosts_of(ph.VERIFY) if self.operation in ph.RECOVERY_SIDE else None
         if name == ph.BACKUPS:  # only the repositories of methods that keep their own
             return sorted({c.source.host for c in kinds.of_family(self.env.components, "postgres")
                            if c.source is not None
@@ -751,10 +751,30 @@ class Drill:
     def _undo(self, recovery: Journal) -> None:
         """`drtool recover --undo`: put the recovery's targets back from the safety snapshot
         it kept, with the rollback playbook under that recovery's id (its snapshot folders
-        are named by it), and judge them against that snapshot like any rollback."""
+        are named by it), and judge them against that snapshot like any rollback. Judged
+        again here, holding the environment's lock: a recovery that ran since the operator
+        confirmed must be undone first."""
+        journals = [j for _p, j in load_journals(paths.evidence_dir(self.env.name))]
+        problem = undo_problem(recovery.drill_id, journals)
+        if problem:
+            self.journal.failure = Failure("", f"cannot undo {recovery.drill_id}: {problem}",
+                                           "guard")
+            return
         store = (self.store.backup_path(recovery.backup.id) if recovery.backup else None)
-        record = self._put_back({**rollback.extravars_of(recovery, store),
-                                 "drtool_recover_confirmed": self.confirmed or ""}, False)
+        extravars = {**rollback.extravars_of(recovery, store),
+                     "drtool_recover_confirmed": self.confirmed or ""}
+        # The targets are leased under the recovery's id, as its snapshot phase did: the
+        # rollback playbook checks them, gives back those it put back and keeps the others.
+        try:
+            run = self.ansible.run("lease", extravars, self.writer.artifact_dir("lease"))
+        except OrchestrationError as exc:
+            self.journal.failure = Failure("", f"the targets could not be leased: {exc}",
+                                           "orchestration")
+            return
+        if run.status != "successful":
+            self._fail_from_run(PhaseRecord("lease"), run)
+            return
+        record = self._put_back(extravars, False)
         if record.status != PASSED:
             self.journal.failure = Failure(
                 ph.ROLLBACK, f"recovery {recovery.drill_id} was not undone: {record.error}",
@@ -795,6 +815,9 @@ class Drill:
             self.journal.warnings.extend(rollback.release_killed(
                 self.ansible, self.env.name, self.journal.drill_id, self.clock,
                 skip=self.journal.drill_id))
+            self.journal.warnings.extend(rollback.close_killed_undos(
+                self.ansible, self.env.name, self.journal.drill_id, self.clock,
+                skip=self.journal.drill_id))
         for path, killed in rollback.awaiting(self.env.name, skip=self.journal.drill_id):
             if self.operation not in ph.TOUCHES_TARGETS:
                 self.journal.warnings.append(
@@ -826,7 +849,7 @@ class Drill:
         failures as one line, or None when all passed."""
         hosts = self.env.hosts
         components = list(self.env.components)
-        if self.operation == ph.RECOVER:
+        if self.operation in ph.RECOVERY_SIDE:
             # On the day the sources may be gone: a recovery asks only the hosts it acts on.
             acting = set(self._hosts_of(ph.VERIFY) or ())
             hosts = {h: s for h, s in hosts.items() if h in acting}
@@ -874,8 +897,12 @@ class Drill:
             # A safety snapshot where there is room for one; where there is not, the
             # recovery goes on without, and says so (it cannot be undone there).
             self.snapshot_skip, tight = preflight.snapshot_room(
-                run.stats.get("drtool_snapshot_room", {}), postgres, self.env.components)
+                run.stats.get("drtool_snapshot_room", {}), postgres, self.env.components,
+                redis)
             self.journal.warnings.extend(tight)
+        elif self.operation == ph.UNDO_RECOVER and self.undoes is not None:
+            # An undo puts back what a snapshot of these very servers held: the same ones.
+            guarded = identity.undo_checks(facts, self.env.components, self.undoes)
         elif self.operation in ph.TOUCHES_TARGETS:
             guarded = identity.identity_checks(facts, self.env.components,
                                                self.env.production_hosts())
@@ -904,8 +931,10 @@ class Drill:
                 versions += preflight.physical_checks(
                     identity.where(component), component.source.host, source, mine)
                 if ph.RESTORE in self.phase_names:  # a backup alone writes nothing there
-                    versions += preflight.room_check(identity.where(component), mine,
-                                                     snapshot=ph.SNAPSHOT in self.phase_names)
+                    versions += preflight.room_check(
+                        identity.where(component), mine,
+                        snapshot=ph.SNAPSHOT in self.phase_names
+                        and component.target.host not in self.snapshot_skip)
                 continue
             answer = self.answers.get(component.target.host)
             version = answer.outputs.get("version.pg_restore", (1, ""))[1] if answer else ""

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from drtool import components as kinds
+from drtool.components import methods
+from drtool.components import postgres as postgres_kind
 from drtool.config import Environment, endpoints, machine, normal_path
 from drtool.core.identity import MACHINE
 from drtool.core.phases import BACKUP, OPERATIONS, PREFLIGHT, RESTORE, SNAPSHOT, VERIFY
@@ -39,6 +41,8 @@ def build_plan(env: Environment, operation: str) -> list[dict[str, Any]]:
             steps = [{**step, "action": "where there is room for it (measured at preflight; "
                       "else none, and the journal says so): " + (
                           "pg_dump of what its databases hold now" if step["kind"] == "postgres"
+                          and not methods.is_physical(postgres_kind.method_of(
+                              env.component(step["component"])))
                           else step["action"]) + "; kept for `drtool recover --undo`"}
                      for step in steps]
         if phase == VERIFY:

@@ -177,8 +177,41 @@ def release_killed(ansible: AnsibleAdapter, env: str, by: str, clock: Clock,
         if changed:
             problems.append(f"recovery {journal.drill_id} was killed after it changed its "
                             "recovery targets: they hold what it restored so far; run "
-                            "`drtool recover` again")
+                            f"`drtool recover` again, or put them back with `drtool recover "
+                            f"--env {env} --undo {journal.drill_id}`")
         JournalWriter(path.parent, journal).save()
+    return problems
+
+
+def close_killed_undos(ansible: AnsibleAdapter, env: str, by: str, clock: Clock,
+                       skip: str | None = None) -> list[str]:
+    """Close the journals of `drtool recover --undo` runs of `env` that were killed: stop
+    what their rollback left running (it runs under the recovery's id), and say that the
+    targets may be partly put back; their leases stay, under the recovery's id, until the
+    undo is run again (it takes them back as its own). Returns a warning for each. Call it
+    only while holding the environment's lock."""
+    journals = load_journals(paths.evidence_dir(env))
+    by_id = {journal.drill_id: journal for _path, journal in journals}
+    problems = []
+    for path, journal in journals:
+        if (journal.drill_id == skip or journal.operation != judge.UNDO_RECOVER
+                or journal.status != RUNNING):
+            continue
+        recovery = by_id.get(journal.undoes or "")
+        stopped = reap(ansible, extravars_of(recovery, None),
+                       path.parent / "artifacts" / "reap") if recovery else None
+        again = f"run `drtool recover --env {env} --undo {journal.undoes}` again"
+        if journal.rollback is not None and journal.rollback.status == RUNNING:
+            journal.rollback.status = ABORTED
+            journal.rollback.error = "drtool was killed while it put the targets back"
+        end_killed(journal, f"drtool was killed (process {journal.pid} was gone) while it put "
+                            f"the targets of recovery {journal.undoes} back: they may be "
+                            f"partly put back; {again} (closed by {by})", clock)
+        JournalWriter(path.parent, journal).save()
+        problems.append(f"undo {journal.drill_id} of recovery {journal.undoes} was killed: "
+                        f"its targets may be partly put back; {again}"
+                        + (f" (what it left running could not be stopped: {stopped})"
+                           if stopped else ""))
     return problems
 
 

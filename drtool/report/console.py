@@ -76,8 +76,9 @@ def render_summary(journal: Journal, path: Path, console: Console | None = None,
                   f"  {journal.backup.size or 0:,} bytes"
                   + (f"  ({journal.backup.chosen})" if journal.backup.chosen else ""))
     if journal.undoes:
-        out.print(f"Undoes    recovery {journal.undoes}: its targets put back as its safety "
-                  "snapshot found them", soft_wrap=True)
+        out.print(f"Undoes    recovery {journal.undoes}"
+                  + (": its targets put back as its safety snapshot found them"
+                     if journal.status == PASSED else ""), soft_wrap=True)
     objectives = journal.objectives
     if journal.operation == "drill" and objectives is not None:
         out.print(f"RTO       {seconds(journal.rto_s)}  (objective {objectives.rto_s:g} s)"

@@ -192,13 +192,19 @@ def test_a_recovery_over_live_data_is_undone_from_its_safety_snapshot(sandbox: D
         assert "main (postgres) on sandbox-pg-primary" in plan.stdout
         unconfirmed = sandbox("recover", "--env", ENV, "--undo", recovered["drill_id"])
         assert unconfirmed.returncode == 2 and "nothing was changed" in unconfirmed.stderr
+        mixed = sandbox("recover", "--env", ENV, "--undo", recovered["drill_id"], "--backup",
+                        "latest", "--confirm", ENV)
+        assert mixed.returncode == 2 and "it takes no --backup" in mixed.stderr
 
         code, undo = sandbox.json("recover", "--env", ENV, "--undo", recovered["drill_id"],
                                   "--confirm", ENV, "--note", "INC-43: wrong backup")
         assert code == 0, undo.get("failure")
         assert (undo["operation"], undo["status"], undo["undoes"]) == (
             "undo-recover", "passed", recovered["drill_id"])
-        assert undo["rollback"]["status"] == "passed" and undo["phases"] == []
+        assert undo["rollback"]["status"] == "passed"
+        assert [(p["name"], p["status"]) for p in undo["phases"]] == [("preflight", "passed")]
+        same = {c["target"]: c for c in undo["checks"] if c["name"] == "guard.identity"}
+        assert same["sandbox-pg-primary/main"]["actual"] == "the same", same
         rolled = [c for c in undo["checks"] if c["name"].startswith("rollback.")]
         assert rolled and all(c["status"] == "passed" for c in rolled)
         assert any(c["name"] == "rollback.postgres.row_count"
@@ -319,6 +325,17 @@ def test_where_there_is_no_room_for_a_safety_snapshot_the_recovery_goes_on_and_s
         kept = tight / journal["drill_id"]
         assert sorted(p.name for p in kept.iterdir()) == ["redis"]
         assert (kept / "redis" / "cache" / "state.json").is_file()
+        # An undo puts back what it can, and fails on what had no snapshot, saying so.
+        code, undo = sandbox.json("recover", "--env", ENV, "--undo", journal["drill_id"],
+                                  "--confirm", ENV)
+        assert code == 1, undo.get("failure")
+        failed = [c for c in undo["checks"] if c["status"] == "failed"]
+        assert [(c["name"], c["target"]) for c in failed] == [
+            ("rollback.postgres.snapshot", "sandbox-pg-primary/main/appdb"),
+            ("rollback.postgres.snapshot", "sandbox-pg-primary/main/shop")], failed
+        assert all(c["detail"] == "the target was left as it is" for c in failed)
+        assert any(c["name"] == "rollback.redis.key_count" and c["status"] == "passed"
+                   for c in undo["checks"])
     finally:
         copy_inventory_with_components(sandbox, ENV, {"drtool_tier": "production"})
         subprocess.run(["umount", str(tight)], check=True)

@@ -292,7 +292,7 @@ def test_a_safety_snapshot_is_taken_where_there_is_room_and_skipped_saying_why_e
         "pg1": ["/srv/dump.rdb"], "files1": ["/srv/uploads"]}
     postgres = {"main": {"target": {"occupancy": {
         "appdb": {"size_bytes": 300 * 2**20}, "shop": {"size_bytes": 100 * 2**20}}}}}
-    room = {"pg1": {"at": "/var/lib/drtool", "free_bytes": 2**30, "filesystem": "m:1",
+    room = {"pg1": {"at": "/var/lib/drtool", "free_bytes": 460 * 2**20, "filesystem": "m:1",
                     "sizes": {"/srv/dump.rdb": 50 * 2**20}},
             "files1": {"at": "/var/lib/drtool", "free_bytes": 10 * 2**20, "filesystem": "m2:1",
                        "sizes": {"/srv/uploads": 20 * 2**20}}}
@@ -304,10 +304,81 @@ def test_a_safety_snapshot_is_taken_where_there_is_room_and_skipped_saying_why_e
         "(free space, or set drtool_snapshot_path to a larger file system)"]
     # Two hosts of one machine share a file system: the second gets what the first left
     # (460 MiB: 20 for files1, then 440 left where pg1 needs 450).
-    shared = {**room, "files1": {**room["files1"], "filesystem": "m:1", "free_bytes": 460 * 2**20}}
+    shared = {**room, "files1": {**room["files1"], "filesystem": "m:1",
+                                 "free_bytes": 460 * 2**20}}
     assert preflight.snapshot_room(shared, postgres, components)[0] == ["pg1"]
     # Empty targets always fit; an unmeasured host is snapshotted (a snapshot that runs out
     # of room fails before anything is changed).
     assert preflight.snapshot_room({"pg1": {"free_bytes": 0, "sizes": {}}}, {},
                                    [pg1, cache]) == ([], [])
     assert preflight.snapshot_room({}, postgres, components) == ([], [])
+
+    # Without a machine id, a file system is the host's own.
+    apart = {**shared, "pg1": {**shared["pg1"], "filesystem": ":1"},
+             "files1": {**shared["files1"], "filesystem": ":1"}}
+    assert preflight.snapshot_room(apart, postgres, components)[0] == []
+    # A physical cluster needs its data directory; a Redis without an RDB file its memory.
+    physical = {"main": {"target": {"room": {"data_dir_bytes": 500 * 2**20}}}}
+    redis = {"cache": {"target": {"counts": {"db0": 3}, "used_memory": 2**20}}}
+    bare = {"pg1": {**room["pg1"], "sizes": {"/srv/dump.rdb": None}}}
+    skip, warnings = preflight.snapshot_room(bare, physical, [pg1, cache], redis)
+    assert skip == ["pg1"] and "takes 501.0 MiB" in warnings[0]
+    # A host whose room could not be measured is snapshotted, and the journal says why.
+    failed = {"pg1": {"error": "cannot measure the free space at /x: Permission denied"}}
+    assert preflight.snapshot_room(failed, postgres, components) == ([], [
+        "the room for a safety snapshot on pg1 could not be measured (cannot measure the "
+        "free space at /x: Permission denied): it is taken anyway"])
+
+
+def identities(**target):
+    return {"name": "main", "kind": "postgres",
+            "identity": {"target": {MACHINE_KEY: MACHINE, **target}}}
+
+
+MACHINE_KEY = "machine_id_sha256"
+
+
+def test_an_undo_puts_back_only_onto_the_servers_the_recovery_restored_onto():
+    from drtool.core.identity import undo_checks
+
+    main = Component("main", "postgres", None, Place("pg1", port=5432))
+    recovery = Journal("r1", "prod", "recover", "2026-12-07T03:00:00Z",
+                       scope={"components": [identities(system_identifier="7001")]})
+    same = {("main", "target"): {MACHINE_KEY: MACHINE, "system_identifier": "7001"}}
+    [check] = undo_checks(same, [main], recovery)
+    assert (check.status, check.actual) == (PASSED, "the same")
+    rebuilt = {("main", "target"): {MACHINE_KEY: MACHINE, "system_identifier": "7999"}}
+    [check] = undo_checks(rebuilt, [main], recovery)
+    assert check.status == FAILED and check.detail == (
+        "pg1 is not the server recovery r1 restored main onto: its system_identifier is "
+        "7999, was 7001")
+    # A physical copy changes its system_identifier: its data directory is compared.
+    copied = Journal("r2", "prod", "recover", "2026-12-07T03:00:00Z", scope={"components": [
+        identities(system_identifier="7001", data_directory="/srv/pg")]})
+    moved = {("main", "target"): {MACHINE_KEY: MACHINE, "system_identifier": "8000",
+                                  "data_directory": "/srv/pg"}}
+    assert undo_checks(moved, [main], copied)[0].status == PASSED
+    unknown = Journal("r3", "prod", "recover", "2026-12-07T03:00:00Z", scope={})
+    assert "recorded no identity" in undo_checks(same, [main], unknown)[0].detail
+    # Redis: the same RDB file on the same machine (its run_id changes when it restarts).
+    cache = Component("cache", "redis", None, Place("r1", port=6379))
+    recorded = Journal("r4", "prod", "recover", "2026-12-07T03:00:00Z", scope={"components": [
+        {"name": "cache", "identity": {"target": {
+            MACHINE_KEY: MACHINE, "dir": "/srv", "dbfilename": "dump.rdb", "run_id": "a"}}}]})
+    restarted = {("cache", "target"): {MACHINE_KEY: MACHINE, "dir": "/srv",
+                                       "dbfilename": "dump.rdb", "run_id": "b"}}
+    assert undo_checks(restarted, [cache], recorded)[0].status == PASSED
+
+
+def test_an_undo_is_refused_when_the_recovery_targets_changed_since():
+    def scope(*stores):
+        return {"data_stores": [{"role": "restore target", "component": c, "host": h,
+                                 "endpoint": e} for c, h, e in stores]
+                + [{"role": "source", "component": "main", "host": "old", "endpoint": "x"}]}
+
+    then = scope(("main", "pg1", "10.0.0.1:5432"), ("cache", "r1", "10.0.0.2:6379"))
+    assert rollback.undo_drift(then, then) == []
+    now = scope(("main", "pg1", "10.0.0.1:5433"))
+    assert rollback.undo_drift(then, now) == [
+        "cache: recovered onto r1 10.0.0.2:6379, declared now at no recovery side",
+        "main: recovered onto pg1 10.0.0.1:5432, declared now at pg1 10.0.0.1:5433"]

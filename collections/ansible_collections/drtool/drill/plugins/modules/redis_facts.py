@@ -37,6 +37,10 @@ counts:
   description: Keys per database.
   type: dict
   returned: success
+used_memory:
+  description: The bytes Redis uses for its data (INFO memory), what a snapshot of it is measured by when it keeps no RDB file.
+  type: int
+  returned: success
 run_id:
   description: The server process's run_id (INFO server).
   type: str
@@ -152,6 +156,7 @@ def main():
             appendonly=config_value(redis, client, "appendonly"),
             machine_id_sha256=machine_id_sha256(),
             counts=keyspace_counts(client.info("keyspace")),
+            used_memory=client.info("memory").get("used_memory"),
             sentinel_value=client.get(params["sentinel_key"]) if params["sentinel_key"] else None,
             heartbeat_at=heartbeat_iso(
                 client.get(params["heartbeat_key"]) if params["heartbeat_key"] else None

@@ -69,8 +69,11 @@ def size_of(path):
         return None
     if not os.path.isdir(path) or os.path.islink(path):
         return found.st_size
+    def unreadable(error):
+        raise error
+
     total = 0
-    for folder, _dirs, files in os.walk(path):
+    for folder, _dirs, files in os.walk(path, onerror=unreadable):
         for name in files:
             try:
                 entry = os.lstat(os.path.join(folder, name))
