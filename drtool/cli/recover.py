@@ -24,7 +24,7 @@ from drtool import paths
 from drtool.cli.common import env_option, json_option, load, not_text, print_json
 from drtool.cli.operations import check_note, run_operation
 from drtool.core import rollback
-from drtool.core.model import Journal
+from drtool.core.model import RUNNING, Journal
 from drtool.core.phases import RECOVER, UNDO_RECOVER
 from drtool.drill.journal_writer import load_journals
 from drtool.drill.plan import build_plan
@@ -75,11 +75,26 @@ def confirm(env_name: str, given: str | None, doing: str = "recover it onto") ->
     return env_name
 
 
+def alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def undo_target(env_name: str, recovery_id: str) -> Journal:
     """The journal of the recovery `--undo` names; ConfigError (exit 2, nothing changed)
     when it cannot be undone, saying why."""
     journals = [journal for _path, journal in load_journals(paths.evidence_dir(env_name))]
-    problem = rollback.undo_problem(recovery_id, journals)
+    # A recovery whose journal says running and whose process is gone was killed: the undo
+    # closes it first (holding the environment's lock, where that is sure).
+    killed = [j.drill_id for j in journals if j.status == RUNNING and not alive(j.pid)]
+    problem = rollback.undo_problem(recovery_id, journals, killed)
     if problem:
         raise ConfigError(f"cannot undo {recovery_id} of {env_name}: {problem}; nothing was "
                           "changed")

@@ -3,6 +3,7 @@ back as the safety snapshot found them. Pure: given journals and facts, returns 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from drtool.components import files as files_kind
@@ -103,20 +104,21 @@ def rollback_checks(postgres: dict[str, dict[str, Any]], redis: dict[str, dict[s
 UNDO_RECOVER = "undo-recover"
 
 
-def undo_problem(recovery_id: str, journals: list[Journal]) -> str | None:
+def undo_problem(recovery_id: str, journals: list[Journal],
+                 killed: Collection[str] = ()) -> str | None:
     """Why `drtool recover --undo recovery_id` must not run, given every journal of the
-    environment (oldest first), or None: the recovery exists, has ended, kept a safety
-    snapshot after which it changed its targets, has not been undone, and no later recovery
-    changed those targets since (undoing it would throw that one's work away)."""
+    environment (oldest first), or None: the recovery exists, has ended (or was killed: its
+    id in `killed`, its journal still says running; the undo closes it first), kept a
+    safety snapshot after which it changed its targets, has not been undone, and no later
+    recovery changed those targets since (undoing it would throw that one's work away)."""
     found = next((j for j in journals if j.drill_id == recovery_id), None)
     if found is None:
         return f"no run {recovery_id} in the evidence"
     if found.operation != RECOVER:
         return (f"{recovery_id} is a {found.operation}, not a recovery: only a recovery is "
                 "undone this way (a drill's targets are rolled back by drtool itself)")
-    if found.status == RUNNING:
-        return (f"recovery {recovery_id} has not ended (or was killed: the next operation on "
-                "the environment, `drtool rollback` for one, closes it first)")
+    if found.status == RUNNING and recovery_id not in killed:
+        return f"recovery {recovery_id} is still running (process {found.pid})"
     snapshot = next((p for p in found.phases if p.name == SNAPSHOT), None)
     if snapshot is None or snapshot.status != PASSED:
         return (f"recovery {recovery_id} kept no safety snapshot (its snapshot phase "

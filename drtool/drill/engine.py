@@ -943,6 +943,10 @@ class Drill:
                 # A recovery does not ask its sources: the backup says what they ran.
                 server = next((p.server_version for p in self.manifest.postgres
                                if p.component == component.name), "")
+            if not server and self.operation == ph.UNDO_RECOVER:
+                # An undo restores the target's own dump: the target's server wrote it.
+                server = str(((postgres.get(component.name) or {}).get(kinds.TARGET) or {})
+                             .get("server_version", ""))
             versions.append(preflight.pg_restore_check(
                 identity.where(component), version, component.source.host, server))
         self.journal.checks.extend(versions)

@@ -196,7 +196,11 @@ def test_only_an_ended_recovery_with_a_kept_snapshot_and_nothing_newer_is_undone
     drill = run("d1", "drill", PASSED, PASSED, PASSED, PASSED)
     assert rollback.undo_problem("d1", [drill]).startswith("d1 is a drill, not a recovery")
     running = run("r1", "recover", RUNNING, PASSED, PASSED, RUNNING)
-    assert "has not ended" in rollback.undo_problem("r1", [running])
+    running.pid = 4242
+    assert rollback.undo_problem("r1", [running]) == (
+        "recovery r1 is still running (process 4242)")
+    # Killed (its process gone): the undo closes it first, then puts its targets back.
+    assert rollback.undo_problem("r1", [running], killed=["r1"]) is None
     no_snapshot = run("r1", "recover", FAILED, PASSED, FAILED, SKIPPED)
     assert rollback.undo_problem("r1", [no_snapshot]) == (
         "recovery r1 kept no safety snapshot (its snapshot phase failed): there is nothing "
