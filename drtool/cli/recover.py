@@ -33,6 +33,7 @@ from drtool.errors import ConfigError
 from drtool.report.console import render_plan
 from drtool.store import choose
 from drtool.store.open import open_store
+from drtool.util.process import pid_alive
 
 
 def check_operator(value: str | None) -> str | None:
@@ -75,25 +76,13 @@ def confirm(env_name: str, given: str | None, doing: str = "recover it onto") ->
     return env_name
 
 
-def alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 def undo_target(env_name: str, recovery_id: str) -> Journal:
     """The journal of the recovery `--undo` names; ConfigError (exit 2, nothing changed)
     when it cannot be undone, saying why."""
     journals = [journal for _path, journal in load_journals(paths.evidence_dir(env_name))]
     # A recovery whose journal says running and whose process is gone was killed: the undo
     # closes it first (holding the environment's lock, where that is sure).
-    killed = [j.drill_id for j in journals if j.status == RUNNING and not alive(j.pid)]
+    killed = [j.drill_id for j in journals if j.status == RUNNING and not pid_alive(j.pid)]
     problem = rollback.undo_problem(recovery_id, journals, killed)
     if problem:
         raise ConfigError(f"cannot undo {recovery_id} of {env_name}: {problem}; nothing was "
