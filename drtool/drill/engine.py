@@ -927,7 +927,14 @@ class Drill:
                 continue
             source = (postgres.get(component.name) or {}).get(kinds.SOURCE) or {}
             if methods.is_physical(postgres_kind.method_of(component)):
+                if self.operation == ph.UNDO_RECOVER:
+                    continue  # it puts back a copy of the data directory: no pgBackRest
                 mine = (postgres.get(component.name) or {}).get(kinds.TARGET) or {}
+                part = self.manifest.physical_part(component.name) if self.manifest else None
+                if not source and part is not None:
+                    # A recovery does not ask its sources: the backup says what wrote it.
+                    source = {"server_version": part.server_version,
+                              "pgbackrest_version": part.pgbackrest_version}
                 versions += preflight.physical_checks(
                     identity.where(component), component.source.host, source, mine)
                 if ph.RESTORE in self.phase_names:  # a backup alone writes nothing there

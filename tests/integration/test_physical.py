@@ -392,3 +392,43 @@ def test_backups_verify_checks_the_repository_and_names_a_bad_file_and_a_hole(
     code, history = sandbox.json("history", "--env", env)
     assert code == 0 and history[0]["drill_id"] == journal["drill_id"]
     assert history[0]["status"] == "failed"
+
+
+def test_a_pgbackrest_cluster_is_recovered_onto_its_recovery_side_and_the_recovery_undone(
+        sandbox: Drtool):
+    # The physical cluster stands in for a rebuilt primary: its recovery side.
+    target = {"host": "sandbox-pg-physical",
+              "port": str(sandbox.port("pg_physical")),
+              "data_dir": str(sandbox.layout.postgres_root / "pg_physical" / "data"),
+              "server_log": str(sandbox.layout.postgres_root / "pg_physical" / "postgres.log")}
+    env = physical_env(sandbox, "physical-recover", component={"recovery": target})
+    code, backup = sandbox.json("backup", "--env", env)
+    assert code == 0, backup.get("failure")
+
+    def cluster() -> tuple[int, list[str]]:  # whatever pg_physical holds now (maybe nothing)
+        with pg(sandbox, "pg_physical", "postgres") as admin:
+            system = admin.execute(
+                "SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+            return system, sorted(r[0] for r in admin.execute(
+                "SELECT datname FROM pg_database WHERE NOT datistemplate"))
+
+    before = cluster()
+
+    code, journal = sandbox.json("recover", "--env", env, "--backup", "latest", "--confirm",
+                                 env, "--replace-existing")
+
+    assert code == 0, journal.get("failure")
+    assert [p["status"] for p in journal["phases"]] == ["passed"] * 5
+    counts = checks_named(journal, "postgres.row_count")
+    assert counts and all(c["status"] == "passed" for c in counts)
+    with pg(sandbox, "pg_primary", "postgres") as admin:
+        primary = admin.execute(
+            "SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+    assert cluster()[0] == primary  # pg_physical is now a copy of the primary
+
+    # The copy of its data directory the recovery kept puts it back as it was.
+    code, undo = sandbox.json("recover", "--env", env, "--undo", journal["drill_id"],
+                              "--confirm", env)
+    assert code == 0, undo.get("failure")
+    assert undo["rollback"]["status"] == "passed"
+    assert cluster() == before

@@ -150,6 +150,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -421,17 +422,32 @@ def restore(psycopg, params):
         except PgBackRestError as exc:
             raise Failed(str(exc)) from None
     stop(params)
-    copy_began, began = now(), time.monotonic()
-    run(params, argv, params["recovery_timeout_s"], "pgbackrest restore")
-    copy_s, copy_ended = time.monotonic() - began, now()
-    # The target's own configuration files, as its snapshot found them; its own port.
+    # The target's own configuration files, as its snapshot found them; without a snapshot
+    # (a recovery where there was no room for one), as they are now, kept aside first.
     own = os.path.join(folder, COPY)
+    kept = None
+    if not os.path.isdir(own) and os.path.isfile(os.path.join(data_dir, "PG_VERSION")):
+        kept = tempfile.mkdtemp(prefix="drtool-own-conf-")
+        for name in OWN_FILES:
+            if os.path.isfile(os.path.join(data_dir, name)):
+                shutil.copy2(os.path.join(data_dir, name), os.path.join(kept, name))
+        own = kept
+    copy_began, began = now(), time.monotonic()
+    try:
+        run(params, argv, params["recovery_timeout_s"], "pgbackrest restore")
+    except Failed:
+        if kept:
+            shutil.rmtree(kept, ignore_errors=True)
+        raise
+    copy_s, copy_ended = time.monotonic() - began, now()
     for name in OWN_FILES:
         if os.path.isfile(os.path.join(own, name)):
             shutil.copy2(os.path.join(own, name), os.path.join(data_dir, name))
             if os.geteuid() == 0:
                 st = os.stat(data_dir)
                 os.chown(os.path.join(data_dir, name), st.st_uid, st.st_gid)
+    if kept:
+        shutil.rmtree(kept, ignore_errors=True)
     with open(os.path.join(data_dir, "postgresql.auto.conf"), "a", encoding="utf-8") as auto:
         auto.write("\n# drtool: the restore target's own port\n%s\n" % port_setting(params["port"]))
     offset = log_size(params)
