@@ -110,6 +110,10 @@ def recovery_checks(facts: Mapping[tuple[str, str], Mapping[str, Any]],
                 f"backup source {s.get('host')} ({s.get('component')}"
                 + ("" if s.get("own") else f" of environment {s.get('env')}") + ")",
                 s.get("identity") or {}, False)]
+        if family == "postgres" and methods.is_physical(str(component.settings.get("method"))):
+            # pgBackRest restores over the declared data directory: it must be the one the
+            # server drtool talks to runs from (there is no source to compare it with).
+            problems += _data_directory_problems(component, mine, {})
         checks.append(_check(component, RECOVERY_EXPECTED, "shared", problems,
                              _identity(family, mine)
                              + (" (its own backup source)" if own else "")))

@@ -142,16 +142,24 @@ def undo_problem(recovery_id: str, journals: list[Journal],
     return None
 
 
-def undo_drift(recorded: dict[str, Any] | None, now: dict[str, Any]) -> list[str]:
+def undo_drift(recorded: dict[str, Any] | None, now: dict[str, Any] | None) -> list[str]:
     """How the restore targets the inventory declares now differ from those a recovery
-    restored onto (two journal scopes' `data_stores`): an undo puts back a snapshot of those,
-    onto these. One line per component that differs; [] when none does."""
+    restored onto (two journal scopes' `data_stores`: host, endpoint, databases): an undo
+    puts back a snapshot of those, onto these. One line per component that differs; [] when
+    none does."""
+    # A cluster declared `databases: all` is put back with the databases the recovery
+    # recorded (drill.rollback.extravars_of), whatever the cluster holds now.
+    every = {c.get("name") for c in (recorded or {}).get("components", [])
+             if isinstance(c, dict) and c.get("all_databases")}
+
     def targets(scope: dict[str, Any] | None) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
         for store in (scope or {}).get("data_stores", []):
             if isinstance(store, dict) and store.get("role") == "restore target":
+                databases = (f" ({store['database']})" if store.get("database")
+                             and store.get("component") not in every else "")
                 found.setdefault(str(store.get("component")), set()).add(
-                    f"{store.get('host')} {store.get('endpoint')}")
+                    f"{store.get('host')} {store.get('endpoint')}{databases}")
         return found
 
     then, current = targets(recorded), targets(now)

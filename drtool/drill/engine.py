@@ -56,7 +56,7 @@ from drtool.core.model import (
     PhaseRecord,
     TaskRecord,
 )
-from drtool.core.rollback import cleanup_started, undo_problem
+from drtool.core.rollback import cleanup_started, undo_drift, undo_problem
 from drtool.drill import backups_check, facts, rollback
 from drtool.drill.journal_writer import JournalWriter, load_journals
 from drtool.drill.plan import identity_lock_keys, target_lock_keys
@@ -756,13 +756,22 @@ class Drill:
         confirmed must be undone first."""
         journals = [j for _p, j in load_journals(paths.evidence_dir(self.env.name))]
         problem = undo_problem(recovery.drill_id, journals)
+        if problem and any(j.drill_id == recovery.drill_id and j.status == RUNNING
+                           for j in journals):
+            # We hold the lock: it was killed, and could not be closed (see the warnings).
+            problem = (f"recovery {recovery.drill_id} was killed and could not be closed: "
+                       "what it left running could not be stopped")
+        drift = undo_drift(recovery.scope, self.journal.scope)
+        problem = problem or ("the recovery targets changed since it ran: " + "; ".join(drift)
+                              if drift else None)
         if problem:
             self.journal.failure = Failure("", f"cannot undo {recovery.drill_id}: {problem}",
                                            "guard")
             return
         store = (self.store.backup_path(recovery.backup.id) if recovery.backup else None)
         extravars = {**rollback.extravars_of(recovery, store),
-                     "drtool_recover_confirmed": self.confirmed or ""}
+                     "drtool_recover_confirmed": self.confirmed or "",
+                     "drtool_controller": paths.controller_id()}
         # The targets are leased under the recovery's id, as its snapshot phase did: the
         # rollback playbook checks them, gives back those it put back and keeps the others.
         try:
@@ -771,8 +780,16 @@ class Drill:
             self.journal.failure = Failure("", f"the targets could not be leased: {exc}",
                                            "orchestration")
             return
-        if run.status != "successful":
-            self._fail_from_run(PhaseRecord("lease"), run)
+        if run.status != "successful" or self.cancelled:
+            if run.status != "successful":
+                self._fail_from_run(PhaseRecord("lease"), run)
+            # Nothing was put back: the leases taken go back, the snapshot stays.
+            try:
+                self.ansible.run("release", {**extravars,
+                                             "drtool_release_discard_snapshot": False},
+                                 self.writer.artifact_dir("release"))
+            except OrchestrationError as exc:
+                self.journal.warnings.append(f"the targets' leases were not released: {exc}")
             return
         record = self._put_back(extravars, False)
         if record.status != PASSED:

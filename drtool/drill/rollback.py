@@ -200,18 +200,24 @@ def close_killed_undos(ansible: AnsibleAdapter, env: str, by: str, clock: Clock,
         recovery = by_id.get(journal.undoes or "")
         stopped = reap(ansible, extravars_of(recovery, None),
                        path.parent / "artifacts" / "reap") if recovery else None
-        again = f"run `drtool recover --env {env} --undo {journal.undoes}` again"
-        if journal.rollback is not None and journal.rollback.status == RUNNING:
-            journal.rollback.status = ABORTED
-            journal.rollback.error = "drtool was killed while it put the targets back"
-        end_killed(journal, f"drtool was killed (process {journal.pid} was gone) while it put "
-                            f"the targets of recovery {journal.undoes} back: they may be "
-                            f"partly put back; {again} (closed by {by})", clock)
+        if stopped:  # left running, as release_killed leaves a drill it cannot stop
+            problems.append(f"undo {journal.drill_id} was killed, and what it left running "
+                            f"could not be stopped: {stopped}")
+            continue
+        again = f"run `drtool recover --env {env} --undo {journal.undoes or '?'}` again"
+        record = journal.rollback
+        began = record is not None
+        if record is not None and record.status == RUNNING:
+            record.status = ABORTED
+            record.error = "drtool was killed while it put the targets back"
+        state = ("they may be partly put back" if began else
+                 "it had not begun to put them back")
+        end_killed(journal, f"drtool was killed (process {journal.pid} was gone) before its "
+                            f"undo of recovery {journal.undoes} ended: {state}; {again} "
+                            f"(closed by {by})", clock)
         JournalWriter(path.parent, journal).save()
         problems.append(f"undo {journal.drill_id} of recovery {journal.undoes} was killed: "
-                        f"its targets may be partly put back; {again}"
-                        + (f" (what it left running could not be stopped: {stopped})"
-                           if stopped else ""))
+                        f"{state}; {again}")
     return problems
 
 

@@ -412,7 +412,12 @@ def test_a_pgbackrest_cluster_is_recovered_onto_its_recovery_side_and_the_recove
             return system, sorted(r[0] for r in admin.execute(
                 "SELECT datname FROM pg_database WHERE NOT datistemplate"))
 
+    with pg(sandbox, "pg_physical", "postgres") as admin:  # what only it holds
+        admin.autocommit = True
+        admin.execute("DROP DATABASE IF EXISTS undo_marker")
+        admin.execute("CREATE DATABASE undo_marker")
     before = cluster()
+    assert "undo_marker" in before[1]
 
     code, journal = sandbox.json("recover", "--env", env, "--backup", "latest", "--confirm",
                                  env, "--replace-existing")
@@ -425,10 +430,14 @@ def test_a_pgbackrest_cluster_is_recovered_onto_its_recovery_side_and_the_recove
         primary = admin.execute(
             "SELECT system_identifier FROM pg_control_system()").fetchone()[0]
     assert cluster()[0] == primary  # pg_physical is now a copy of the primary
+    assert "undo_marker" not in cluster()[1]
 
     # The copy of its data directory the recovery kept puts it back as it was.
     code, undo = sandbox.json("recover", "--env", env, "--undo", journal["drill_id"],
                               "--confirm", env)
     assert code == 0, undo.get("failure")
     assert undo["rollback"]["status"] == "passed"
-    assert cluster() == before
+    assert cluster() == before  # the marker is back, and the cluster's own identity
+    with pg(sandbox, "pg_physical", "postgres") as admin:
+        admin.autocommit = True
+        admin.execute("DROP DATABASE undo_marker")

@@ -115,6 +115,20 @@ def test_a_recovery_target_that_is_another_environments_or_components_source_is_
     assert "uses backup source sessions-src (sessions)'s RDB file" in checks["r9/cache"].detail
 
 
+def test_a_physical_recovery_target_must_run_from_its_declared_data_directory():
+    physical = Component("main", "postgres", None,
+                         Place("pg9", port=5432, path="/srv/pg/data"),
+                         settings={"method": "pgbackrest"})
+    running = {("main", "target"): {"system_identifier": "9", MACHINE_KEY: MACHINE,
+                                    "data_directory": "/srv/pg/data", "data_dir_port": 5432}}
+    assert recovery_checks(running, [physical], [])[0].status == PASSED
+    elsewhere = {("main", "target"): {**running[("main", "target")],
+                                      "data_directory": "/srv/other", "data_dir_port": None}}
+    [check] = recovery_checks(elsewhere, [physical], [])
+    assert check.status == FAILED
+    assert "pg9: no server runs from its data_dir /srv/pg/data" in check.detail
+
+
 def test_an_identity_nobody_recorded_cannot_be_compared_and_does_not_refuse():
     checks = recovery_checks({("main", "target"): facts()}, RECOVERED[:1],
                              [seen("x", "other", "postgres", facts("1"), False)])
@@ -386,3 +400,14 @@ def test_an_undo_is_refused_when_the_recovery_targets_changed_since():
     assert rollback.undo_drift(then, now) == [
         "cache: recovered onto r1 10.0.0.2:6379, declared now at no recovery side",
         "main: recovered onto pg1 10.0.0.1:5432, declared now at pg1 10.0.0.1:5433"]
+    # A database left out of the list since; a cluster of `databases: all` is put back with
+    # the databases the recovery recorded, whatever it lists now.
+    listed = scope(("main", "pg1", "10.0.0.1:5432"))
+    listed["data_stores"][0]["database"] = "appdb, shop"
+    fewer = scope(("main", "pg1", "10.0.0.1:5432"))
+    fewer["data_stores"][0]["database"] = "appdb"
+    assert rollback.undo_drift(listed, fewer) == [
+        "main: recovered onto pg1 10.0.0.1:5432 (appdb, shop), declared now at pg1 "
+        "10.0.0.1:5432 (appdb)"]
+    listed["components"] = [{"name": "main", "all_databases": True}]
+    assert rollback.undo_drift(listed, fewer) == []
