@@ -109,10 +109,8 @@ def print_undo_plan(plan: dict[str, Any], to_stderr: bool) -> None:
              f"started {said['started_at']}{by}, from backup {said['backup']}): each target "
              "it restored onto is put back as its safety snapshot found it, then its services "
              "resumed; nothing has been changed."]
-    for component in plan["components"]:
-        target = component["target"]
-        where = target.get("host") if isinstance(target, dict) else target
-        lines.append(f"   {component['name']} ({component['kind']}) on {where}")
+    for component in plan["components"]:  # a journal's scope names each target's host
+        lines.append(f"   {component['name']} ({component['kind']}) on {component['target']}")
     click.echo("\n".join(lines), err=to_stderr)
 
 

@@ -46,7 +46,8 @@ ALL_PHASES: tuple[str, ...] = tuple(dict.fromkeys(p for phases in OPERATIONS.val
 # write check writes to the target too). A backup only reads the primaries.
 TOUCHES_TARGETS = frozenset({"drill", "restore", "verify", "rollback", "recover",
                              "undo-recover"})
-RECOVER, UNDO_RECOVER = "recover", "undo-recover"
+RECOVER = "recover"
+UNDO_RECOVER = rollback.UNDO_RECOVER  # core.rollback judges its journals
 # The operations whose targets are the components' recovery sides.
 RECOVERY_SIDE = frozenset({RECOVER, UNDO_RECOVER})
 

@@ -187,9 +187,9 @@ def close_killed_undos(ansible: AnsibleAdapter, env: str, by: str, clock: Clock,
                        skip: str | None = None) -> list[str]:
     """Close the journals of `drtool recover --undo` runs of `env` that were killed: stop
     what their rollback left running (it runs under the recovery's id), and say that the
-    targets may be partly put back; their leases stay, under the recovery's id, until the
-    undo is run again (it takes them back as its own). Returns a warning for each. Call it
-    only while holding the environment's lock."""
+    targets may be partly put back; the leases it took stay, under the recovery's id, until
+    they expire (drtool_lease_s) or the undo is run again (it takes them back as its own).
+    Returns a warning for each. Call it only while holding the environment's lock."""
     journals = load_journals(paths.evidence_dir(env))
     by_id = {journal.drill_id: journal for _path, journal in journals}
     problems = []
