@@ -96,6 +96,23 @@ def crontab() -> tuple[int, str]:
     return done.returncode, done.stdout
 
 
+def stuck(drtool: Drtool, path: Path) -> str:
+    """Why a scheduled job's journal still says running: where it is, what its log says,
+    and which of its processes still run."""
+    journal = json.loads(path.read_text())
+    where = [f"{p['name']} {p['status']}" for p in journal["phases"]]
+    last = [f"{t['name']} on {t['host']}: {t['status']} at {t['ended_at']}"
+            for t in journal.get("tasks", [])[-3:]]
+    ps = subprocess.run(["ps", "-wweo", "pid,ppid,stat,etimes,args", "--sort", "pid"],
+                        capture_output=True, text=True, check=False).stdout
+    mine = [line for line in ps.splitlines() if f"--env {ENV}" in line
+            or "ansible" in line or "pg_" in line]
+    logs = " | ".join(f"{p.name}: {p.read_text()[-1500:]}"
+                      for p in (drtool.home / "logs").glob("*.log"))
+    return (f"the scheduled {journal['operation']} {journal['drill_id']} did not finish: "
+            f"phases {where}; last tasks {last}; processes {mine}; logs {logs}")
+
+
 @pytest.fixture
 def cron_daemon():
     """Debian's cron, in the foreground, stopped by its PID at the end."""
@@ -167,7 +184,7 @@ def test_cron_runs_the_backup_schedule_then_a_drill_of_its_backup_and_remove_res
         path = sandbox.home / "evidence" / ENV / drill_id / "journal.json"
         deadline = time.monotonic() + 300
         while json.loads(path.read_text())["status"] == "running":
-            assert time.monotonic() < deadline, "the scheduled job did not finish"
+            assert time.monotonic() < deadline, stuck(sandbox, path)
             time.sleep(0.5)
         journal = json.loads(path.read_text())
         made[journal["operation"]] = journal
