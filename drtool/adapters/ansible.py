@@ -3,6 +3,7 @@ events into task records, and hand back what the roles published with set_stats.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -34,7 +35,7 @@ KEPT_ENV = frozenset({
     "PATH", "HOME", "LANG", "LC_ALL", "DRTOOL_HOME", "DRTOOL_SANDBOX_PORT_BASE",
     "ANSIBLE_CONFIG", "ANSIBLE_LOCAL_TEMP", "ANSIBLE_SSH_CONTROL_PATH_DIR", "ANSIBLE_NOCOLOR",
     "ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_CALLBACK_PLUGINS", "ANSIBLE_VERBOSITY", "ANSIBLE_DEBUG",
-    "ANSIBLE_DISPLAY_ARGS_TO_STDOUT", "ANSIBLE_KEEP_REMOTE_FILES",
+    "ANSIBLE_DISPLAY_ARGS_TO_STDOUT", "ANSIBLE_KEEP_REMOTE_FILES", "DRTOOL_PAYLOAD_CACHE",
 })
 WITHHELD = "<withheld by drtool>"
 RUNNER_COMMAND = re.compile(r'\{\s*"command"')  # how runner's json.dump of it begins
@@ -50,6 +51,44 @@ QUIET = {"ANSIBLE_VERBOSITY": "0", "ANSIBLE_DEBUG": "0", "ANSIBLE_DISPLAY_ARGS_T
 # ...or a user's extra callbacks (they write files of their own, the tree callback the whole
 # results): removed from the environment runner copies, as they cannot be set to "none".
 UNSET = ("ANSIBLE_CALLBACKS_ENABLED", "ANSIBLE_CALLBACK_WHITELIST")
+
+
+# Module payloads shared between runs (see the drtool.drill.payload_cache callback): a
+# folder per make-up, under the run's scratch folder. Those of another make-up (an upgrade)
+# are deleted once nothing has been added to them for this long: a drtool of the old version
+# still running would otherwise lose its folder mid-run.
+PAYLOAD_CACHE_KEPT_S = 7 * 86400
+
+
+def payload_key(content_root: Path) -> str:
+    """What the payloads Ansible builds are made of, as a short hash: ansible-core's version
+    and where it is installed (its builtin modules and module_utils), and every file of the
+    drtool.drill collection's plugins. Payloads hold code only, never a task's arguments."""
+    from ansible import release  # noqa: PLC0415 - a small module; ansible itself is not loaded
+
+    digest = hashlib.sha256(f"{release.__version__}\0{Path(release.__file__).parent}".encode())
+    plugins = content_root / "collections" / "ansible_collections" / "drtool" / "drill" / "plugins"
+    for path in sorted(plugins.rglob("*.py")):
+        digest.update(b"\0" + str(path.relative_to(plugins)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+_PAYLOAD_KEYS: dict[Path, str] = {}
+
+
+def payload_cache(scratch: Path, content_root: Path) -> Path:
+    """The folder of shared module payloads for runs whose scratch folder is `scratch`; older
+    make-ups' folders beside it are deleted once unused for PAYLOAD_CACHE_KEPT_S."""
+    key = _PAYLOAD_KEYS.get(content_root) or _PAYLOAD_KEYS.setdefault(
+        content_root, payload_key(content_root))
+    root = scratch / "payloads"
+    folder = root / key
+    if not folder.is_dir():
+        with contextlib.suppress(OSError):
+            for other in root.iterdir():
+                if other.name != key and time.time() - other.stat().st_mtime > PAYLOAD_CACHE_KEPT_S:
+                    shutil.rmtree(other, ignore_errors=True)
+    return folder
 
 
 class _Unset:
@@ -244,6 +283,7 @@ class AnsibleAdapter:
             "ANSIBLE_LOCAL_TEMP": str(tmp),
             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.control_dir),
             "ANSIBLE_NOCOLOR": "1",
+            "DRTOOL_PAYLOAD_CACHE": str(payload_cache(scratch, self.content_root)),
             # Inventories find drtool's state (and the sandbox its secrets) through this.
             "DRTOOL_HOME": str(paths.drtool_home()),
             # ansible-runner copies drtool's whole environment: a user's ANSIBLE_VERBOSITY=3

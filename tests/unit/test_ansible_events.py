@@ -1,6 +1,17 @@
 import json
+import os
+import shutil
+import time
+from pathlib import Path
 
-from drtool.adapters.ansible import playbook_error, scrub_command_artifact, task_record
+from drtool.adapters.ansible import (
+    PAYLOAD_CACHE_KEPT_S,
+    payload_cache,
+    payload_key,
+    playbook_error,
+    scrub_command_artifact,
+    task_record,
+)
 
 
 def event(kind, **data):
@@ -53,3 +64,38 @@ def test_what_ansible_playbook_stopped_on_is_read_from_its_stdout_redacted(tmp_p
     stdout.write_text("PLAY RECAP\n")
     assert playbook_error(stdout) == ""
     assert playbook_error(tmp_path / "none") == ""
+
+
+def collection_copy(tmp_path):
+    """A content root holding a copy of the drtool.drill collection's plugins."""
+    from drtool import paths
+
+    plugins = Path("collections/ansible_collections/drtool/drill/plugins")
+    shutil.copytree(paths.content_root() / plugins, tmp_path / plugins)
+    return tmp_path, tmp_path / plugins
+
+
+def test_the_payload_folder_is_named_by_the_collections_code(tmp_path):
+    root, plugins = collection_copy(tmp_path)
+    first = payload_key(root)
+    assert payload_key(root) == first and len(first) == 16
+    assert (plugins / "modules" / "pg_facts.py").is_file()
+    with (plugins / "module_utils" / "postgres.py").open("a") as module_util:
+        module_util.write("\n# changed\n")
+    assert payload_key(root) != first  # a changed module_utils file: payloads built anew
+
+
+def test_the_payload_folder_of_another_make_up_goes_once_unused_for_a_week(tmp_path):
+    root, _plugins = collection_copy(tmp_path / "content")
+    scratch = tmp_path / "run"
+    stale, recent = scratch / "payloads" / ("0" * 16), scratch / "payloads" / ("1" * 16)
+    for folder in (stale, recent):
+        folder.mkdir(parents=True)
+        (folder / "ansible.builtin.file-ZIP_DEFLATED-none").write_bytes(b"payload")
+    week_ago = time.time() - PAYLOAD_CACHE_KEPT_S - 60
+    os.utime(stale, (week_ago, week_ago))
+
+    folder = payload_cache(scratch, root)
+
+    assert folder.parent == scratch / "payloads" and folder.name == payload_key(root)
+    assert not stale.exists() and recent.is_dir()  # a drtool of the other make-up may run

@@ -1,0 +1,38 @@
+"""Module payloads: Ansible builds each module's payload once for every run of drtool's
+playbooks (the drtool.drill.payload_cache callback links each run's folder to one shared
+folder), not once in every ansible-playbook run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Drtool, copy_inventory
+
+pytestmark = pytest.mark.integration
+
+
+def payloads(home: Path) -> dict[str, tuple[int, int]]:
+    """Each payload in the one shared folder: its file's inode and change time (a payload
+    built again is a new file renamed into place)."""
+    [folder] = (home / "run" / "payloads").iterdir()
+    return {p.name: (p.stat().st_ino, p.stat().st_ctime_ns) for p in folder.iterdir()
+            if not p.name.endswith((".lock", "-part"))}
+
+
+def test_a_second_operation_builds_no_payload_the_first_one_built(sandbox: Drtool):
+    env = copy_inventory(sandbox, "sandbox-payloads", {}, keep={"main"})
+    first = sandbox("backup", "--env", env)
+    assert first.returncode == 0, first.stderr
+    built = payloads(sandbox.home)
+    # The modules the preflight and the backup ran (named by where Ansible found them).
+    modules = {name.split("-")[0].rsplit(".", 1)[-1] for name in built}
+    assert modules >= {"pg_facts", "pg_backup"}, built
+
+    second = sandbox("backup", "--env", env)
+
+    assert second.returncode == 0, second.stderr
+    assert payloads(sandbox.home) == built
+    # Each run's own folder of Ansible's was a link to the shared one, and went with the run.
+    assert not list((sandbox.home / "run" / "ansible-tmp").glob("ansible-local-*"))
