@@ -54,10 +54,14 @@ UNSET = ("ANSIBLE_CALLBACKS_ENABLED", "ANSIBLE_CALLBACK_WHITELIST")
 
 
 # Module payloads shared between runs (see the drtool.drill.payload_cache callback): a
-# folder per make-up, under the run's scratch folder. Those of another make-up (an upgrade)
-# are deleted once nothing has been added to them for this long: a drtool of the old version
-# still running would otherwise lose its folder mid-run.
+# folder per make-up, under the run's scratch folder, its time set at every run that uses it.
+# Those of another make-up (an upgrade) are deleted once no run has used them for this long:
+# a drtool of the old version still running would otherwise lose its folder mid-run.
 PAYLOAD_CACHE_KEPT_S = 7 * 86400
+# Settings by which a user's environment points Ansible at other module code than the
+# checkout's: the key could not name it, so with any of them set nothing is shared.
+OTHER_MODULE_CODE = ("ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS", "ANSIBLE_LIBRARY",
+                     "ANSIBLE_MODULE_UTILS")
 
 
 def payload_key(content_root: Path) -> str:
@@ -76,14 +80,21 @@ def payload_key(content_root: Path) -> str:
 _PAYLOAD_KEYS: dict[Path, str] = {}
 
 
-def payload_cache(scratch: Path, content_root: Path) -> Path:
-    """The folder of shared module payloads for runs whose scratch folder is `scratch`; older
-    make-ups' folders beside it are deleted once unused for PAYLOAD_CACHE_KEPT_S."""
+def payload_cache(scratch: Path, content_root: Path) -> Path | None:
+    """The folder of shared module payloads for runs whose scratch folder is `scratch`, marked
+    as used now; older make-ups' folders beside it are deleted once unused for
+    PAYLOAD_CACHE_KEPT_S. None (nothing shared) when the environment points Ansible at other
+    module code (OTHER_MODULE_CODE)."""
+    if any(os.environ.get(name) for name in OTHER_MODULE_CODE):
+        return None
     key = _PAYLOAD_KEYS.get(content_root) or _PAYLOAD_KEYS.setdefault(
         content_root, payload_key(content_root))
     root = scratch / "payloads"
     folder = root / key
-    if not folder.is_dir():
+    if folder.is_dir():
+        with contextlib.suppress(OSError):
+            os.utime(folder)
+    else:
         with contextlib.suppress(OSError):
             for other in root.iterdir():
                 if other.name != key and time.time() - other.stat().st_mtime > PAYLOAD_CACHE_KEPT_S:
@@ -283,13 +294,15 @@ class AnsibleAdapter:
             "ANSIBLE_LOCAL_TEMP": str(tmp),
             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.control_dir),
             "ANSIBLE_NOCOLOR": "1",
-            "DRTOOL_PAYLOAD_CACHE": str(payload_cache(scratch, self.content_root)),
             # Inventories find drtool's state (and the sandbox its secrets) through this.
             "DRTOOL_HOME": str(paths.drtool_home()),
             # ansible-runner copies drtool's whole environment: a user's ANSIBLE_VERBOSITY=3
             # would otherwise reach every phase and its artifacts.
             **QUIET,
         }
+        payloads = payload_cache(scratch, self.content_root)
+        if payloads is not None:
+            env["DRTOOL_PAYLOAD_CACHE"] = str(payloads)
         if "DRTOOL_SANDBOX_PORT_BASE" in os.environ:
             env["DRTOOL_SANDBOX_PORT_BASE"] = os.environ["DRTOOL_SANDBOX_PORT_BASE"]
         return env

@@ -102,7 +102,7 @@ def stuck(drtool: Drtool, path: Path) -> str:
     journal = json.loads(path.read_text())
     where = [f"{p['name']} {p['status']}" for p in journal["phases"]]
     last = [f"{t['name']} on {t['host']}: {t['status']} at {t['ended_at']}"
-            for t in journal.get("tasks", [])[-3:]]
+            for t in [t for p in journal["phases"] for t in p.get("tasks") or []][-3:]]
     ps = subprocess.run(["ps", "-wweo", "pid,ppid,stat,etimes,args", "--sort", "pid"],
                         capture_output=True, text=True, check=False).stdout
     mine = [line for line in ps.splitlines() if f"--env {ENV}" in line

@@ -4,7 +4,10 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
 from drtool.adapters.ansible import (
+    OTHER_MODULE_CODE,
     PAYLOAD_CACHE_KEPT_S,
     payload_cache,
     payload_key,
@@ -99,3 +102,36 @@ def test_the_payload_folder_of_another_make_up_goes_once_unused_for_a_week(tmp_p
 
     assert folder.parent == scratch / "payloads" and folder.name == payload_key(root)
     assert not stale.exists() and recent.is_dir()  # a drtool of the other make-up may run
+
+
+def test_another_ansible_core_names_another_payload_folder(tmp_path, monkeypatch):
+    from ansible import release
+
+    root, _plugins = collection_copy(tmp_path)
+    first = payload_key(root)
+    monkeypatch.setattr(release, "__version__", release.__version__ + ".post1")
+    assert payload_key(root) != first
+
+
+def test_a_payload_folder_in_use_is_kept_however_old_its_payloads(tmp_path):
+    root, _plugins = collection_copy(tmp_path / "content")
+    scratch = tmp_path / "run"
+    mine = payload_cache(scratch, root)
+    assert mine is not None
+    mine.mkdir(parents=True)
+    week_ago = time.time() - PAYLOAD_CACHE_KEPT_S - 60
+    os.utime(mine, (week_ago, week_ago))
+    # A run of this make-up marks it used; a run of another make-up then leaves it alone.
+    assert payload_cache(scratch, root) == mine
+    assert time.time() - mine.stat().st_mtime < 60
+    other_root, plugins = collection_copy(tmp_path / "other")
+    (plugins / "modules" / "reap.py").write_text("# another version\n")
+    assert payload_cache(scratch, other_root) != mine and mine.is_dir()
+
+
+@pytest.mark.parametrize("setting", OTHER_MODULE_CODE)
+def test_nothing_is_shared_when_ansible_is_pointed_at_other_module_code(setting, tmp_path,
+                                                                         monkeypatch):
+    root, _plugins = collection_copy(tmp_path / "content")
+    monkeypatch.setenv(setting, str(tmp_path / "elsewhere"))
+    assert payload_cache(tmp_path / "run", root) is None

@@ -55,7 +55,8 @@ class CallbackModule(CallbackBase):
         link = os.path.join(local_tmp, ANSIBLE_FOLDER)
         try:
             os.makedirs(shared, mode=0o700, exist_ok=True)
-            if not os.path.lexists(link):
+            # A folder it could not write to would fail every module: no link then.
+            if os.access(shared, os.W_OK | os.X_OK) and not os.path.lexists(link):
                 os.symlink(shared, link)
         except OSError:
             pass  # no link: Ansible builds the payloads in its own folder, as without drtool
