@@ -4,8 +4,8 @@ Before a module runs, Ansible builds its payload: the module and every module_ut
 imports, found by parsing them (recursive_finder), zipped. It keeps what it built in a
 folder of its own temporary directory, which lives as long as one ansible-playbook process.
 A drill is a dozen runs or more (a run per phase, a run per component restored side by
-side), so the same payloads were built again in every run: about a fifth of a sandbox
-drill's CPU (bench/README.md).
+side), so the same payloads were built again in every run: 13 % of the samples of a sandbox
+drill's profile; sharing them saves a tenth of its CPU (bench/README.md).
 
 drtool sets DRTOOL_PAYLOAD_CACHE to a private folder named by what the payloads are made of
 (ansible-core's version and place, the drtool.drill collection's plugins; see
