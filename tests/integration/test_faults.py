@@ -213,8 +213,11 @@ def test_postgres_killed_during_pg_restore_fails_the_restore_and_is_rolled_back_
     journal = json.loads(out)
     reason = failed_at(journal, "restore", ["sandbox-pg-target"])
     assert "pg_restore failed" in reason, reason
+    # How the server's death shows depends on when it came: the sessions open at the kill
+    # are cut; pg_restore's parallel workers still connecting are refused.
     assert any(death in reason for death in ("server closed the connection",
-                                             "terminating connection")), reason
+                                             "terminating connection",
+                                             "Connection refused")), reason
     assert postmaster_pid(sandbox) != postmaster
     # On the code before, the rollback gave the target up at the first refused connection.
     assert any("Wait until the server takes connections" in t["name"]
