@@ -28,7 +28,9 @@ lint: bootstrap
 # pytest's exit code 5 (no tests collected) fails this target like any other failure.
 # Two workers (pytest-xdist): a test module runs whole on one of them, and the lab's tests
 # together on one (tests/conftest.py schedules them). Three were measured slower on two
-# cores (pytest 42:40 against 38:23, 14% more CPU): the suite keeps two workers busy.
+# cores, twice: pytest 42:40 against 38:23 (14% more CPU), and again with shared module
+# payloads, 35:46 against 28:17 (62 CPU minutes by process accounting, against 39-43 with
+# two): the suite keeps two workers busy, and a third only makes them contend.
 test: lint
 	$(VENV)/bin/pytest -n 2
 
