@@ -29,8 +29,8 @@ lint: bootstrap
 # Two workers (pytest-xdist): a test module runs whole on one of them, and the lab's tests
 # together on one (tests/conftest.py schedules them). Three were measured slower on two
 # cores, twice: pytest 42:40 against 38:23 (14% more CPU), and again with shared module
-# payloads, 35:46 against 28:17 (62 CPU minutes by process accounting, against 39-43 with
-# two): the suite keeps two workers busy, and a third only makes them contend.
+# payloads, in the same hour, 35:46 against 31:11 (62 CPU minutes by process accounting,
+# against 50): the suite keeps two workers busy, and a third only makes them contend.
 test: lint
 	$(VENV)/bin/pytest -n 2
 
