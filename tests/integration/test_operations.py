@@ -101,8 +101,8 @@ def stuck(drtool: Drtool, path: Path) -> str:
     and which of its processes still run."""
     journal = json.loads(path.read_text())
     where = [f"{p['name']} {p['status']}" for p in journal["phases"]]
-    last = [f"{t['name']} on {t['host']}: {t['status']} at {t['ended_at']}"
-            for t in [t for p in journal["phases"] for t in p.get("tasks") or []][-3:]]
+    tasks = [task for phase in journal["phases"] for task in phase.get("tasks") or []]
+    last = [f"{t['name']} on {t['host']}: {t['status']} at {t['ended_at']}" for t in tasks[-3:]]
     ps = subprocess.run(["ps", "-wweo", "pid,ppid,stat,etimes,args", "--sort", "pid"],
                         capture_output=True, text=True, check=False).stdout
     mine = [line for line in ps.splitlines() if f"--env {ENV}" in line
