@@ -80,7 +80,8 @@ def test_a_drill_over_ssh_restores_on_other_hosts_and_never_writes_to_the_primar
     actions = {(t["host"], t["action"]) for t in tasks}
     assert ("lab-pg-primary", "ansible.builtin.fetch") in actions
     assert ("lab-pg-target", "ansible.builtin.unarchive") in actions
-    destructive = {"drtool.drill.pg_database", "drtool.drill.redis_admin", "ansible.builtin.copy",
+    destructive = {"drtool.drill.pg_database", "drtool.drill.pg_restore",
+                   "drtool.drill.redis_admin", "ansible.builtin.copy",
                    "ansible.builtin.systemd_service"}
     assert not [t for t in tasks if t["host"] in ("lab-pg-primary", "lab-redis-primary")
                 and t["action"] in destructive]

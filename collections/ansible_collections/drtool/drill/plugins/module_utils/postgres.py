@@ -102,6 +102,41 @@ def connect(psycopg, params, database=None, autocommit=True):
     )
 
 
+def database_exists(conn, database):
+    return conn.execute("SELECT count(*) > 0 FROM pg_database WHERE datname = %s",
+                        (database,)).fetchone()[0]
+
+
+def recreate_database(psycopg, conn, database, state="recreated", owner=None):
+    """Drop `database` (state absent or recreated) and create it (recreated, or present
+    when missing), on a connection to another database. A drop first refuses new
+    connections, then ends the open ones (WITH (FORCE)); a database it creates is given to
+    `owner` when the cluster has that role. Returns (existed, created, owned_by)."""
+    from psycopg import sql  # noqa: PLC0415 - psycopg is imported by import_psycopg
+
+    name = sql.Identifier(database)
+    existed = database_exists(conn, database)
+    if existed and state in ("absent", "recreated"):
+        # Refuse new connections first: FORCE ends the open ones, and nothing (an
+        # application, a worker) may connect between that and the drop.
+        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(name))
+        try:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
+        except psycopg.Error:
+            # Not dropped: let it be used again, then say why.
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(name))
+            raise
+    if not (state == "recreated" or (state == "present" and not existed)):
+        return existed, False, None
+    conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+    if owner and conn.execute("SELECT count(*) > 0 FROM pg_roles WHERE rolname = %s",
+                              (owner,)).fetchone()[0]:
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(name, sql.Identifier(owner)))
+    owned_by = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                            (database,)).fetchone()[0]
+    return existed, True, owned_by
+
+
 def exact_counts(conn):
     """Return {"schema.table": exact row count} for every table, partitions included."""
     from psycopg import sql  # noqa: PLC0415

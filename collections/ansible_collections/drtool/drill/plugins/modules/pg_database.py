@@ -47,7 +47,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
     CONNECTION_ARGS,
     connect,
+    database_exists,
     import_psycopg,
+    recreate_database,
 )
 
 
@@ -59,42 +61,17 @@ def main():
     module = AnsibleModule(argument_spec=args, supports_check_mode=True)
     params = module.params
     psycopg = import_psycopg(module)
-    from psycopg import sql  # noqa: PLC0415
-
-    name = sql.Identifier(params["database"])
-    owned_by = None
+    state = params["state"]
     try:
         with connect(psycopg, params, database="postgres") as conn:
-            existed = conn.execute(
-                "SELECT count(*) > 0 FROM pg_database WHERE datname = %s", (params["database"],)
-            ).fetchone()[0]
-            state = params["state"]
-            drop = existed and state in ("absent", "recreated")
-            create = state == "recreated" or (state == "present" and not existed)
-            changed = drop or create
-            if not module.check_mode:
-                if drop:
-                    # Refuse new connections first: FORCE ends the open ones, and nothing
-                    # (an application, a worker) may connect between that and the drop.
-                    conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false")
-                                 .format(name))
-                    try:
-                        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
-                    except psycopg.Error:
-                        # Not dropped: let it be used again, then say why.
-                        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true")
-                                     .format(name))
-                        raise
-                if create:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-                    owner = params["owner"]
-                    if owner and conn.execute("SELECT count(*) > 0 FROM pg_roles WHERE "
-                                              "rolname = %s", (owner,)).fetchone()[0]:
-                        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-                            name, sql.Identifier(owner)))
-                    owned_by = conn.execute(
-                        "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
-                        (params["database"],)).fetchone()[0]
+            if module.check_mode:  # what it would do, done by nothing
+                existed = database_exists(conn, params["database"])
+                created, owned_by = state == "recreated" or (
+                    state == "present" and not existed), None
+            else:
+                existed, created, owned_by = recreate_database(
+                    psycopg, conn, params["database"], state, params["owner"])
+            changed = created or (existed and state in ("absent", "recreated"))
     except psycopg.Error as exc:
         module.fail_json(msg="PostgreSQL %s:%s: %s" % (params["host"], params["port"], exc))
     module.exit_json(changed=changed, existed=existed, owner=owned_by)
