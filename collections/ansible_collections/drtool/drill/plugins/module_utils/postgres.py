@@ -137,6 +137,42 @@ def recreate_database(psycopg, conn, database, state="recreated", owner=None):
     return existed, True, owned_by
 
 
+def setting(psycopg, conn, name):
+    """A server setting only a superuser (or pg_read_all_settings) may read; None when this
+    role may not."""
+    try:
+        with conn.transaction():
+            return conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0]
+    except psycopg.Error:
+        return None
+
+
+def system_identifier(psycopg, conn):
+    """The cluster's identity, set by initdb and shared by its physical copies: what tells
+    two servers apart whatever address or port they answer on. None when it cannot be read
+    (a role without the right to call pg_control_system)."""
+    try:
+        row = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()
+    except psycopg.Error:  # an unknown identity is for the caller to judge
+        return None
+    return row[0] if row else None
+
+
+def server_facts(psycopg, admin):
+    """The server's version and identity, on any connection to it."""
+    return {"server_version": admin.execute("SHOW server_version").fetchone()[0],
+            "system_identifier": system_identifier(psycopg, admin),
+            "data_directory": setting(psycopg, admin, "data_directory")}
+
+
+def content_facts(conn, backup_id, heartbeat_query):
+    """What a database holds, on a connection to it: exact counts, sequences, the sentinel
+    of `backup_id`, the newest heartbeat (pg_facts' measure, and a restore's)."""
+    return {"counts": exact_counts(conn), "sequences": sequence_values(conn),
+            "sentinel_value": sentinel_value(conn, backup_id),
+            "heartbeat_at": newest_heartbeat(conn, heartbeat_query)}
+
+
 def exact_counts(conn):
     """Return {"schema.table": exact row count} for every table, partitions included."""
     from psycopg import sql  # noqa: PLC0415

@@ -114,11 +114,10 @@ from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
     RELATIONS_SQL,
     SENTINEL_DDL,
     connect,
-    exact_counts,
+    content_facts,
     import_psycopg,
     newest_heartbeat,
-    sentinel_value,
-    sequence_values,
+    server_facts,
 )
 
 
@@ -159,27 +158,6 @@ def folder_name(name):
             and not any(ord(c) < 32 or ord(c) == 127 for c in name))
 
 
-def setting(psycopg, conn, name):
-    """A server setting only a superuser (or pg_read_all_settings) may read; None when this
-    role may not."""
-    try:
-        with conn.transaction():
-            return conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0]
-    except psycopg.Error:
-        return None
-
-
-def system_identifier(psycopg, conn):
-    """The cluster's identity, set by initdb and shared by its physical copies: what tells
-    two servers apart whatever address or port they answer on. None when it cannot be read
-    (a role without the right to call pg_control_system)."""
-    try:
-        row = conn.execute("SELECT system_identifier::text FROM pg_control_system()").fetchone()
-    except psycopg.Error:  # an unknown identity is for the caller to judge
-        return None
-    return row[0] if row else None
-
-
 def main():
     args = dict(CONNECTION_ARGS)
     args.update(
@@ -203,19 +181,16 @@ def main():
             ", ".join(missing), params["bin_dir"]))
     try:
         with connect(psycopg, params, database="postgres") as admin:
-            version = admin.execute("SHOW server_version").fetchone()[0]
+            server = server_facts(psycopg, admin)
             wanted = [params["database"]] + params["present"]
             there = {row[0] for row in admin.execute(
                 "SELECT datname FROM pg_database WHERE datname = ANY(%s)", (wanted,))}
             exists = params["database"] in there
-            identifier = system_identifier(psycopg, admin)
-            data_directory = setting(psycopg, admin, "data_directory")
             found = admin.execute(
                 "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn"
                 " AND datname <> 'postgres' ORDER BY datname"
             ).fetchall() if params["list_databases"] else None
-        result = dict(changed=False, exists=exists, server_version=version,
-                      system_identifier=identifier, data_directory=data_directory,
+        result = dict(changed=False, exists=exists, **server,
                       present={name: name in there for name in params["present"]})
         if params["machine_identity"]:
             result["machine_id_sha256"] = machine_id_sha256()
@@ -237,12 +212,7 @@ def main():
         if params["reachable_only"] or not exists:
             module.exit_json(**result)
         with connect(psycopg, params) as conn:
-            result.update(
-                counts=exact_counts(conn),
-                sequences=sequence_values(conn),
-                sentinel_value=sentinel_value(conn, params["backup_id"]),
-                heartbeat_at=newest_heartbeat(conn, params["heartbeat_query"]),
-            )
+            result.update(content_facts(conn, params["backup_id"], params["heartbeat_query"]))
             if params["write_check"] and not module.check_mode:
                 result["write_check"] = write_check(conn)
     except psycopg.Error as exc:

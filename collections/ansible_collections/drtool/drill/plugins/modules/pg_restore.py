@@ -13,6 +13,8 @@ description:
     never on a command line, and as a C(no_log) parameter Ansible masks it in every output.
   - With I(recreate), it first drops the database and creates it empty, owned as it was
     dumped; one task, so a restore's critical path pays for one module's start, not three.
+  - With I(measure), it then measures what the restored database holds, as C(pg_facts)
+    would, before anything else can write to it.
   - On failure the message holds the end of pg_restore's own stderr, such as
     C(role "x" does not exist), with the password replaced by C(***).
 extends_documentation_fragment:
@@ -30,6 +32,19 @@ options:
         cluster has that role; never with I(no_owner)).
     type: bool
     default: false
+  measure:
+    description:
+      - After the restore, measure the database as C(drtool.drill.pg_facts) does (exact
+        counts, sequences, the sentinel of I(backup_id), the newest heartbeat) and return it
+        as C(measured).
+    type: bool
+    default: false
+  backup_id:
+    description: The backup whose sentinel row I(measure) reads.
+    type: str
+  heartbeat_query:
+    description: The query I(measure) runs for the newest heartbeat (a timestamp).
+    type: str
   src:
     description: The archive, a custom-format file or a directory-format folder.
     type: path
@@ -69,6 +84,13 @@ owner:
   description: Who owns the database it recreated.
   type: str
   returned: with I(recreate)
+measured:
+  description:
+    - What C(drtool.drill.pg_facts) returns of the restored database (exists,
+      server_version, system_identifier, data_directory, counts, sequences, sentinel_value,
+      heartbeat_at).
+  type: dict
+  returned: with I(measure)
 """
 
 import json
@@ -81,8 +103,11 @@ from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
     CONNECTION_ARGS,
     client_env,
     connect,
+    content_facts,
+    database_exists,
     import_psycopg,
     recreate_database,
+    server_facts,
     tool_failure,
 )
 
@@ -112,6 +137,22 @@ def recreate(module, params):
     return {"existed": existed, "owner": owned_by}
 
 
+def measure(module, params):
+    """What the restored database holds, as pg_facts measures it."""
+    psycopg = import_psycopg(module)
+    try:
+        with connect(psycopg, params, database="postgres") as admin:
+            found = dict(server_facts(psycopg, admin), present={},
+                         exists=database_exists(admin, params["database"]))
+        if found["exists"]:
+            with connect(psycopg, params) as conn:
+                found.update(content_facts(conn, params["backup_id"], params["heartbeat_query"]))
+    except psycopg.Error as exc:
+        module.fail_json(msg="PostgreSQL %s:%s: the restore ended, measuring it failed: %s"
+                         % (params["host"], params["port"], exc))
+    return found
+
+
 def restore_argv(params):
     """pg_restore's argument list; --exit-on-error makes any error fail the restore."""
     return [
@@ -133,6 +174,9 @@ def main():
         no_privileges=dict(type="bool", default=False),
         role=dict(type="str", default=None),
         recreate=dict(type="bool", default=False),
+        measure=dict(type="bool", default=False),
+        backup_id=dict(type="str", default=None),
+        heartbeat_query=dict(type="str", default=None),
     )
     module = AnsibleModule(argument_spec=args, supports_check_mode=False)
     params = module.params
@@ -149,9 +193,11 @@ def main():
     if done.returncode != 0:
         module.fail_json(msg=tool_failure("pg_restore", done.returncode, done.stderr,
                                           [params["password"]]), rc=done.returncode)
-    module.exit_json(changed=True, duration_s=round(time.monotonic() - started, 3),
-                     no_owner=params["no_owner"], no_privileges=params["no_privileges"],
-                     role=params["role"], **recreated)
+    duration_s = round(time.monotonic() - started, 3)
+    if params["measure"]:
+        recreated["measured"] = measure(module, params)
+    module.exit_json(changed=True, duration_s=duration_s, no_owner=params["no_owner"],
+                     no_privileges=params["no_privileges"], role=params["role"], **recreated)
 
 
 if __name__ == "__main__":
