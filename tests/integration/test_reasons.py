@@ -157,6 +157,39 @@ def test_pg_restore_of_a_database_whose_owner_the_target_lacks_says_so(sandbox, 
     assert password not in reason and password not in artifacts_text(tmp_path)
 
 
+def test_a_dump_whose_database_file_cannot_be_read_is_refused_before_the_drop(
+        sandbox, probe, tmp_path):
+    # The restore recreates the database owned as dumped (database.json beside the dump):
+    # a file that is there and unreadable fails the task before the database is dropped.
+    password = sandbox.secret("postgres_password")
+    with pg(sandbox, "pg_target", "postgres") as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {SCRATCH}")
+    try:
+        with pg(sandbox, "pg_target", SCRATCH) as conn:
+            conn.execute("CREATE TABLE kept (i int)")
+            conn.execute("INSERT INTO kept VALUES (1)")
+        dump = tmp_path / "dump"
+        dump.mkdir()
+        (dump / "database.json").write_text('{"database": "' + SCRATCH + '", "own')
+
+        run = probe([{"name": "Restore", "ansible.builtin.include_role": {
+            "name": "drtool_postgres", "tasks_from": "restore_dump"}, "vars": {
+            "drtool_postgres_port": sandbox.port("pg_target"), "drtool_postgres_password": password,
+            "drtool_postgres_database": SCRATCH, "__drtool_postgres_dump": str(dump)}}])
+
+        reason = only_failure(run)
+        assert run.failures[0].task == "Restore the dump"
+        assert reason.startswith(f"cannot read who owned the database from {dump}/database.json"), \
+            reason
+        with pg(sandbox, "pg_target", SCRATCH) as conn:
+            assert conn.execute("SELECT count(*) FROM kept").fetchone()[0] == 1
+        assert password not in artifacts_text(tmp_path)
+    finally:
+        with pg(sandbox, "pg_target", "postgres") as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
+
+
 def test_pg_dump_failing_says_what_pg_dump_said(sandbox, probe, ghost_database, tmp_path):
     password = sandbox.secret("postgres_password")
     run = probe([{"name": "Dump", "drtool.drill.pg_backup": {

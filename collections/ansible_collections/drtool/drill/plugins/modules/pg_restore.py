@@ -114,26 +114,31 @@ from ansible_collections.drtool.drill.plugins.module_utils.postgres import (
 DATABASE_FILE = "database.json"  # written beside the dump by pg_backup
 
 
-def dumped_owner(src):
-    """Who owned the database when it was dumped, when the dump says (None otherwise)."""
-    try:
-        with open(os.path.join(src, DATABASE_FILE), encoding="utf-8") as found:
-            owner = json.load(found).get("owner")
-    except (OSError, ValueError, AttributeError):
+def dumped_owner(module, src):
+    """Who owned the database when it was dumped: the dump's database.json says (None when
+    the dump has none, as a custom-format file or an older dump; the task fails when the
+    file is there and cannot be read)."""
+    path = os.path.join(src, DATABASE_FILE)
+    if not os.path.isfile(path):
         return None
-    return owner if isinstance(owner, str) and owner else None
+    try:
+        with open(path, encoding="utf-8") as found:
+            return json.load(found)["owner"] or None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        module.fail_json(msg="cannot read who owned the database from %s: %s" % (path, exc))
 
 
 def recreate(module, params):
     """Drop the database and create it empty, owned as dumped; what it found and did."""
     psycopg = import_psycopg(module)
-    owner = None if params["no_owner"] else dumped_owner(params["src"])
+    owner = None if params["no_owner"] else dumped_owner(module, params["src"])
     try:
         with connect(psycopg, params, database="postgres") as conn:
             existed, _, owned_by = recreate_database(psycopg, conn, params["database"],
                                                      "recreated", owner)
     except psycopg.Error as exc:
-        module.fail_json(msg="PostgreSQL %s:%s: %s" % (params["host"], params["port"], exc))
+        module.fail_json(msg="PostgreSQL %s:%s: the database could not be recreated, nothing "
+                         "was restored: %s" % (params["host"], params["port"], exc))
     return {"existed": existed, "owner": owned_by}
 
 
