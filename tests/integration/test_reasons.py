@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from drtool.adapters.ansible import PlaybookRun
 from tests.ansible_probe import Probe, artifacts_text, only_failure, probe_runner
 from tests.conftest import Drtool, pg
 
@@ -134,6 +135,16 @@ def ghost_database(sandbox: Drtool) -> Iterator[str]:
         drop()
 
 
+def restore_dump(probe: Probe, sandbox: Drtool, database: str, dump: Path) -> PlaybookRun:
+    """Run the role file a restore and a rollback both include into the sandbox target's
+    `database`, with its variables as they set them."""
+    return probe([{"name": "Restore", "ansible.builtin.include_role": {
+        "name": "drtool_postgres", "tasks_from": "restore_dump"}, "vars": {
+        "drtool_postgres_port": sandbox.port("pg_target"),
+        "drtool_postgres_password": sandbox.secret("postgres_password"),
+        "drtool_postgres_database": database, "__drtool_postgres_dump": str(dump)}}])
+
+
 def test_pg_restore_of_a_database_whose_owner_the_target_lacks_says_so(sandbox, probe,
                                                                        ghost_database,
                                                                        tmp_path):
@@ -144,11 +155,7 @@ def test_pg_restore_of_a_database_whose_owner_the_target_lacks_says_so(sandbox, 
                     "--username=postgres", "--no-password", ghost_database],
                    env=dict(os.environ, PGPASSWORD=password), check=True, timeout=60)
 
-    # The role file a restore and a rollback both include, with its variables as they set them.
-    run = probe([{"name": "Restore", "ansible.builtin.include_role": {
-        "name": "drtool_postgres", "tasks_from": "restore_dump"}, "vars": {
-        "drtool_postgres_port": sandbox.port("pg_target"), "drtool_postgres_password": password,
-        "drtool_postgres_database": ghost_database, "__drtool_postgres_dump": str(dump)}}])
+    run = restore_dump(probe, sandbox, ghost_database, dump)
 
     reason = only_failure(run)
     assert run.failures[0].task == "Restore the dump"
@@ -173,10 +180,7 @@ def test_a_dump_whose_database_file_cannot_be_read_is_refused_before_the_drop(
         dump.mkdir()
         (dump / "database.json").write_text('{"database": "' + SCRATCH + '", "own')
 
-        run = probe([{"name": "Restore", "ansible.builtin.include_role": {
-            "name": "drtool_postgres", "tasks_from": "restore_dump"}, "vars": {
-            "drtool_postgres_port": sandbox.port("pg_target"), "drtool_postgres_password": password,
-            "drtool_postgres_database": SCRATCH, "__drtool_postgres_dump": str(dump)}}])
+        run = restore_dump(probe, sandbox, SCRATCH, dump)
 
         reason = only_failure(run)
         assert run.failures[0].task == "Restore the dump"

@@ -187,7 +187,7 @@ def main():
     params = module.params
     if not os.path.exists(params["src"]):
         module.fail_json(msg="no dump at %s" % params["src"])
-    recreated = recreate(module, params) if params["recreate"] else {}
+    result = recreate(module, params) if params["recreate"] else {}
 
     started = time.monotonic()
     try:
@@ -200,9 +200,9 @@ def main():
                                           [params["password"]]), rc=done.returncode)
     duration_s = round(time.monotonic() - started, 3)
     if params["measure"]:
-        recreated["measured"] = measure(module, params)
+        result["measured"] = measure(module, params)
     module.exit_json(changed=True, duration_s=duration_s, no_owner=params["no_owner"],
-                     no_privileges=params["no_privileges"], role=params["role"], **recreated)
+                     no_privileges=params["no_privileges"], role=params["role"], **result)
 
 
 if __name__ == "__main__":
