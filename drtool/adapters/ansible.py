@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -66,11 +67,14 @@ OTHER_MODULE_CODE = ("ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS", "A
 
 def payload_key(content_root: Path) -> str:
     """What the payloads Ansible builds are made of, as a short hash: ansible-core's version
-    and where it is installed (its builtin modules and module_utils), and every file of the
-    drtool.drill collection's plugins. Payloads hold code only, never a task's arguments."""
+    and where it is installed (its builtin modules and module_utils), the bytecode version of
+    the Python that compiles them (the payload_cache callback adds their bytecode), and every
+    file of the drtool.drill collection's plugins. Payloads hold code only, never a task's
+    arguments."""
     from ansible import release  # noqa: PLC0415 - a small module; ansible itself is not loaded
 
-    digest = hashlib.sha256(f"{release.__version__}\0{Path(release.__file__).parent}".encode())
+    digest = hashlib.sha256(f"{release.__version__}\0{Path(release.__file__).parent}".encode()
+                            + b"\0" + importlib.util.MAGIC_NUMBER)
     plugins = content_root / "collections" / "ansible_collections" / "drtool" / "drill" / "plugins"
     for path in sorted(plugins.rglob("*.py")):
         digest.update(b"\0" + str(path.relative_to(plugins)).encode() + b"\0" + path.read_bytes())

@@ -14,6 +14,13 @@ Ansible's folder a link to it. Ansible itself still does the rest: it takes a fi
 before it builds a payload and renames the finished file into place, so runs side by side
 share the folder safely. Without the variable (a playbook run by hand, molecule) it does
 nothing, and Ansible builds its payloads as it always does.
+
+Each payload it builds then also holds the bytecode of its Python files. A module runs by
+importing them from the payload's zip, and zipimport writes no bytecode: without it, every
+module run compiled ansible's module_utils and the module again (about 40 % of a module
+process's CPU; bench/README.md). The bytecode is checked against its source (PEP 552 hash
+pycs) and made by the controller's Python: a host whose Python is another version sees a
+magic number it does not know and imports the source, as it did before.
 """
 
 from __future__ import annotations
@@ -25,19 +32,29 @@ short_description: Share Ansible's module payloads between drtool's runs
 description:
   - Links the ansiballz_cache folder of ansible-playbook's temporary directory to the folder
     DRTOOL_PAYLOAD_CACHE names, so that module payloads are built once, not once a run.
+  - Adds the bytecode of each payload's Python files to the payloads it builds, so that a
+    module run does not compile them again.
   - Does nothing when DRTOOL_PAYLOAD_CACHE is not set.
 requirements:
   - enabled in ansible.cfg (callbacks_enabled)
 """
 
+import functools
+import importlib.util
+import inspect
+import marshal
 import os
+import zipfile
 
 from ansible import constants as C
+from ansible.executor import module_common
 from ansible.plugins.callback import CallbackBase
 
 # The folder of ANSIBLE_LOCAL_TEMP's per-run directory where ansible-core keeps payloads
 # (ansible.executor.module_common).
 ANSIBLE_FOLDER = "ansiballz_cache"
+# PEP 552: a pyc whose header holds its source's hash, which the importer checks.
+CHECKED_HASH_PYC = 0b11
 
 
 class CallbackModule(CallbackBase):
@@ -52,6 +69,7 @@ class CallbackModule(CallbackBase):
         local_tmp = getattr(C, "DEFAULT_LOCAL_TMP", None)
         if not shared or not local_tmp:
             return
+        add_bytecode_to_payloads()
         link = os.path.join(local_tmp, ANSIBLE_FOLDER)
         try:
             os.makedirs(shared, mode=0o700, exist_ok=True)
@@ -60,3 +78,50 @@ class CallbackModule(CallbackBase):
                 os.symlink(shared, link)
         except OSError:
             pass  # no link: Ansible builds the payloads in its own folder, as without drtool
+
+
+def add_bytecode_to_payloads():
+    """Make the ansible-playbook process (and its task workers, forked from it) add bytecode
+    to the module payloads it builds: Ansible writes the module last (_add_module_to_zip),
+    with the payload's zip still open. Nothing changes where that function is not what it
+    was written against, or where a payload carries a debugger's or coverage's extensions
+    (they map source files)."""
+    build = getattr(module_common, "_add_module_to_zip", None)
+    if build is None or getattr(build, "drtool_bytecode", False):
+        return
+    try:
+        parameters = list(inspect.signature(build).parameters)
+    except (TypeError, ValueError):
+        return
+    if parameters[:1] != ["zf"] or parameters[-1:] != ["extension_manager"]:
+        return
+
+    @functools.wraps(build)
+    def with_bytecode(zf, *args, **kwargs):
+        build(zf, *args, **kwargs)
+        extensions = kwargs.get("extension_manager", args[-1] if args else None)
+        if isinstance(zf, zipfile.ZipFile) and not getattr(extensions, "extension_names", None):
+            add_bytecode(zf)
+
+    with_bytecode.drtool_bytecode = True
+    module_common._add_module_to_zip = with_bytecode
+
+
+def add_bytecode(zf):
+    """Beside every .py file of the open zip `zf`, its bytecode (a checked-hash .pyc, which
+    zipimport prefers to the source while it matches it); a file this Python cannot compile
+    keeps its source only."""
+    names = set(zf.namelist())
+    for info in list(zf.infolist()):
+        if not info.filename.endswith(".py") or info.filename + "c" in names:
+            continue
+        source = zf.read(info)
+        try:
+            code = compile(source, info.filename, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError):
+            continue
+        pyc = zipfile.ZipInfo(info.filename + "c", date_time=info.date_time)
+        pyc.compress_type = zf.compression
+        pyc.external_attr = info.external_attr
+        zf.writestr(pyc, importlib.util.MAGIC_NUMBER + CHECKED_HASH_PYC.to_bytes(4, "little")
+                    + importlib.util.source_hash(source) + marshal.dumps(code))
