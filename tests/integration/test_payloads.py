@@ -35,22 +35,24 @@ def test_a_second_operation_builds_no_payload_the_first_one_built(sandbox: Drtoo
     # The modules the preflight and the backup ran (named by where Ansible found them).
     modules = {name.split("-")[0].rsplit(".", 1)[-1] for name in built}
     assert modules >= {"pg_facts", "pg_backup"}, built
-    # Every payload the passed backup's modules ran from holds its files' bytecode, which
-    # zipimport takes over the source: the code of pg_backup's module_utils carries the
-    # payload-relative name it was compiled with, not the path of the zip it came from.
+    # Every payload the passed backup's modules ran from holds the bytecode of its files but
+    # the module's own, which zipimport takes over the source: the code of pg_backup's
+    # module_utils carries the name it was compiled with, not the path of the zip it is in.
     [folder] = (sandbox.home / "run" / "payloads").iterdir()
     for name in built:
         with (folder / name).open("rb") as cached:  # ansible-core's own cache file
             data = base64.b64decode(pickle.load(cached).zip_data)  # noqa: S301
         names = zipfile.ZipFile(io.BytesIO(data)).namelist()
-        sources = sorted(n for n in names if n.endswith(".py"))
+        module = name.split("-")[0].replace(".", "/") + ".py"
+        sources = sorted(n for n in names if n.endswith(".py") and n != module)
+        assert module in names and module + "c" not in names, name
         assert sorted(n[:-1] for n in names if n.endswith(".pyc")) == sources, name
         if ".pg_backup-" in name:
             zipped = sandbox.home / "pg_backup-payload.zip"
             zipped.write_bytes(data)
             code = zipimport.zipimporter(f"{zipped}/ansible/module_utils/").get_code(
                 "ansible.module_utils.basic")
-            assert code.co_filename == "ansible/module_utils/basic.py"
+            assert code.co_filename == "/ansible/module_utils/basic.py"
 
     # (A run killed by an earlier test leaves its own folder behind: only new ones count.)
     runs_tmp = sandbox.home / "run" / "ansible-tmp"

@@ -15,12 +15,22 @@ before it builds a payload and renames the finished file into place, so runs sid
 share the folder safely. Without the variable (a playbook run by hand, molecule) it does
 nothing, and Ansible builds its payloads as it always does.
 
-Each payload it builds then also holds the bytecode of its Python files. A module runs by
+Each payload it builds then also holds the bytecode of its module_utils. A module runs by
 importing them from the payload's zip, and zipimport writes no bytecode: without it, every
-module run compiled ansible's module_utils and the module again (about 40 % of a module
-process's CPU; bench/README.md). The bytecode is checked against its source (PEP 552 hash
-pycs) and made by the controller's Python: a host whose Python is another version sees a
-magic number it does not know and imports the source, as it did before.
+module run compiled ansible's module_utils again (about 50 ms of CPU a module run here;
+bench/README.md, "Bytecode in the module payloads"). The bytecode is checked against its
+source (PEP 552 hash pycs), compiled without optimisation whatever the controller's -O, by
+the controller's Python: a host whose Python is another version sees a magic number it does
+not know and imports the source, as before (its payloads are larger for nothing).
+
+The module's own file keeps its source only, so that what Ansible reads from a module's
+code (which plugin a deprecation comes from, the module's __file__) is as without drtool.
+Code from the bytecode carries its file name as compiled, "/" and its place in the payload
+(/ansible/module_utils/basic.py), not the payload's temporary path: tracebacks read the
+same, a collection's module_utils are still found as such, but a deprecation raised from
+ansible-core's own module_utils, which Ansible attributes to ansible-core by that path, is
+then attributed to no one; and basic.py's __file__, which it logs to the host's journal as
+MODULE, ends in .pyc. drtool's modules raise no deprecation.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ short_description: Share Ansible's module payloads between drtool's runs
 description:
   - Links the ansiballz_cache folder of ansible-playbook's temporary directory to the folder
     DRTOOL_PAYLOAD_CACHE names, so that module payloads are built once, not once a run.
-  - Adds the bytecode of each payload's Python files to the payloads it builds, so that a
+  - Adds the bytecode of each payload's module_utils to the payloads it builds, so that a
     module run does not compile them again.
   - Does nothing when DRTOOL_PAYLOAD_CACHE is not set.
 requirements:
@@ -44,6 +54,7 @@ import importlib.util
 import inspect
 import marshal
 import os
+import warnings
 import zipfile
 
 from ansible import constants as C
@@ -90,34 +101,43 @@ def add_bytecode_to_payloads():
     if build is None or getattr(build, "drtool_bytecode", False):
         return
     try:
-        parameters = list(inspect.signature(build).parameters)
+        signature = inspect.signature(build)
     except (TypeError, ValueError):
         return
-    if parameters[:1] != ["zf"] or parameters[-1:] != ["extension_manager"]:
+    parameters = list(signature.parameters)
+    if parameters[:1] != ["zf"] or parameters[-1:] != ["extension_manager"] or (
+            "remote_module_fqn" not in parameters):
         return
 
     @functools.wraps(build)
-    def with_bytecode(zf, *args, **kwargs):
-        build(zf, *args, **kwargs)
-        extensions = kwargs.get("extension_manager", args[-1] if args else None)
+    def with_bytecode(*args, **kwargs):
+        build(*args, **kwargs)
+        given = signature.bind(*args, **kwargs).arguments
+        zf, extensions = given["zf"], given["extension_manager"]
         if isinstance(zf, zipfile.ZipFile) and not getattr(extensions, "extension_names", None):
-            add_bytecode(zf)
+            module = "/".join(str(given["remote_module_fqn"]).split(".")) + ".py"
+            add_bytecode(zf, leave=(module,))
 
     with_bytecode.drtool_bytecode = True
     module_common._add_module_to_zip = with_bytecode
 
 
-def add_bytecode(zf):
-    """Beside every .py file of the open zip `zf`, its bytecode (a checked-hash .pyc, which
-    zipimport prefers to the source while it matches it); a file this Python cannot compile
-    keeps its source only."""
+def add_bytecode(zf, leave=()):
+    """Beside every .py file of the open zip `zf` but those in `leave`, its bytecode (a
+    checked-hash .pyc, which zipimport prefers to the source while it matches it); a file
+    this Python cannot compile keeps its source only."""
     names = set(zf.namelist())
     for info in list(zf.infolist()):
-        if not info.filename.endswith(".py") or info.filename + "c" in names:
+        if (not info.filename.endswith(".py") or info.filename in leave
+                or info.filename + "c" in names):
             continue
         source = zf.read(info)
         try:
-            code = compile(source, info.filename, "exec", dont_inherit=True)
+            with warnings.catch_warnings():
+                # A newer Python's warnings about a file's escapes are not drtool's to show.
+                warnings.simplefilter("ignore", SyntaxWarning)
+                code = compile(source, "/" + info.filename, "exec", dont_inherit=True,
+                               optimize=0)
         except (SyntaxError, ValueError):
             continue
         pyc = zipfile.ZipInfo(info.filename + "c", date_time=info.date_time)
