@@ -1,6 +1,6 @@
 """Module payloads: Ansible builds each module's payload once for every run of drtool's
 playbooks (the drtool.drill.payload_cache callback links each run's folder to one shared
-folder), not once in every ansible-playbook run, and with the bytecode of its Python files,
+folder), not once in every ansible-playbook run, and with the bytecode of its module_utils,
 which the module runs import instead of compiling the source."""
 
 from __future__ import annotations
