@@ -8,7 +8,9 @@
 #   DRTOOL_HOME=/tmp/dh DRTOOL_SANDBOX_PORT_BASE=30400 farm-bench -n 5 --warmup 1 \
 #       --vs "bench/module_runs.sh /tmp/wt-base" -- bench/module_runs.sh "$PWD"
 #
-# It reads the sandbox's inventory (hosts and their Python) only: no host is changed.
+# It reads the sandbox's inventory (hosts and their Python) only: no host is changed. Its
+# playbook, payload folder and last output stay in $TMPDIR/drtool-module-runs-* for the next
+# run; remove them when done.
 set -eu
 root=$(cd "${1:?usage: module_runs.sh ROOT [TASKS]}" && pwd)
 tasks=${2:-25}
